@@ -1,0 +1,216 @@
+"""Command-line options and ini keys, resolved once into a frozen :class:`Settings`.
+
+Precedence is CLI > environment > ini > default. The resolved object lives in
+``config.stash[SETTINGS_KEY]``; nothing else reads options directly.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_skills.models import DEFAULT_ALIASES, ModelSpec, SpecError, parse_aliases, parse_model_spec
+
+CACHE_MODES = ("auto", "replay", "refresh", "off")
+GGUF_DIR_ENV = "PYTEST_SKILLS_GGUF_DIR"
+
+
+@dataclass(frozen=True)
+class Settings:
+    models: tuple[ModelSpec, ...] = ()
+    baseline: bool = True
+    cache_mode: str = "auto"
+    cache_mode_reason: str = "default"
+    cache_dir: Path = Path(".skill-cache")
+    cache_prune: bool = False
+    concurrency: int = 8
+    retries: int = 4
+    timeout: float = 120.0
+    trials: int = 1
+    pass_threshold: float = 1.0
+    report_path: Path | None = None
+    min_lift: float | None = None
+    min_lift_significant: bool = False
+    judge_model: ModelSpec | None = None
+    gguf_dirs: tuple[Path, ...] = ()
+    aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
+
+
+SETTINGS_KEY = pytest.StashKey[Settings]()
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("skills", "agent skill tests (pytest-skills)")
+    group.addoption(
+        "--skill-model", action="append", default=[], metavar="SPEC",
+        help="model to run skill cases on: alias (haiku, gemma3-270m) or "
+        "provider:name[@base_url]; repeatable. ini: skill_models",
+    )
+    group.addoption(
+        "--no-skill-baseline", action="store_true", default=False,
+        help="skip the baseline (without-skill) calls; no lift is reported",
+    )
+    group.addoption(
+        "--skill-cache", choices=CACHE_MODES, default=None,
+        help="response cache mode: auto (default), replay (default when CI is set), "
+        "refresh, off. ini: skill_cache",
+    )
+    group.addoption(
+        "--skill-cache-dir", default=None, metavar="DIR",
+        help="response cache directory (default: .skill-cache under rootdir). ini: skill_cache_dir",
+    )
+    group.addoption(
+        "--skill-cache-prune", action="store_true", default=False,
+        help="after a full run, delete cache entries that no selected item used",
+    )
+    group.addoption(
+        "--skill-concurrency", type=int, default=None, metavar="N",
+        help="model calls in flight at once (default 8). ini: skill_concurrency",
+    )
+    group.addoption(
+        "--skill-retries", type=int, default=None, metavar="N",
+        help="retries for rate limits, overload, 5xx and timeouts (default 4)",
+    )
+    group.addoption(
+        "--skill-timeout", type=float, default=None, metavar="SECONDS",
+        help="timeout of one model call (default 120)",
+    )
+    group.addoption(
+        "--skill-trials", type=int, default=None, metavar="N",
+        help="run every condition N times (default 1). ini: skill_trials",
+    )
+    group.addoption(
+        "--skill-pass-threshold", type=float, default=None, metavar="FRACTION",
+        help="fraction of with-skill trials that must pass (default 1.0: all)",
+    )
+    group.addoption(
+        "--skill-report", default=None, metavar="PATH", help="write the JSON report to PATH",
+    )
+    group.addoption(
+        "--skill-min-lift", default=None, metavar="POINTS",
+        help="fail the session when a model's lift is below POINTS percentage points; "
+        "'POINTS:ci' demands the interval's lower bound clear it",
+    )
+    group.addoption(
+        "--skill-judge-model", default=None, metavar="SPEC",
+        help="model that grades 'judge' checks. ini: skill_judge_model",
+    )
+    parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
+    parser.addini(
+        "skill_model_aliases", "extra model aliases, one 'alias = spec' per line",
+        type="linelist", default=[],
+    )
+    parser.addini("skill_cache", "response cache mode", default="")
+    parser.addini("skill_cache_dir", "response cache directory", default="")
+    parser.addini("skill_concurrency", "model calls in flight at once", default="")
+    parser.addini("skill_trials", "trials per condition", default="")
+    parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
+    parser.addini(
+        "skill_gguf_dirs", "directories searched for GGUF files named by aliases",
+        type="paths", default=[],
+    )
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+def _int(value: object, name: str, minimum: int) -> int:
+    try:
+        number = int(value)  # type: ignore[call-overload]
+    except (TypeError, ValueError):
+        raise pytest.UsageError(f"{name}: expected a whole number, got {value!r}") from None
+    if number < minimum:
+        raise pytest.UsageError(f"{name}: must be at least {minimum}, got {number}")
+    return number
+
+
+def _cache_mode(config: pytest.Config) -> tuple[str, str]:
+    cli = config.getoption("skill_cache")
+    if cli:
+        return cli, "--skill-cache"
+    if _truthy(os.environ.get("CI")):
+        return "replay", "CI is set"
+    ini = str(config.getini("skill_cache")).strip()
+    if ini:
+        if ini not in CACHE_MODES:
+            raise pytest.UsageError(
+                f"ini skill_cache = {ini!r}: choose one of {', '.join(CACHE_MODES)}"
+            )
+        return ini, "ini skill_cache"
+    return "auto", "default"
+
+
+def _min_lift(text: str | None) -> tuple[float | None, bool]:
+    if not text:
+        return None, False
+    value, _, form = text.partition(":")
+    try:
+        points = float(value)
+    except ValueError:
+        raise pytest.UsageError(
+            f"--skill-min-lift {text!r}: expected points, e.g. 10 or 10:ci"
+        ) from None
+    if form not in ("", "ci"):
+        raise pytest.UsageError(f"--skill-min-lift {text!r}: the only form is POINTS:ci")
+    return points, form == "ci"
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read options, environment and ini into one Settings; raise UsageError on bad input."""
+    try:
+        aliases = {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
+        typed = list(config.getoption("skill_model")) or list(config.getini("skill_models"))
+        models = tuple(parse_model_spec(text, aliases) for text in typed)
+        judge_text = config.getoption("skill_judge_model") or str(config.getini("skill_judge_model"))
+        judge = parse_model_spec(judge_text, aliases) if judge_text.strip() else None
+    except SpecError as error:
+        raise pytest.UsageError(f"pytest-skills: {error}") from None
+    names = [m.name for m in models]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise pytest.UsageError(f"--skill-model named twice: {', '.join(duplicates)}")
+
+    mode, reason = _cache_mode(config)
+    cache_dir_text = config.getoption("skill_cache_dir") or str(config.getini("skill_cache_dir"))
+    cache_dir = Path(cache_dir_text) if cache_dir_text else config.rootpath / ".skill-cache"
+    if not cache_dir.is_absolute():
+        cache_dir = config.rootpath / cache_dir
+
+    concurrency = config.getoption("skill_concurrency") or config.getini("skill_concurrency") or 8
+    trials = config.getoption("skill_trials") or config.getini("skill_trials") or 1
+    retries = config.getoption("skill_retries")
+    timeout = config.getoption("skill_timeout")
+    threshold = config.getoption("skill_pass_threshold")
+    if threshold is not None and not 0.0 < threshold <= 1.0:
+        raise pytest.UsageError("--skill-pass-threshold: expected a fraction in (0, 1]")
+    if timeout is not None and timeout <= 0:
+        raise pytest.UsageError("--skill-timeout: expected a positive number of seconds")
+    min_lift, significant = _min_lift(config.getoption("skill_min_lift"))
+    report = config.getoption("skill_report")
+
+    env_dirs = [Path(p) for p in os.environ.get(GGUF_DIR_ENV, "").split(os.pathsep) if p]
+    ini_dirs = [Path(p) for p in config.getini("skill_gguf_dirs")]
+
+    return Settings(
+        models=models,
+        baseline=not config.getoption("no_skill_baseline"),
+        cache_mode=mode,
+        cache_mode_reason=reason,
+        cache_dir=cache_dir,
+        cache_prune=bool(config.getoption("skill_cache_prune")),
+        concurrency=_int(concurrency, "skill_concurrency", 1),
+        retries=_int(4 if retries is None else retries, "--skill-retries", 0),
+        timeout=120.0 if timeout is None else float(timeout),
+        trials=_int(trials, "skill_trials", 1),
+        pass_threshold=1.0 if threshold is None else float(threshold),
+        report_path=Path(report) if report else None,
+        min_lift=min_lift,
+        min_lift_significant=significant,
+        judge_model=judge,
+        gguf_dirs=tuple(env_dirs + ini_dirs),
+        aliases=aliases,
+    )
