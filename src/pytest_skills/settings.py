@@ -6,13 +6,20 @@ Precedence is CLI > environment > ini > default. The resolved object lives in
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from pytest_skills.models import DEFAULT_ALIASES, ModelSpec, SpecError, parse_aliases, parse_model_spec
+from pytest_skills.models import (
+    DEFAULT_ALIASES,
+    ModelSpec,
+    SpecError,
+    parse_aliases,
+    parse_model_spec,
+)
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
 GGUF_DIR_ENV = "PYTEST_SKILLS_GGUF_DIR"
@@ -37,6 +44,11 @@ class Settings:
     judge_model: ModelSpec | None = None
     gguf_dirs: tuple[Path, ...] = ()
     aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
+
+    @property
+    def required_passes(self) -> int:
+        """With-skill trials an item must pass: the threshold's share, rounded up."""
+        return max(1, math.ceil(self.pass_threshold * self.trials - 1e-9))
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()

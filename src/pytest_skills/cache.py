@@ -1,0 +1,209 @@
+"""The on-disk response cache: a diskcache directory meant to be committed.
+
+Entries are JSON text (never pickles) keyed by :attr:`Request.key`. Each entry keeps
+a fingerprint of the key's fields, so that a replay miss can say what differs from
+the nearest recorded entry for the same case and model. diskcache writes through
+SQLite transactions, so concurrent xdist workers and a run killed mid-way never
+leave a half-written entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_skills.models import Request, Response
+
+SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET")
+#: Shorter values ("1", "true") would match everywhere and say nothing about secrets.
+MIN_SECRET_LENGTH = 8
+
+FIELD_LABELS = {
+    "schema": "cache schema version",
+    "provider": "provider",
+    "model": "model id",
+    "base_url": "base URL",
+    "system": "skill text",
+    "prompt": "case input",
+    "temperature": "temperature",
+    "max_tokens": "max_tokens",
+    "seed": "seed",
+    "trial": "trial index",
+    "prompt_format": "prompt format",
+}
+
+
+class CacheError(Exception):
+    """The cache directory cannot be used; the message says how to recover."""
+
+
+class SecretInEntry(Exception):
+    """Raised instead of writing an entry that holds the value of a secret variable."""
+
+    def __init__(self, variable: str):
+        super().__init__(
+            f"not cached: the answer contains the value of ${variable}; secrets never reach disk"
+        )
+        self.variable = variable
+
+
+def fingerprint(request: Request) -> dict[str, Any]:
+    """The key's fields with long texts replaced by digests: small, comparable, readable."""
+    fields = request.key_fields()
+    for name in ("system", "prompt"):
+        if fields[name] is not None:
+            fields[name] = hashlib.sha256(fields[name].encode("utf-8")).hexdigest()[:16]
+    return fields
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in environ.items()
+        if any(part in name.upper() for part in SECRET_NAME_PARTS)
+        and len(value) >= MIN_SECRET_LENGTH
+    }
+
+
+def find_secret(text: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The name of a secret variable whose value appears in ``text``, if any."""
+    for name, value in secret_values(environ).items():
+        if value in text:
+            return name
+    return None
+
+
+@dataclass(frozen=True)
+class Entry:
+    key: str
+    label: str
+    fields: Mapping[str, Any]
+    response: Response
+
+
+class ResponseCache:
+    """Read and write recorded responses. Opened lazily: replay-free runs never touch disk."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self._store: Any = None
+
+    def _open(self) -> Any:
+        if self._store is None:
+            import diskcache
+
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                self._store = diskcache.Cache(str(self.directory), eviction_policy="none",
+                                              size_limit=2**40)
+            except (OSError, sqlite3.Error) as error:
+                raise CacheError(
+                    f"cannot open the response cache at {self.directory}: {error}. "
+                    "Check its permissions, point --skill-cache-dir elsewhere, or delete the "
+                    "directory and record again (or run with --skill-cache=off)."
+                ) from None
+        return self._store
+
+    def _guard(self, action: str) -> Any:
+        return _Guard(self.directory, action)
+
+    def get(self, request: Request) -> Response | None:
+        with self._guard("read"):
+            raw = self._open().get(request.key)
+        if raw is None:
+            return None
+        return self._decode(request.key, raw).response
+
+    def put(self, request: Request, response: Response, label: str) -> None:
+        payload = json.dumps(
+            {"label": label, "fields": fingerprint(request), "response": response.to_json()},
+            sort_keys=True,
+        )
+        leaked = find_secret(payload)
+        if leaked:
+            raise SecretInEntry(leaked)
+        with self._guard("write"):
+            self._open().set(request.key, payload)
+
+    def _decode(self, key: str, raw: Any) -> Entry:
+        try:
+            data = json.loads(raw)
+            return Entry(key, data.get("label", ""), data["fields"],
+                         Response.from_json(data["response"], cached=True))
+        except (TypeError, ValueError, KeyError) as error:
+            raise CacheError(
+                f"cache entry {key[:12]} in {self.directory} is unreadable ({error}); "
+                "re-record it with --skill-cache=refresh"
+            ) from None
+
+    def entries(self) -> Iterator[Entry]:
+        with self._guard("read"):
+            store = self._open()
+            keys = list(store.iterkeys())
+        for key in keys:
+            with self._guard("read"):
+                raw = store.get(key)
+            if raw is not None:
+                yield self._decode(key, raw)
+
+    def keys(self) -> set[str]:
+        with self._guard("read"):
+            return set(self._open().iterkeys())
+
+    def delete(self, keys: Iterable[str]) -> int:
+        removed = 0
+        with self._guard("write"):
+            store = self._open()
+            for key in keys:
+                removed += bool(store.delete(key))
+        return removed
+
+    def explain_miss(self, request: Request, label: str) -> str:
+        """Say what differs between ``request`` and the nearest entry for the same case."""
+        wanted = fingerprint(request)
+        best: tuple[int, list[str]] | None = None
+        for entry in self.entries():
+            if entry.label != label:
+                continue
+            differing = [name for name in FIELD_LABELS if entry.fields.get(name) != wanted.get(name)]
+            if best is None or len(differing) < best[0]:
+                best = (len(differing), differing)
+        if best is None:
+            return "nothing is recorded for this case and model"
+        details = []
+        for name in best[1]:
+            details.append(FIELD_LABELS[name] if name in ("system", "prompt")
+                           else f"{FIELD_LABELS[name]} ({wanted.get(name)!r})")
+        return "the nearest recorded entry differs in: " + ", ".join(details)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+class _Guard:
+    """Turn SQLite and OS errors into a CacheError that names the way out."""
+
+    def __init__(self, directory: Path, action: str):
+        self.directory = directory
+        self.action = action
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> bool:
+        if isinstance(error, (sqlite3.Error, OSError)):
+            raise CacheError(
+                f"cannot {self.action} the response cache at {self.directory}: {error}. "
+                "If it is corrupt, delete the directory and record again; to run without it, "
+                "use --skill-cache=off."
+            ) from None
+        return False

@@ -1,0 +1,225 @@
+"""Assertion kinds for model answers, and the registry that holds them.
+
+A case's ``expect`` mapping becomes one :class:`Check` tree at collection time (so a
+bad regex or an unknown kind is a collection error, not a test failure); at run
+time the tree is evaluated against the answer into a :class:`CheckResult` tree that
+says which check failed, what it wanted and what it saw.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+COMBINATORS = ("all", "any")
+
+
+class CheckSpecError(ValueError):
+    """An expectation that cannot be used; ``path`` locates it inside ``expect``."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()):
+        super().__init__(message)
+        self.path = path
+
+
+@dataclass(frozen=True)
+class Check:
+    kind: str
+    #: Normalised by the kind's validator: for ``all``/``any`` a tuple of Checks.
+    value: Any
+    #: Where the check sits inside the case's ``expect`` mapping (for line lookup).
+    path: tuple[str | int, ...] = ()
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    kind: str
+    passed: bool
+    expected: str
+    #: What was seen, or why it failed: shown beside ``expected`` on failure.
+    actual: str
+    children: tuple[CheckResult, ...] = ()
+
+    def failures(self) -> list[CheckResult]:
+        """The leaf results that made this one fail (all leaves of a failed ``any``)."""
+        if self.passed:
+            return []
+        if not self.children:
+            return [self]
+        return [leaf for child in self.children for leaf in child.failures()]
+
+
+Evaluator = Callable[[Any, str], CheckResult]
+Validator = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    name: str
+    evaluate: Evaluator
+    validate: Validator
+    description: str = ""
+
+
+class CheckRegistry:
+    """Check kinds by name. Plugins add theirs in ``pytest_skills_register_checks``."""
+
+    def __init__(self) -> None:
+        self._kinds: dict[str, CheckKind] = {}
+
+    def register(
+        self,
+        name: str,
+        evaluate: Evaluator,
+        *,
+        validate: Validator | None = None,
+        description: str = "",
+    ) -> None:
+        """Add (or replace) a kind. ``validate`` normalises the YAML value or raises ValueError."""
+        if name in COMBINATORS:
+            raise ValueError(f"{name!r} is a combinator and cannot be redefined")
+        self._kinds[name] = CheckKind(name, evaluate, validate or (lambda value: value), description)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._kinds or name in COMBINATORS
+
+    @property
+    def kinds(self) -> list[str]:
+        return sorted([*self._kinds, *COMBINATORS])
+
+    def parse(self, expect: Any, path: tuple[str | int, ...] = ()) -> Check:
+        """Turn an ``expect`` mapping into one Check; several keys mean all must pass."""
+        if not isinstance(expect, Mapping) or not expect:
+            raise CheckSpecError(
+                "expected a mapping of check kinds, e.g. {contains: '9.0'}", path
+            )
+        checks = tuple(self._parse_one(str(k), v, (*path, str(k))) for k, v in expect.items())
+        return checks[0] if len(checks) == 1 else Check("all", checks, path)
+
+    def _parse_one(self, kind: str, value: Any, path: tuple[str | int, ...]) -> Check:
+        if kind in COMBINATORS:
+            if not isinstance(value, Sequence) or isinstance(value, str) or not value:
+                raise CheckSpecError(f"'{kind}' takes a non-empty list of expectations", path)
+            return Check(kind, tuple(self.parse(v, (*path, i)) for i, v in enumerate(value)), path)
+        if kind not in self._kinds:
+            raise CheckSpecError(
+                f"unknown check kind {kind!r}; known kinds: {', '.join(self.kinds)}", path
+            )
+        try:
+            normalised = self._kinds[kind].validate(value)
+        except (ValueError, TypeError) as error:
+            raise CheckSpecError(f"{kind}: {error}", path) from None
+        return Check(kind, normalised, path)
+
+    def evaluate(self, check: Check, answer: str) -> CheckResult:
+        if check.kind in COMBINATORS:
+            children = tuple(self.evaluate(child, answer) for child in check.value)
+            combine = all if check.kind == "all" else any
+            passed = combine(child.passed for child in children)
+            summary = f"{sum(c.passed for c in children)} of {len(children)} passed"
+            return CheckResult(check.kind, passed, f"{check.kind} of {len(children)}", summary, children)
+        return self._kinds[check.kind].evaluate(check.value, answer)
+
+
+# --- built-in kinds -------------------------------------------------------------------
+
+def _strings(value: Any) -> tuple[str, ...]:
+    items = [value] if isinstance(value, (str, int, float)) else value
+    if not isinstance(items, Sequence) or not items:
+        raise ValueError("expected a string or a non-empty list of strings")
+    if not all(isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in items):
+        raise ValueError("expected a string or a list of strings")
+    return tuple(str(item) for item in items)
+
+
+def _string(value: Any) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError("expected a string")
+    return str(value)
+
+
+def _excerpt(answer: str, limit: int = 160) -> str:
+    flat = " ".join(answer.split())
+    return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
+
+
+def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
+    # upskill's meaning: every listed string appears, ignoring case.
+    lowered = answer.casefold()
+    missing = [n for n in needles if n.casefold() not in lowered]
+    expected = "contains " + ", ".join(repr(n) for n in needles)
+    actual = f"missing {', '.join(repr(m) for m in missing)}" if missing else "all present"
+    return CheckResult("contains", not missing, expected, actual)
+
+
+def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
+    lowered = answer.casefold()
+    present = [n for n in needles if n.casefold() in lowered]
+    expected = "contains none of " + ", ".join(repr(n) for n in needles)
+    actual = f"found {', '.join(repr(p) for p in present)}" if present else "none present"
+    return CheckResult("not_contains", not present, expected, actual)
+
+
+def _compile(value: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(_string(value))
+    except re.error as error:
+        raise ValueError(f"bad regular expression {value!r}: {error}") from None
+
+
+def _regex(pattern: re.Pattern[str], answer: str) -> CheckResult:
+    match = pattern.search(answer)
+    actual = f"matched {match.group(0)!r}" if match else f"no match in {_excerpt(answer)}"
+    return CheckResult("regex", match is not None, f"matches /{pattern.pattern}/", actual)
+
+
+def _equals(expected: str, answer: str) -> CheckResult:
+    # Surrounding whitespace is noise from every model; inner text must be exact.
+    return CheckResult("equals", answer.strip() == expected.strip(), repr(expected.strip()),
+                       repr(answer.strip()))
+
+
+def _starts_with(prefix: str, answer: str) -> CheckResult:
+    return CheckResult("starts_with", answer.lstrip().startswith(prefix),
+                       f"starts with {prefix!r}", _excerpt(answer, 60))
+
+
+_FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
+
+
+def _json_flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _json(should_parse: bool, answer: str) -> CheckResult:
+    # Models often wrap JSON in one code fence; the content is still the answer.
+    fenced = _FENCE.match(answer)
+    text = fenced.group(1) if fenced else answer
+    try:
+        json.loads(text)
+        parsed, detail = True, "valid JSON"
+    except ValueError as error:
+        parsed, detail = False, f"not JSON ({error})"
+    return CheckResult("json", parsed == should_parse,
+                       "valid JSON" if should_parse else "not JSON", detail)
+
+
+def register_builtin_checks(registry: CheckRegistry) -> None:
+    registry.register("contains", _contains, validate=_strings,
+                      description="every string appears, ignoring case")
+    registry.register("icontains", lambda v, a: _contains(v, a), validate=_strings,
+                      description="alias of contains")
+    registry.register("not_contains", _not_contains, validate=_strings,
+                      description="none of the strings appears, ignoring case")
+    registry.register("regex", _regex, validate=_compile, description="re.search matches")
+    registry.register("equals", _equals, validate=_string,
+                      description="the answer, stripped, equals the string")
+    registry.register("starts_with", _starts_with, validate=_string,
+                      description="the answer, left-stripped, starts with the string")
+    registry.register("json", _json, validate=_json_flag,
+                      description="the answer (or its one code fence) parses as JSON")

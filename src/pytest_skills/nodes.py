@@ -1,0 +1,236 @@
+"""pytest nodes: a :class:`SkillFile` per test file, a :class:`SkillItem` per (case, model)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from _pytest._code.code import TerminalRepr
+from _pytest._io import TerminalWriter
+
+from pytest_skills.checks import CheckResult
+from pytest_skills.models import ModelSpec, Request, Sampling
+from pytest_skills.runner import Call, Outcome
+from pytest_skills.spec import Case, SpecFileError, Suite, load_suite
+
+if TYPE_CHECKING:
+    from pytest_skills.session import SkillRun
+
+CONDITIONS = ("with_skill", "baseline")
+RESULT_PROPERTY = "pytest_skills"
+
+
+class SkillCollectError(Exception):
+    """A test file that cannot be collected; shown as a one-line collection error."""
+
+
+class SkillFile(pytest.File):
+    """``skill_meta.json`` or ``*.skill.yaml``: one item per case and model."""
+
+    def collect(self) -> Iterator[pytest.Item]:
+        from pytest_skills.session import RUN_KEY
+
+        run = self.config.stash[RUN_KEY]
+        try:
+            suite = load_suite(self.path, run.registry)
+        except SpecFileError as error:
+            raise SkillCollectError(str(error)) from None
+        for warning in suite.skill.warnings:
+            self.warn(pytest.PytestWarning(f"{suite.skill.path}: {warning}"))
+        models = run.settings.models
+        for case in suite.cases:
+            if not models:
+                item = SkillItem.from_parent(self, name=case.id, suite=suite, case=case, spec=None)
+                item.add_marker(pytest.mark.skip(reason=run.no_model_reason))
+                yield item
+                continue
+            for spec in models:
+                yield SkillItem.from_parent(
+                    self, name=f"{case.id}[{spec.name}]", suite=suite, case=case, spec=spec
+                )
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        if isinstance(excinfo.value, SkillCollectError):
+            return str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+
+@dataclass(frozen=True)
+class ConditionResult:
+    condition: str
+    trial: int
+    outcome: Outcome
+    check: CheckResult | None
+    cache_key: str
+
+    @property
+    def passed(self) -> bool:
+        return self.check is not None and self.check.passed
+
+    def to_json(self) -> dict[str, Any]:
+        response = self.outcome.response
+        return {
+            "condition": self.condition,
+            "trial": self.trial,
+            "passed": self.passed,
+            "output": response.text if response else None,
+            "cached": response.cached if response else False,
+            "usage": response.to_json()["usage"] if response else None,
+            "latency_s": response.latency_s if response else None,
+            "error": self.outcome.error,
+            "cache_key": self.cache_key,
+        }
+
+
+class SkillCheckFailed(Exception):
+    def __init__(self, results: list[ConditionResult], needed: int):
+        super().__init__("skill check failed")
+        self.results = results
+        self.needed = needed
+
+
+class SkillCallFailed(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class SkillItem(pytest.Item):
+    def __init__(self, *, suite: Suite, case: Case, spec: ModelSpec | None, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.suite = suite
+        self.case = case
+        self.spec = spec
+        self.add_marker(pytest.mark.skill)
+
+    @property
+    def run(self) -> SkillRun:
+        from pytest_skills.session import RUN_KEY
+
+        return self.config.stash[RUN_KEY]
+
+    @property
+    def label(self) -> str:
+        return f"{self.parent.nodeid if self.parent else self.path.name}::{self.case.id}"
+
+    def calls(self) -> list[tuple[str, Call]]:
+        """Every model call this item needs, by condition, in trial order."""
+        if self.spec is None:
+            return []
+        settings = self.run.settings
+        sampling = Sampling().merged(self.suite.defaults).merged(self.case.sampling)
+        is_local = self.spec.provider == "gguf"
+        conditions = CONDITIONS if settings.baseline else CONDITIONS[:1]
+        planned = []
+        for condition in conditions:
+            for trial in range(settings.trials):
+                request = Request(
+                    provider=self.spec.provider,
+                    # The cache key names a local model by file name, never by path.
+                    model=Path(self.spec.model).name if is_local else self.spec.model,
+                    base_url=self.spec.base_url,
+                    system=self.suite.skill.block if condition == "with_skill" else None,
+                    prompt=self.case.prompt,
+                    sampling=sampling,
+                    trial=trial,
+                    prompt_format="auto" if is_local else None,
+                )
+                planned.append((condition, Call(request, self.spec, self.label)))
+        return planned
+
+    def runtest(self) -> None:
+        assert self.spec is not None
+        run = self.run
+        results = []
+        for condition, call in self.calls():
+            outcome = run.runner.outcome(call)
+            for warning in outcome.warnings:
+                self.warn(pytest.PytestWarning(warning))
+            check = (
+                run.registry.evaluate(self.case.check, outcome.response.text)
+                if outcome.response is not None
+                else None
+            )
+            results.append(
+                ConditionResult(condition, call.request.trial, outcome, check, call.request.key)
+            )
+        self.user_properties.append((RESULT_PROPERTY, self.record(results)))
+
+        with_skill = [r for r in results if r.condition == "with_skill"]
+        errors = [r for r in with_skill if r.outcome.error]
+        if errors:
+            raise SkillCallFailed(self.describe_error(errors[0].outcome))
+        needed = run.settings.required_passes
+        if sum(r.passed for r in with_skill) < needed:
+            failed = next((r for r in with_skill if not r.passed and r.outcome.response), None)
+            if failed is not None and failed.outcome.response is not None:
+                self.add_report_section("call", "skill answer", failed.outcome.response.text)
+            raise SkillCheckFailed(with_skill, needed)
+
+    def record(self, results: list[ConditionResult]) -> dict[str, Any]:
+        assert self.spec is not None
+        return {
+            "nodeid": self.nodeid,
+            "skill": self.suite.skill.name,
+            "case": self.case.id,
+            "file": self.parent.nodeid if self.parent else "",
+            "model": self.spec.name,
+            "resolved": self.spec.resolved,
+            "results": [r.to_json() for r in results],
+        }
+
+    def describe_error(self, outcome: Outcome) -> str:
+        message = outcome.error or "unknown error"
+        if outcome.replay_miss:
+            assert self.spec is not None
+            message += (
+                f"\nTo record it, run with the model reachable:\n"
+                f"    pytest '{self.nodeid}' --skill-model {self.spec.name} --skill-cache=auto"
+            )
+        return message
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
+        error = excinfo.value
+        if isinstance(error, SkillCallFailed):
+            return f"{self.spec.name if self.spec else ''}: {error.message}"
+        if isinstance(error, SkillCheckFailed):
+            return FailureRepr(self, error)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.case.line - 1 if self.case.line else None
+        return self.path, line, f"skill case {self.case.id} [{self.spec.name if self.spec else '-'}]"
+
+
+class FailureRepr(TerminalRepr):
+    """Which check failed, expected against actual, then the full answer."""
+
+    def __init__(self, item: SkillItem, error: SkillCheckFailed):
+        self.item = item
+        self.error = error
+
+    def toterminal(self, tw: TerminalWriter) -> None:
+        results = self.error.results
+        passed = sum(r.passed for r in results)
+        model = self.item.spec.name if self.item.spec else ""
+        tw.line(f"{model}: with the skill, {passed} of {len(results)} trial(s) passed "
+                f"(needed {self.error.needed})", bold=True)
+        for result in results:
+            if result.passed or result.check is None:
+                continue
+            prefix = f"trial {result.trial}: " if len(results) > 1 else ""
+            for leaf in result.check.failures():
+                tw.line(f"  {prefix}{leaf.kind} failed", red=True)
+                tw.line(f"    expected: {leaf.expected}")
+                tw.line(f"    actual:   {leaf.actual}")
+        first = next((r for r in results if not r.passed and r.outcome.response), None)
+        if first is not None and first.outcome.response is not None:
+            tw.sep("-", "answer with the skill" + (" (replayed)" if first.outcome.response.cached
+                                                    else ""))
+            tw.line(first.outcome.response.text)
+        location = f"{self.item.suite.path}:{self.item.case.line or ''}"
+        tw.line("")
+        tw.line(f"case {self.item.case.id} defined at {location}")

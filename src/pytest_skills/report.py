@@ -1,0 +1,274 @@
+"""Aggregate per-item records into per-model figures; render table, JSON and markdown.
+
+Records are the dicts that items put on ``report.user_properties``; they reach the
+controller unchanged under xdist, so ``-n 0`` and ``-n 2`` aggregate the same data.
+Records are sorted before aggregation so the figures never depend on arrival order.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Any
+
+from pytest_skills.pricing import cost_usd
+from pytest_skills.stats import (
+    Lift,
+    Proportion,
+    bootstrap_lift,
+    paired_lift,
+    proportion,
+    relative_change,
+)
+
+REPORT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    rate: Proportion
+    tokens: float | None
+    latency_s: float | None
+    cost_usd: float | None
+    errors: int
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    resolved: str
+    cases: int
+    with_skill: ConditionSummary
+    baseline: ConditionSummary | None
+    lift: Lift | None
+
+    @property
+    def token_change(self) -> float | None:
+        if self.baseline is None:
+            return None
+        return relative_change(self.with_skill.tokens, self.baseline.tokens)
+
+
+def _condition(results: Sequence[Mapping[str, Any]], resolved: str) -> ConditionSummary:
+    ok = [r for r in results if r.get("error") is None]
+    tokens = [sum((r.get("usage") or {}).values()) for r in ok]
+    latencies = [r["latency_s"] for r in ok if r.get("latency_s") is not None]
+    costs = [cost_usd(resolved, r.get("usage") or {}) for r in ok]
+    known_costs = [c for c in costs if c is not None]
+    return ConditionSummary(
+        rate=proportion(sum(bool(r["passed"]) for r in ok), len(ok)),
+        tokens=fmean(tokens) if tokens else None,
+        latency_s=fmean(latencies) if latencies else None,
+        cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
+        errors=len(results) - len(ok),
+    )
+
+
+def _lift(records: Sequence[Mapping[str, Any]], trials: int) -> Lift:
+    """Pair conditions by case; a case counts only when both conditions have answers."""
+    per_case: list[tuple[list[bool], list[bool]]] = []
+    for record in records:
+        by_condition: dict[str, list[bool]] = defaultdict(list)
+        for result in record["results"]:
+            if result.get("error") is None:
+                by_condition[result["condition"]].append(bool(result["passed"]))
+        if by_condition["with_skill"] and by_condition["baseline"]:
+            per_case.append((by_condition["with_skill"], by_condition["baseline"]))
+    if trials <= 1 and all(len(w) == 1 and len(b) == 1 for w, b in per_case):
+        return paired_lift([(w[0], b[0]) for w, b in per_case])
+    return bootstrap_lift([(fmean(w), fmean(b)) for w, b in per_case])
+
+
+def summarise(records: Iterable[Mapping[str, Any]], settings: Any) -> list[ModelSummary]:
+    by_model: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    order: list[str] = []
+    for record in sorted(records, key=lambda r: (r["file"], r["case"], r["model"])):
+        if record["model"] not in by_model:
+            order.append(record["model"])
+        by_model[record["model"]].append(record)
+    configured = [m.name for m in getattr(settings, "models", ())]
+    order.sort(key=lambda name: configured.index(name) if name in configured else len(configured))
+    summaries = []
+    for name in order:
+        model_records = by_model[name]
+        resolved = model_records[0]["resolved"]
+        results = [r for record in model_records for r in record["results"]]
+        with_skill = [r for r in results if r["condition"] == "with_skill"]
+        baseline = [r for r in results if r["condition"] == "baseline"]
+        summaries.append(ModelSummary(
+            model=name,
+            resolved=resolved,
+            cases=len(model_records),
+            with_skill=_condition(with_skill, resolved),
+            baseline=_condition(baseline, resolved) if baseline else None,
+            lift=_lift(model_records, getattr(settings, "trials", 1)) if baseline else None,
+        ))
+    return summaries
+
+
+# --- terminal -------------------------------------------------------------------------
+
+def _rate(p: Proportion) -> str:
+    if p.rate is None:
+        return "-"
+    return f"{p.passed}/{p.total} {p.rate:4.0%}"
+
+
+def _ci(ci: tuple[float, float] | None, signed: bool = False) -> str:
+    if ci is None:
+        return ""
+    if signed:
+        return f"[{ci[0] * 100:+.0f},{ci[1] * 100:+.0f}]"
+    return f"[{ci[0] * 100:.0f}-{ci[1] * 100:.0f}]"
+
+
+def _tokens(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def table(models: Sequence[ModelSummary], *, verbose: bool = False,
+          records: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The summary table; every line fits in 100 columns."""
+    width = max([len("model"), *(len(m.model) for m in models)])
+    width = min(width, 24)
+    head = (f"{'model':<{width}} {'cases':>5}  {'with skill':<18} {'baseline':<18} "
+            f"{'lift':>6} {'95% CI':<11} {'p':>6}  {'tokens w/b':>13}")
+    lines = ["", "skills: pass rate with and without the skill (Wilson 95% CI)", head]
+    for m in models:
+        ws = f"{_rate(m.with_skill.rate)} {_ci(m.with_skill.rate.ci)}"
+        if m.baseline is not None and m.lift is not None:
+            bs = f"{_rate(m.baseline.rate)} {_ci(m.baseline.rate.ci)}"
+            lift = "-" if m.lift.lift is None else f"{m.lift.lift * 100:+.0f}pp"
+            ci = _ci(m.lift.ci, signed=True)
+            p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
+            tokens = f"{_tokens(m.with_skill.tokens)}/{_tokens(m.baseline.tokens)}"
+        else:
+            bs, lift, ci, p = "(skipped)", "-", "", "-"
+            tokens = _tokens(m.with_skill.tokens)
+        lines.append(f"{m.model[:width]:<{width}} {m.cases:>5}  {ws:<18} {bs:<18} "
+                     f"{lift:>6} {ci:<11} {p:>6}  {tokens:>13}")
+    notes = []
+    for m in models:
+        if m.lift is not None and m.lift.verdict == "inconclusive":
+            notes.append(f"{m.model}: lift inconclusive (the interval spans zero)")
+        errors = m.with_skill.errors + (m.baseline.errors if m.baseline else 0)
+        if errors:
+            notes.append(f"{m.model}: {errors} call(s) failed and are left out of the rates")
+        if m.token_change is not None:
+            notes.append(f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}"
+                         + _cost_note(m))
+    lines.extend(f"  {note}" for note in notes)
+    if verbose and records:
+        lines.extend(_per_skill(records))
+    return lines
+
+
+def _cost_note(m: ModelSummary) -> str:
+    if m.baseline is None or m.with_skill.cost_usd is None or m.baseline.cost_usd is None:
+        return ""
+    return f"; cost ${m.with_skill.cost_usd:.4f} with, ${m.baseline.cost_usd:.4f} without"
+
+
+def _per_skill(records: Sequence[Mapping[str, Any]]) -> list[str]:
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
+    for record in records:
+        groups[(record["skill"], record["model"])].append(record)
+    lines = ["", "skills: by skill"]
+    for (skill, model), group in sorted(groups.items()):
+        results = [r for record in group for r in record["results"] if r.get("error") is None]
+        ws = proportion(sum(r["passed"] for r in results if r["condition"] == "with_skill"),
+                        sum(r["condition"] == "with_skill" for r in results))
+        bs = proportion(sum(r["passed"] for r in results if r["condition"] == "baseline"),
+                        sum(r["condition"] == "baseline" for r in results))
+        lines.append(f"  {skill[:30]:<30} {model[:20]:<20} with {_rate(ws):<10} "
+                     f"baseline {_rate(bs)}")
+    return lines
+
+
+# --- gates ----------------------------------------------------------------------------
+
+def gate_failures(models: Sequence[ModelSummary], settings: Any) -> list[str]:
+    threshold = getattr(settings, "min_lift", None)
+    if threshold is None:
+        return []
+    failures = []
+    for m in models:
+        if m.lift is None or m.lift.lift is None:
+            failures.append(f"{m.model}: no lift measured (baseline skipped or no answers); "
+                            f"--skill-min-lift {threshold:g} needs one")
+            continue
+        if settings.min_lift_significant:
+            low = (m.lift.ci or (m.lift.lift, m.lift.lift))[0] * 100
+            if low < threshold:
+                failures.append(f"{m.model}: the lift's 95% interval starts at {low:+.1f} points, "
+                                f"below the required {threshold:g}")
+        elif m.lift.lift * 100 < threshold:
+            failures.append(f"{m.model}: lift {m.lift.lift * 100:+.1f} points is below the "
+                            f"required {threshold:g}")
+    return failures
+
+
+# --- JSON and markdown ----------------------------------------------------------------
+
+def _proportion_json(p: Proportion) -> dict[str, Any]:
+    return {"passed": p.passed, "total": p.total, "rate": p.rate,
+            "ci": list(p.ci) if p.ci else None}
+
+
+def to_json(models: Sequence[ModelSummary], records: Sequence[Mapping[str, Any]],
+            settings: Any) -> dict[str, Any]:
+    model_rows = []
+    for m in models:
+        model_rows.append({
+            "model": m.model,
+            "resolved": m.resolved,
+            "cases": m.cases,
+            "with_skill": _proportion_json(m.with_skill.rate),
+            "baseline": _proportion_json(m.baseline.rate) if m.baseline else None,
+            "lift": m.lift.lift if m.lift else None,
+            "lift_ci": list(m.lift.ci) if m.lift and m.lift.ci else None,
+            "p_value": m.lift.p_value if m.lift else None,
+            "verdict": m.lift.verdict if m.lift else None,
+            "lift_method": m.lift.method if m.lift else None,
+            "tokens": {"with_skill": m.with_skill.tokens,
+                       "baseline": m.baseline.tokens if m.baseline else None,
+                       "relative_change": m.token_change},
+            "latency_s": {"with_skill": m.with_skill.latency_s,
+                          "baseline": m.baseline.latency_s if m.baseline else None},
+            "cost_usd": {"with_skill": m.with_skill.cost_usd,
+                         "baseline": m.baseline.cost_usd if m.baseline else None},
+            "errors": m.with_skill.errors + (m.baseline.errors if m.baseline else 0),
+        })
+    results = []
+    for record in sorted(records, key=lambda r: (r["file"], r["case"], r["model"])):
+        for result in record["results"]:
+            results.append({
+                "nodeid": record.get("nodeid", ""),
+                "skill": record["skill"],
+                "case": record["case"],
+                "model": record["model"],
+                **{k: v for k, v in result.items() if k != "cache_key"},
+            })
+    return {
+        "version": REPORT_VERSION,
+        "settings": {"trials": settings.trials, "cache_mode": settings.cache_mode,
+                     "baseline": settings.baseline},
+        "models": model_rows,
+        "results": results,
+    }
+
+
+def markdown(models: Sequence[ModelSummary]) -> str:
+    lines = ["### Skill lift by model", "",
+             "| model | cases | with skill | baseline | lift | 95% CI | p |",
+             "|---|---:|---:|---:|---:|---|---:|"]
+    for m in models:
+        ws = _rate(m.with_skill.rate)
+        bs = _rate(m.baseline.rate) if m.baseline else "skipped"
+        lift = "-" if not m.lift or m.lift.lift is None else f"{m.lift.lift * 100:+.0f} pp"
+        ci = _ci(m.lift.ci, signed=True) if m.lift else ""
+        p = "-" if not m.lift or m.lift.p_value is None else f"{m.lift.p_value:.3f}"
+        lines.append(f"| {m.model} | {m.cases} | {ws} | {bs} | {lift} | {ci} | {p} |")
+    return "\n".join(lines) + "\n"

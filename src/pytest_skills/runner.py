@@ -1,0 +1,242 @@
+"""Plan and execute model calls: de-duplicated, through the cache, concurrent.
+
+The runner is given :class:`Call` objects (a request, the model spec that serves it
+and a label naming the case) before the items that need them run. Cached answers
+resolve at once; the rest go to a pool of ``concurrency`` threads, except calls to
+*exclusive* backends (a local model in this process), which run one at a time on a
+thread of their own, in the order planned so consecutive calls share the skill
+prefix. Failures never escape as exceptions: every call ends in an :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+import queue
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass, field
+from typing import Any
+
+from pytest_skills.backends import Backend, BackendError
+from pytest_skills.cache import CacheError, ResponseCache, SecretInEntry
+from pytest_skills.models import ModelSpec, Request, Response
+
+BackendFactory = Callable[[ModelSpec], Backend]
+
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 30.0
+
+
+@dataclass(frozen=True)
+class Call:
+    request: Request
+    spec: ModelSpec
+    #: Names the case (``path::case-id``): replay misses look for entries with it.
+    label: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    response: Response | None = None
+    error: str | None = None
+    #: Set when the error was a replay miss, so the item can say how to record it.
+    replay_miss: bool = False
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return self.response is not None
+
+
+@dataclass
+class Progress:
+    total: int = 0
+    done: int = 0
+    cached: int = 0
+    failed: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class Runner:
+    def __init__(
+        self,
+        *,
+        cache: ResponseCache | None,
+        mode: str,
+        backend_factory: BackendFactory,
+        concurrency: int = 8,
+        retries: int = 4,
+        sleep: Callable[[float], Any] | None = None,
+    ):
+        self.cache = cache if mode != "off" else None
+        self.mode = mode
+        self.backend_factory = backend_factory
+        self.concurrency = concurrency
+        self.retries = retries
+        self.progress = Progress()
+        self._futures: dict[str, Future[Outcome]] = {}
+        self._backends: dict[str, Backend | BackendError] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._sleep = sleep or self._stop.wait
+        self._pool: queue.Queue[tuple[Call, Backend, Future[Outcome]]] = queue.Queue()
+        self._pool_threads: list[threading.Thread] = []
+        self._exclusive: dict[int, queue.Queue[tuple[Call, Backend, Future[Outcome]]]] = {}
+        self.used_keys: set[str] = set()
+
+    # --- planning -------------------------------------------------------------------
+
+    def submit(self, calls: Iterable[Call]) -> None:
+        """Start every call not already known; cache hits resolve immediately."""
+        fresh = []
+        with self._lock:
+            for call in calls:
+                key = call.request.key
+                if key not in self._futures:
+                    self._futures[key] = Future()
+                    fresh.append(call)
+        self.progress.total += len(fresh)
+        # Local models evaluate a shared prefix once when calls with the same skill
+        # and similar input follow each other; remote calls don't care about order.
+        fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
+        for call in fresh:
+            self._start(call)
+
+    def _start(self, call: Call) -> None:
+        future = self._futures[call.request.key]
+        if self.cache is not None and self.mode in ("auto", "replay"):
+            try:
+                hit = self.cache.get(call.request)
+            except CacheError as error:
+                self._finish(future, Outcome(error=str(error)))
+                return
+            if hit is not None:
+                self._finish(future, Outcome(response=hit))
+                return
+            if self.mode == "replay":
+                explanation = self.cache.explain_miss(call.request, call.label)
+                self._finish(future, Outcome(error=f"not in the cache ({explanation})",
+                                             replay_miss=True))
+                return
+        backend = self._backend(call.spec)
+        if isinstance(backend, BackendError):
+            self._finish(future, Outcome(error=backend.message))
+            return
+        if getattr(backend, "exclusive", False):
+            self._exclusive_queue(backend).put((call, backend, future))
+        else:
+            self._ensure_pool()
+            self._pool.put((call, backend, future))
+
+    def _backend(self, spec: ModelSpec) -> Backend | BackendError:
+        if spec.resolved not in self._backends:
+            try:
+                self._backends[spec.resolved] = self.backend_factory(spec)
+            except BackendError as error:
+                self._backends[spec.resolved] = error
+        return self._backends[spec.resolved]
+
+    # --- execution ------------------------------------------------------------------
+
+    def _ensure_pool(self) -> None:
+        while len(self._pool_threads) < self.concurrency:
+            thread = threading.Thread(target=self._drain, args=(self._pool,), daemon=True,
+                                      name=f"pytest-skills-{len(self._pool_threads)}")
+            thread.start()
+            self._pool_threads.append(thread)
+
+    def _exclusive_queue(self, backend: Backend) -> queue.Queue[Any]:
+        if id(backend) not in self._exclusive:
+            work: queue.Queue[Any] = queue.Queue()
+            self._exclusive[id(backend)] = work
+            threading.Thread(target=self._drain, args=(work,), daemon=True,
+                             name="pytest-skills-local").start()
+        return self._exclusive[id(backend)]
+
+    def _drain(self, work: queue.Queue[tuple[Call, Backend, Future[Outcome]]]) -> None:
+        # Daemon threads: Ctrl-C must not wait for a slow provider to answer.
+        while True:
+            call, backend, future = work.get()
+            if self._stop.is_set():
+                self._finish(future, Outcome(error="interrupted"))
+                continue
+            self._finish(future, self._execute(call, backend))
+
+    def _execute(self, call: Call, backend: Backend) -> Outcome:
+        attempt = 0
+        while True:
+            try:
+                response = backend.complete(call.request)
+                break
+            except BackendError as error:
+                if not error.retryable or attempt >= self.retries or self._stop.is_set():
+                    tries = f" after {attempt + 1} attempts" if attempt else ""
+                    return Outcome(error=f"{error.message}{tries}")
+                self._sleep(self._delay(attempt, error.retry_after))
+                attempt += 1
+            except Exception as error:  # a third-party backend's bug must not kill the run
+                return Outcome(error=f"{type(error).__name__} in {call.spec.name}: {error}")
+        warnings: tuple[str, ...] = ()
+        if self.cache is not None:
+            try:
+                self.cache.put(call.request, response, call.label)
+            except (SecretInEntry, CacheError) as error:
+                warnings = (str(error),)
+        return Outcome(response=response, warnings=warnings)
+
+    @staticmethod
+    def _delay(attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), BACKOFF_CAP_S)
+        # Full jitter keeps many workers that hit one rate limit from retrying in step.
+        return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+
+    def _finish(self, future: Future[Outcome], outcome: Outcome) -> None:
+        with self._lock:
+            self.progress.done += 1
+            if outcome.ok and outcome.response is not None and outcome.response.cached:
+                self.progress.cached += 1
+            if not outcome.ok:
+                self.progress.failed += 1
+        future.set_result(outcome)
+
+    # --- results --------------------------------------------------------------------
+
+    def wait(self, on_tick: Callable[[Progress], None] | None = None, tick_s: float = 0.1) -> None:
+        """Block until every submitted call has finished; Ctrl-C stops promptly."""
+        try:
+            while True:
+                with self._lock:
+                    pending = [f for f in self._futures.values() if not f.done()]
+                if not pending:
+                    break
+                if on_tick is not None:
+                    on_tick(self.progress)
+                _wait_any(pending, tick_s)
+        except KeyboardInterrupt:
+            self._stop.set()
+            raise
+
+    def outcome(self, call: Call) -> Outcome:
+        """The outcome of one call, submitting and waiting for it if needed."""
+        self.submit([call])
+        self.used_keys.add(call.request.key)
+        try:
+            return self._futures[call.request.key].result()
+        except KeyboardInterrupt:
+            self._stop.set()
+            raise
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def _wait_any(futures: list[Future[Outcome]], timeout: float) -> None:
+    wait_futures(futures, timeout=timeout, return_when=FIRST_COMPLETED)

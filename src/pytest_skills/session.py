@@ -1,0 +1,198 @@
+"""The per-run state that the thin hooks in ``plugin.py`` delegate to."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from pytest_skills import report
+from pytest_skills.backends import Backend, BackendError
+from pytest_skills.cache import CacheError, ResponseCache
+from pytest_skills.checks import CheckRegistry
+from pytest_skills.models import ModelSpec
+from pytest_skills.nodes import RESULT_PROPERTY, SkillItem
+from pytest_skills.runner import Progress, Runner
+from pytest_skills.settings import Settings
+
+RUN_KEY = pytest.StashKey["SkillRun"]()
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+@dataclass
+class SkillRun:
+    config: pytest.Config
+    settings: Settings
+    registry: CheckRegistry
+    records: list[dict[str, Any]] = field(default_factory=list)
+    used_keys: set[str] = field(default_factory=set)
+    items_run: int = 0
+    _runner: Runner | None = None
+    _cache: ResponseCache | None = None
+
+    @property
+    def no_model_reason(self) -> str:
+        return (
+            "no skill model named: pass --skill-model SPEC (e.g. haiku, gemma3-270m, "
+            "openai:gpt-4.1-mini) or set skill_models in the ini file"
+        )
+
+    @property
+    def cache(self) -> ResponseCache:
+        if self._cache is None:
+            self._cache = ResponseCache(self.settings.cache_dir)
+        return self._cache
+
+    @property
+    def runner(self) -> Runner:
+        if self._runner is None:
+            self._runner = Runner(
+                cache=self.cache,
+                mode=self.settings.cache_mode,
+                backend_factory=self._make_backend,
+                concurrency=self.settings.concurrency,
+                retries=self.settings.retries,
+            )
+        return self._runner
+
+    def _make_backend(self, spec: ModelSpec) -> Backend:
+        backend = self.config.hook.pytest_skills_make_backend(spec=spec, config=self.config)
+        if backend is None:
+            raise BackendError(
+                f"no backend for provider {spec.provider!r} (model {spec.name!r}): use "
+                "anthropic:, openai: or gguf:, or add one with the pytest_skills_make_backend hook"
+            )
+        return backend
+
+    # --- header ---------------------------------------------------------------------
+
+    def header(self) -> list[str]:
+        s = self.settings
+        models = ", ".join(f"{m.name} ({m.resolved})" if m.name != m.resolved else m.name
+                           for m in s.models) or "none (skill items skip)"
+        return [
+            f"skills: models: {models}",
+            f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
+            f"concurrency {s.concurrency}, trials {s.trials}"
+            + ("" if s.baseline else ", no baseline"),
+        ]
+
+    # --- planning and execution -------------------------------------------------------
+
+    def execute(self, items: Sequence[pytest.Item], reporter: Any) -> None:
+        """Run every call the selected items need before they run (controller or -n 0)."""
+        calls = [call for item in items if isinstance(item, SkillItem) for _, call in item.calls()]
+        if not calls:
+            return
+        runner = self.runner
+        runner.submit(calls)
+        line = _ProgressLine(reporter)
+        runner.wait(on_tick=line.show)
+        line.done(runner.progress)
+
+    def prefetch(self, item: SkillItem) -> None:
+        """Under xdist: start the calls of this worker's queued items, not just this one's."""
+        queued = _queued_items(self.config, item)
+        self.runner.submit(call for queued_item in queued for _, call in queued_item.calls())
+
+    # --- results --------------------------------------------------------------------
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        report_ = report
+        if report_.when != "call":
+            return
+        self.items_run += 1
+        for name, value in report_.user_properties:
+            if name == RESULT_PROPERTY:
+                record = value if isinstance(value, dict) else json.loads(value)
+                self.records.append(record)
+                self.used_keys.update(r["cache_key"] for r in record["results"])
+
+    def summary(self, reporter: Any) -> None:
+        if not self.records:
+            return
+        models = report.summarise(self.records, self.settings)
+        for line in report.table(models, verbose=reporter.config.option.verbose > 0,
+                                 records=self.records):
+            reporter.write_line(line)
+
+    def finish(self, session: pytest.Session) -> None:
+        s = self.settings
+        models = report.summarise(self.records, s)
+        if s.report_path is not None:
+            s.report_path.parent.mkdir(parents=True, exist_ok=True)
+            s.report_path.write_text(
+                json.dumps(report.to_json(models, self.records, s), indent=2) + "\n",
+                encoding="utf-8",
+            )
+        summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
+        if summary_file and self.records:
+            with open(summary_file, "a", encoding="utf-8") as handle:
+                handle.write(report.markdown(models) + "\n")
+        failures = report.gate_failures(models, s)
+        if failures and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        self.gate_messages = failures
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.stop()
+        if self._cache is not None:
+            try:
+                self._cache.close()
+            except CacheError:
+                pass
+
+
+class _ProgressLine:
+    """A self-rewriting line on a terminal; silent when piped or under -qq."""
+
+    def __init__(self, reporter: Any):
+        self.reporter = reporter
+        self.enabled = (
+            reporter is not None
+            and getattr(reporter, "isatty", False) is True
+            and reporter.config.option.verbose > -2
+        )
+        self.shown = False
+
+    def text(self, progress: Progress) -> str:
+        return (f"skills: {progress.done}/{progress.total} calls, {progress.cached} from cache, "
+                f"{progress.failed} failed, {progress.elapsed:.1f}s")
+
+    def show(self, progress: Progress) -> None:
+        if self.enabled:
+            self.reporter.rewrite(self.text(progress))
+            self.shown = True
+
+    def done(self, progress: Progress) -> None:
+        if self.shown:
+            self.reporter.rewrite(self.text(progress))
+            self.reporter.write_line("")
+        elif self.reporter is not None and self.reporter.config.option.verbose > -2:
+            self.reporter.write_line(self.text(progress))
+
+
+def _queued_items(config: pytest.Config, current: SkillItem) -> list[SkillItem]:
+    """The items xdist has queued on this worker (best effort; just ``current`` otherwise)."""
+    items: list[SkillItem] = [current]
+    for plugin in config.pluginmanager.get_plugins():
+        queue = getattr(plugin, "torun", None)
+        session = getattr(plugin, "session", None)
+        if queue is None or session is None or not hasattr(queue, "lock"):
+            continue
+        try:
+            with queue.lock() as pending:
+                indices = [i for i in pending if isinstance(i, int)]
+            items.extend(session.items[i] for i in indices
+                         if isinstance(session.items[i], SkillItem))
+        except Exception:  # xdist internals changed: fall back to one item at a time
+            pass
+    return items

@@ -1,0 +1,332 @@
+"""Parse skill test files into frozen data: a :class:`Suite` of :class:`Case` objects.
+
+Three formats load here (see the README): ``skill_meta.json`` in the article form
+(``cases``) and in upskill's form (``tests``), and the native ``*.skill.yaml``. Any
+problem is a :class:`SpecFileError` that names the file, the line where known and
+what to do. Pure code: no pytest import.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from pytest_skills.checks import Check, CheckRegistry, CheckSpecError
+
+NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
+
+_ARTICLE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
+_UPSKILL_TOP = frozenset({"tests", "skill", "defaults", "metadata", "name", "description"})
+_NATIVE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
+_CASE_KEYS = frozenset(
+    {"id", "input", "expected", "expect", "context", "description", "verifiers", "output_file"}
+    | SAMPLING_KEYS
+)
+
+Path_ = tuple[str | int, ...]
+
+
+class SpecFileError(Exception):
+    """A test file that cannot be used. ``str()`` reads ``path:line: what is wrong``."""
+
+    def __init__(self, path: Path, message: str, line: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Skill:
+    name: str
+    description: str
+    body: str
+    path: Path
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def block(self) -> str:
+        """The text injected as the system prompt: the body under the skill's name."""
+        return f"# Skill: {self.name}\n\n{self.body.strip()}\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    input: str
+    check: Check
+    context_files: tuple[tuple[str, str], ...] = ()
+    sampling: Mapping[str, Any] = field(default_factory=dict)
+    line: int | None = None
+    #: upskill's ``verifiers`` and ``output_file``, kept verbatim.
+    verifiers: tuple[Mapping[str, Any], ...] = ()
+    output_file: str | None = None
+
+    @property
+    def prompt(self) -> str:
+        """The user message: the input, then every context file as a fenced block."""
+        parts = [self.input.rstrip()]
+        for name, content in self.context_files:
+            parts.append(f"File `{name}`:\n```\n{content.rstrip()}\n```")
+        return "\n\n".join(parts)
+
+
+@dataclass(frozen=True)
+class Suite:
+    path: Path
+    format: str
+    skill: Skill
+    cases: tuple[Case, ...]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+
+
+# --- line numbers ------------------------------------------------------------------
+
+def _line_map(text: str) -> dict[Path_, int]:
+    """Map key paths like ("cases", 0, "expect") to 1-based lines, best effort.
+
+    JSON is close enough to YAML for the composer to locate its nodes; when it is
+    not, messages simply go without a line number.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError:
+        return {}
+    lines: dict[Path_, int] = {}
+
+    def walk(node: yaml.Node | None, path: Path_) -> None:
+        if node is None:
+            return
+        lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                child = (*path, str(key.value))
+                lines[child] = key.start_mark.line + 1
+                walk(value, child)
+        elif isinstance(node, yaml.SequenceNode):
+            for index, item in enumerate(node.value):
+                walk(item, (*path, index))
+
+    walk(root, ())
+    return lines
+
+
+class _Parser:
+    def __init__(self, path: Path, text: str, registry: CheckRegistry):
+        self.path = path
+        self.registry = registry
+        self.lines = _line_map(text)
+
+    def line(self, path: Path_) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return None
+
+    def fail(self, message: str, path: Path_ = ()) -> SpecFileError:
+        return SpecFileError(self.path, message, self.line(path))
+
+    def check_keys(self, data: Mapping[str, Any], allowed: frozenset[str], path: Path_, what: str):
+        for key in data:
+            if key not in allowed:
+                raise self.fail(
+                    f"unknown key {key!r} in {what}; allowed: {', '.join(sorted(allowed))}",
+                    (*path, str(key)),
+                )
+
+    def sampling(self, data: Mapping[str, Any], path: Path_) -> dict[str, Any]:
+        values = {k: data[k] for k in SAMPLING_KEYS if k in data}
+        for key, value in values.items():
+            ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
+                key == "seed" and value is None
+            )
+            if not ok or (key == "max_tokens" and (not isinstance(value, int) or value < 1)):
+                raise self.fail(f"{key} must be a number (max_tokens a positive integer)",
+                                (*path, key))
+        return values
+
+    def defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        raw = data.get("defaults", {})
+        if not isinstance(raw, Mapping):
+            raise self.fail("'defaults' must be a mapping, e.g. {temperature: 0}", ("defaults",))
+        self.check_keys(raw, SAMPLING_KEYS, ("defaults",), "defaults")
+        return self.sampling(raw, ("defaults",))
+
+    def context_files(self, raw: Any, path: Path_) -> tuple[tuple[str, str], ...]:
+        if raw is None:
+            return ()
+        if not isinstance(raw, Mapping) or set(raw) - {"files"}:
+            raise self.fail("'context' must be a mapping with 'files: {name: content}'", path)
+        files = raw.get("files") or {}
+        if not isinstance(files, Mapping) or not all(
+            isinstance(v, str) for v in files.values()
+        ):
+            raise self.fail("'context.files' must map file names to their text", (*path, "files"))
+        return tuple((str(name), content) for name, content in files.items())
+
+    def case(self, raw: Any, index: int, path: Path_) -> Case:
+        if not isinstance(raw, Mapping):
+            raise self.fail(f"case {index + 1} must be a mapping with 'input' and 'expect'", path)
+        self.check_keys(raw, _CASE_KEYS, path, f"case {index + 1}")
+        text = raw.get("input")
+        if not isinstance(text, str) or not text.strip():
+            raise self.fail(f"case {index + 1} needs a non-empty 'input' string", path)
+        if "expect" in raw and "expected" in raw:
+            raise self.fail("give either 'expect' or 'expected', not both", (*path, "expected"))
+        key = "expect" if "expect" in raw else "expected"
+        if key not in raw:
+            raise self.fail(f"case {index + 1} needs an 'expect' mapping of checks", path)
+        try:
+            check = self.registry.parse(raw[key], (*path, key))
+        except CheckSpecError as error:
+            raise self.fail(str(error), error.path or (*path, key)) from None
+        case_id = raw.get("id", f"case-{index + 1}")
+        if not isinstance(case_id, (str, int)) or not str(case_id).strip():
+            raise self.fail("'id' must be a non-empty string", (*path, "id"))
+        verifiers = raw.get("verifiers") or []
+        if not isinstance(verifiers, list) or not all(isinstance(v, Mapping) for v in verifiers):
+            raise self.fail("'verifiers' must be a list of mappings", (*path, "verifiers"))
+        output_file = raw.get("output_file")
+        if output_file is not None and not isinstance(output_file, str):
+            raise self.fail("'output_file' must be a file name", (*path, "output_file"))
+        return Case(
+            id=str(case_id).strip(),
+            input=text,
+            check=check,
+            context_files=self.context_files(raw.get("context"), (*path, "context")),
+            sampling=self.sampling(raw, path),
+            line=self.line(path),
+            verifiers=tuple(dict(v) for v in verifiers),
+            output_file=output_file,
+        )
+
+    def cases(self, raw: Any, key: str) -> tuple[Case, ...]:
+        if not isinstance(raw, list):
+            raise self.fail(f"'{key}' must be a list of cases", (key,))
+        if not raw:
+            raise self.fail(f"'{key}' is empty; add at least one case", (key,))
+        cases = tuple(self.case(item, i, (key, i)) for i, item in enumerate(raw))
+        seen: dict[str, int] = {}
+        for i, case in enumerate(cases):
+            if case.id in seen:
+                raise self.fail(
+                    f"case id {case.id!r} is used twice (cases {seen[case.id] + 1} and {i + 1})",
+                    (key, i, "id"),
+                )
+            seen[case.id] = i
+        return cases
+
+    def skill_path(self, data: Mapping[str, Any]) -> Path:
+        named = data.get("skill", "SKILL.md")
+        if not isinstance(named, str) or not named.strip():
+            raise self.fail("'skill' must be a path to a SKILL.md", ("skill",))
+        target = self.path.parent / named
+        if target.is_dir():
+            target = target / "SKILL.md"
+        if not target.is_file():
+            raise self.fail(
+                f"no skill file at {target}; put a SKILL.md beside this file "
+                f"or name it with 'skill: path/to/SKILL.md'",
+                ("skill",) if "skill" in data else (),
+            )
+        return target
+
+
+def load_skill(path: Path) -> Skill:
+    """Read a SKILL.md; front matter problems become warnings, never errors."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecFileError(path, f"cannot read the skill: {error}") from None
+    warnings: list[str] = []
+    meta: Mapping[str, Any] = {}
+    body = text
+    match = re.match(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", text, re.DOTALL)
+    if match:
+        body = text[match.end():]
+        try:
+            loaded = yaml.safe_load(match.group(1))
+        except yaml.YAMLError as error:
+            warnings.append(f"front matter is not valid YAML ({error.__class__.__name__})")
+            loaded = {}
+        if isinstance(loaded, Mapping):
+            meta = loaded
+        elif loaded is not None:
+            warnings.append("front matter should be a mapping with 'name' and 'description'")
+    else:
+        warnings.append("no front matter; add '---\\nname: ...\\ndescription: ...\\n---'")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        warnings.append("front matter has no 'name'")
+        name = path.parent.name or "skill"
+    elif len(name) > 64 or not NAME_RULE.match(name):
+        warnings.append(
+            f"name {name!r} breaks the Agent Skills rule: 1-64 characters of a-z, 0-9 "
+            "and single hyphens, not at the start or end"
+        )
+    elif name != path.parent.name:
+        warnings.append(f"name {name!r} differs from its directory {path.parent.name!r}")
+    description = meta.get("description")
+    if not isinstance(description, str) or not description.strip():
+        warnings.append("front matter has no 'description'")
+        description = ""
+    elif len(description) > 1024:
+        warnings.append(f"description is {len(description)} characters; the limit is 1024")
+    if not body.strip():
+        warnings.append("the skill body is empty")
+    return Skill(str(name), str(description), body, path, tuple(warnings))
+
+
+def _read(path: Path, loader: str) -> tuple[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SpecFileError(path, f"cannot read the file: {error}") from None
+    if loader == "json":
+        try:
+            return text, json.loads(text)
+        except json.JSONDecodeError as error:
+            raise SpecFileError(path, f"invalid JSON: {error.msg} (column {error.colno})",
+                                error.lineno) from None
+    try:
+        return text, yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        problem = getattr(error, "problem", None) or str(error)
+        raise SpecFileError(path, f"invalid YAML: {problem}",
+                            mark.line + 1 if mark else None) from None
+
+
+def load_suite(path: Path, registry: CheckRegistry) -> Suite:
+    """Load any of the three formats, chosen by file name and top-level keys."""
+    is_json = path.suffix == ".json"
+    text, data = _read(path, "json" if is_json else "yaml")
+    parser = _Parser(path, text, registry)
+    if not isinstance(data, Mapping):
+        raise parser.fail("the top level must be a mapping with a list of cases")
+    if is_json and "tests" in data:
+        form, allowed, key = "upskill", _UPSKILL_TOP, "tests"
+    elif "cases" in data:
+        form, allowed, key = ("article" if is_json else "native"), (
+            _ARTICLE_TOP if is_json else _NATIVE_TOP
+        ), "cases"
+    else:
+        wanted = "'cases' (or upskill's 'tests')" if is_json else "'cases'"
+        raise parser.fail(f"no {wanted} list found")
+    parser.check_keys(data, allowed, (), "the top level")
+    defaults = parser.defaults(data)
+    cases = parser.cases(data[key], key)
+    skill = load_skill(parser.skill_path(data))
+    return Suite(path=path, format=form, skill=skill, cases=cases, defaults=defaults)

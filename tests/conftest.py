@@ -1,0 +1,66 @@
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.loopback import LoopbackServer
+
+HAIKU = "anthropic:claude-haiku-4-5"
+SKILL_MD = """\
+---
+name: {name}
+description: Answers questions about the {name} topic.
+---
+When asked anything, mention the word {marker}.
+"""
+
+
+@pytest.fixture
+def loopback() -> Iterator[LoopbackServer]:
+    """A provider on loopback; its default answer names the skill when one is given."""
+    with LoopbackServer() as server:
+        yield server
+
+
+@pytest.fixture
+def provider_env(monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer) -> LoopbackServer:
+    """Point both SDKs at the loopback server; clear what the plugin reads from CI."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-anthropic-key-123")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", loopback.url)
+    monkeypatch.setenv("OPENAI_API_KEY", "test-openai-key-456")
+    monkeypatch.setenv("OPENAI_BASE_URL", loopback.openai_url)
+    for name in ("CI", "GITHUB_STEP_SUMMARY", "PYTEST_ADDOPTS", "ANTHROPIC_AUTH_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    return loopback
+
+
+def write_skill(
+    root: Path,
+    name: str = "demo",
+    cases_yaml: str | None = None,
+    *,
+    marker: str | None = None,
+    file_name: str | None = None,
+) -> Path:
+    """Create ``root/name/SKILL.md`` and a native test file; return the skill directory."""
+    directory = root / name
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "SKILL.md").write_text(SKILL_MD.format(name=name, marker=marker or name))
+    if cases_yaml is None:
+        cases_yaml = f"""
+            cases:
+              - id: mentions-skill
+                input: Tell me about the topic
+                expect:
+                  contains: "skill: {name}"
+              - id: echoes
+                input: Repeat after me
+                expect:
+                  contains: echo
+        """
+    target = directory / (file_name or f"{name}.skill.yaml")
+    target.write_text(textwrap.dedent(cases_yaml).lstrip())
+    return directory

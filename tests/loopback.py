@@ -1,0 +1,474 @@
+"""A loopback HTTP server that speaks the Anthropic Messages and OpenAI Chat Completions
+wire formats, so tests can drive the real SDKs (``base_url`` pointed here) without a
+network, a key, or a monkeypatched client.
+
+    with LoopbackServer() as server:
+        spec = ModelSpec("haiku", "anthropic", "claude-haiku-4-5", base_url=server.url)
+        ...
+        server.fail_next(429, retry_after=1.5)     # the next request gets a rate limit
+        assert server.calls[-1].system == "..."    # what the SDK actually sent
+
+Answers are deterministic: the default responder echoes the prompt and the first line
+of the system prompt, and token counts are word counts. Prompt caching is emulated
+well enough to test the accounting: the first request with a given cacheable system
+prompt writes the cache, later identical ones read it. (The real APIs only cache
+prefixes above a minimum length; here every prefix counts, so short skills work.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+__all__ = ["Call", "LoopbackServer", "Responder", "echo"]
+
+#: The Anthropic API version from which sampling parameters are rejected (SDK 2.x sends it).
+_NO_SAMPLING_SINCE = "2026-10-21"
+_SAMPLING_PARAMS = ("temperature", "top_p", "top_k")
+
+_ROUTES = {"/v1/messages": "anthropic", "/v1/chat/completions": "openai"}
+
+_ANTHROPIC_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    529: "overloaded_error",
+}
+_OPENAI_ERROR_TYPES = {429: "requests"}
+_OPENAI_ERROR_CODES = {401: "invalid_api_key", 404: "model_not_found", 429: "rate_limit_exceeded"}
+_DEFAULT_MESSAGES = {
+    400: "Invalid request",
+    401: "Invalid API key",
+    404: "Not found",
+    429: "Rate limit exceeded; please retry later",
+    500: "Internal server error",
+    503: "Service unavailable",
+    529: "Overloaded",
+}
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as the server received it, flattened across the two APIs."""
+
+    api: str  # "anthropic" | "openai"
+    model: str
+    system: str | None
+    prompt: str
+    body: dict[str, Any]
+    headers: dict[str, str]  # names lower-cased
+
+
+Responder = Callable[[Call], str]
+
+
+def echo(call: Call) -> str:
+    """The default responder: echo the prompt, and the skill's first line when there is one."""
+    text = f"echo: {call.prompt}"
+    if call.system:
+        first = next((line.strip() for line in call.system.splitlines() if line.strip()), "")
+        text += f" | skill: {first}"
+    return text
+
+
+@dataclass(frozen=True)
+class _Failure:
+    status: int
+    message: str
+    retry_after: float | None
+
+
+@dataclass(frozen=True)
+class _Reply:
+    status: int
+    payload: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+def _default_message(status: int) -> str:
+    if status in _DEFAULT_MESSAGES:
+        return _DEFAULT_MESSAGES[status]
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
+
+
+def _api_for_error(path: str) -> str:
+    """Which provider's error format to use for a path that is not a known route."""
+    return "openai" if path.startswith("/v1/chat") else "anthropic"
+
+
+def _tokens(text: str) -> int:
+    """A deterministic stand-in for a tokenizer: one token per word."""
+    return len(text.split())
+
+
+def _text_of(content: Any) -> str:
+    """Flatten a message content (a string or a list of text blocks/parts) to text."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(
+            str(part.get("text", "")) for part in content if isinstance(part, dict)
+        )
+    return ""
+
+
+def _last_user_text(messages: Any) -> str:
+    if not isinstance(messages, list):
+        return ""
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return _text_of(users[-1].get("content")) if users else ""
+
+
+def _parse_call(api: str, body: dict[str, Any], headers: dict[str, str]) -> Call:
+    messages = body.get("messages")
+    if api == "anthropic":
+        system = body.get("system")
+        system_text = None if system is None else _text_of(system)
+    else:
+        parts = [
+            _text_of(m.get("content"))
+            for m in (messages if isinstance(messages, list) else [])
+            if isinstance(m, dict) and m.get("role") in ("system", "developer")
+        ]
+        system_text = "\n".join(parts) if parts else None
+    return Call(
+        api=api,
+        model=str(body.get("model", "")),
+        system=system_text,
+        prompt=_last_user_text(messages),
+        body=body,
+        headers=headers,
+    )
+
+
+def _error(api: str, status: int, message: str, headers: Mapping[str, str] | None = None) -> _Reply:
+    """An error body in the provider's own format, which is what the SDKs parse."""
+    if api == "anthropic":
+        kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
+        payload: dict[str, Any] = {
+            "type": "error",
+            "error": {"type": kind, "message": message},
+            "request_id": "req_loopback",
+        }
+    else:
+        kind = _OPENAI_ERROR_TYPES.get(
+            status, "server_error" if status >= 500 else "invalid_request_error"
+        )
+        payload = {
+            "error": {
+                "message": message,
+                "type": kind,
+                "param": None,
+                "code": _OPENAI_ERROR_CODES.get(status),
+            }
+        }
+    return _Reply(status, payload, headers or {})
+
+
+def _anthropic_problem(call: Call) -> str | None:
+    """What the real Messages API would reject in this request, if anything."""
+    body, headers = call.body, call.headers
+    version = headers.get("anthropic-version")
+    if not version:
+        return "anthropic-version: header is required"
+    if not (headers.get("x-api-key") or headers.get("authorization")):
+        return "authentication: x-api-key or Authorization header is required"
+    for name in ("model", "max_tokens", "messages"):
+        if name not in body:
+            return f"{name}: Field required"
+    if not isinstance(body["max_tokens"], int) or body["max_tokens"] < 0:
+        return "max_tokens: must be a non-negative integer"
+    if version >= _NO_SAMPLING_SINCE:
+        for name in _SAMPLING_PARAMS:
+            if name in body:
+                return f"{name}: Extra inputs are not permitted"
+    return None
+
+
+def _openai_problem(call: Call) -> str | None:
+    for name in ("model", "messages"):
+        if name not in call.body:
+            return f"Missing required parameter: '{name}'."
+    max_tokens = call.body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
+        return "Invalid 'max_tokens': integer below minimum value."
+    return None
+
+
+def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
+    words = text.split()
+    if max_tokens is None or len(words) <= max_tokens:
+        return text, False
+    return " ".join(words[:max_tokens]), True
+
+
+class LoopbackServer:
+    """A threaded server on 127.0.0.1 with a free port; it starts on construction.
+
+    ``responder`` maps a :class:`Call` to the answer text (default :func:`echo`).
+    ``latency`` seconds are slept per request, in the request's own thread, so a slow
+    provider is simulated without serializing concurrent requests.
+    """
+
+    def __init__(self, responder: Responder | None = None, latency: float = 0.0) -> None:
+        self.responder: Responder = responder or echo
+        self.latency = latency
+        self._lock = threading.Lock()
+        self._calls: list[Call] = []
+        self._failures: deque[_Failure] = deque()
+        self._cached_prefixes: set[tuple[str, str, str]] = set()
+        self._ids = itertools.count(1)
+        self._connections: set[socket.socket] = set()
+        self._stopped = False
+        self._httpd = _HTTPServer(self)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever,
+            kwargs={"poll_interval": 0.02},  # how long stop() waits for the loop to notice
+            name=f"loopback-{self.port}",
+            daemon=True,
+        )
+        self._thread.start()
+
+    # -- public API ---------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL for the Anthropic SDK (it appends ``/v1/messages``)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def openai_url(self) -> str:
+        """Base URL for the OpenAI SDK (it appends ``/chat/completions``)."""
+        return f"{self.url}/v1"
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request received so far, failed ones included, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        retry_after: float | None = None,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests with ``status`` in the provider's error format.
+
+        ``retry_after`` sets the ``retry-after`` header; ``message`` defaults to a
+        typical text for the status.
+        """
+        text = message or _default_message(status)
+        with self._lock:
+            self._failures.extend(_Failure(status, text, retry_after) for _ in range(times))
+
+    def stop(self) -> None:
+        """Stop serving and close every open connection; later requests are refused."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        with self._lock:  # after close, so no connection can be accepted behind our back
+            connections = list(self._connections)
+        # Keep-alive connections outlive the listening socket; without this, an SDK's
+        # pooled connection would still reach a handler thread after stop().
+        for connection in connections:
+            with contextlib.suppress(OSError):  # the client may have hung up already
+                connection.shutdown(socket.SHUT_RDWR)
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> LoopbackServer:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # -- request handling (called from handler threads) ------------------------------
+
+    def _track(self, connection: socket.socket, *, open_: bool) -> None:
+        with self._lock:
+            if open_:
+                self._connections.add(connection)
+            else:
+                self._connections.discard(connection)
+
+    def _handle(self, path: str, raw: bytes, headers: dict[str, str]) -> _Reply:
+        api = _ROUTES.get(path.split("?", 1)[0])
+        if api is None:
+            return _error(_api_for_error(path), 404, f"Not found: {path}")
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            return _error(api, 400, "The request body is not valid JSON.")
+        if not isinstance(body, dict):
+            return _error(api, 400, "The request body must be a JSON object.")
+
+        call = _parse_call(api, body, headers)
+        with self._lock:
+            self._calls.append(call)
+            failure = self._failures.popleft() if self._failures else None
+        if self.latency:
+            time.sleep(self.latency)
+        if failure is not None:
+            extra = {}
+            if failure.retry_after is not None:
+                extra["retry-after"] = f"{failure.retry_after:g}"
+            return _error(api, failure.status, failure.message, extra)
+
+        problem = _anthropic_problem(call) if api == "anthropic" else _openai_problem(call)
+        if problem is not None:
+            return _error(api, 400, problem)
+        try:
+            text = self.responder(call)
+        except Exception as error:  # a broken test responder should read as a 500, not a hang
+            return _error(api, 500, f"responder failed: {error!r}")
+        if api == "anthropic":
+            return self._anthropic_reply(call, text)
+        return self._openai_reply(call, text)
+
+    def _first_time(self, api: str, model: str, prefix: str) -> bool:
+        """Record a cacheable prompt prefix; True if it was not cached yet (a cache write)."""
+        key = (api, model, prefix)
+        with self._lock:
+            new = key not in self._cached_prefixes
+            self._cached_prefixes.add(key)
+        return new
+
+    def _anthropic_reply(self, call: Call, text: str) -> _Reply:
+        text, truncated = _truncate(text, call.body["max_tokens"])
+        system = call.body.get("system")
+        cacheable = isinstance(system, list) and any(
+            isinstance(block, dict) and "cache_control" in block for block in system
+        )
+        input_tokens = _tokens(call.prompt)
+        cache_write = cache_read = 0
+        if call.system is not None and cacheable:
+            if self._first_time(call.api, call.model, call.system):
+                cache_write = _tokens(call.system)
+            else:
+                cache_read = _tokens(call.system)
+        elif call.system is not None:
+            input_tokens += _tokens(call.system)
+        number = next(self._ids)
+        payload = {
+            "id": f"msg_loopback_{number:06d}",
+            "type": "message",
+            "role": "assistant",
+            "model": call.model,
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "max_tokens" if truncated else "end_turn",
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": input_tokens,
+                "output_tokens": _tokens(text),
+                "cache_creation_input_tokens": cache_write,
+                "cache_read_input_tokens": cache_read,
+            },
+        }
+        return _Reply(200, payload, {"request-id": f"req_loopback_{number:06d}"})
+
+    def _openai_reply(self, call: Call, text: str) -> _Reply:
+        text, truncated = _truncate(text, call.body.get("max_tokens"))
+        system_tokens = _tokens(call.system or "")
+        # OpenAI caches prompt prefixes automatically and counts cached and newly
+        # written tokens inside prompt_tokens, itemizing them in prompt_tokens_details.
+        cached = written = 0
+        if call.system is not None:
+            if self._first_time(call.api, call.model, call.system):
+                written = system_tokens
+            else:
+                cached = system_tokens
+        prompt_tokens = system_tokens + _tokens(call.prompt)
+        completion_tokens = _tokens(text)
+        number = next(self._ids)
+        payload = {
+            "id": f"chatcmpl-loopback{number:06d}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": call.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "length" if truncated else "stop",
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+                "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+            },
+        }
+        return _Reply(200, payload, {"x-request-id": f"req_loopback{number:06d}"})
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True  # a handler stuck in `latency` must not block interpreter exit
+
+    def __init__(self, owner: LoopbackServer) -> None:
+        self.owner = owner
+        super().__init__(("127.0.0.1", 0), _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up (timeouts, stop()) are expected here; stay quiet.
+        pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' connection pools expect
+    server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.owner._track(self.connection, open_=True)
+
+    def finish(self) -> None:
+        self.server.owner._track(self.connection, open_=False)
+        super().finish()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length)
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._send(self.server.owner._handle(self.path, raw, headers))
+
+    def do_GET(self) -> None:
+        self._send(_error(_api_for_error(self.path), 404, f"Not found: {self.path}"))
+
+    def _send(self, reply: _Reply) -> None:
+        data = json.dumps(reply.payload).encode("utf-8")
+        self.send_response(reply.status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # keep test output clean; failures show up in the assertions
