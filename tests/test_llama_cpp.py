@@ -178,7 +178,8 @@ def test_consecutive_with_skill_requests_reuse_the_skill_prefix(gemma: LlamaCppB
     import llama_cpp
 
     llama = gemma._model().llama
-    skill_tokens = len(tokens_of(gemma, completion_prompt(SKILL, "")))
+    # BOS + skill + "Question:" (the space after it joins the question's first word).
+    skill_tokens = len(tokens_of(gemma, f"{SKILL.rstrip()}\n\nQuestion:"))
     gemma.complete(request("What capability does an H100 have?", SKILL))
 
     llama_cpp.llama_perf_context_reset(llama.ctx)
@@ -188,7 +189,7 @@ def test_consecutive_with_skill_requests_reuse_the_skill_prefix(gemma: LlamaCppB
     # What llama.cpp actually decoded for the prompt: only the part after the skill.
     prompt_tokens = response.usage.input_tokens + response.usage.cache_read_tokens
     assert perf.n_p_eval < prompt_tokens - skill_tokens + 5
-    assert response.usage.cache_read_tokens >= skill_tokens - 3
+    assert response.usage.cache_read_tokens >= skill_tokens
 
 
 # --- chat-template path ---------------------------------------------------------------

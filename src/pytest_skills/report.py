@@ -130,29 +130,29 @@ def _tokens(value: float | None) -> str:
 
 def table(models: Sequence[ModelSummary], *, verbose: bool = False,
           records: Sequence[Mapping[str, Any]] = ()) -> list[str]:
-    """The summary table; every line fits in 100 columns."""
-    width = max([len("model"), *(len(m.model) for m in models)])
-    width = min(width, 24)
-    head = (f"{'model':<{width}} {'cases':>5}  {'with skill':<18} {'baseline':<18} "
-            f"{'lift':>6} {'95% CI':<11} {'p':>6}  {'tokens w/b':>13}")
-    lines = ["", "skills: pass rate with and without the skill (Wilson 95% CI)", head]
+    """The summary table; every line fits in 100 columns (rate intervals go in -v)."""
+    width = min(max([len("model"), *(len(m.model) for m in models)]), 28)
+    head = (f"{'model':<{width}} {'cases':>5}  {'with skill':>10}  {'baseline':>10} "
+            f"{'lift':>7} {'95% CI':<11} {'p':>6} {'tokens w/b':>14}")
+    lines = ["", "skills: pass rate with and without the skill", head]
     for m in models:
-        ws = f"{_rate(m.with_skill.rate)} {_ci(m.with_skill.rate.ci)}"
+        ws = _rate(m.with_skill.rate)
         if m.baseline is not None and m.lift is not None:
-            bs = f"{_rate(m.baseline.rate)} {_ci(m.baseline.rate.ci)}"
+            bs = _rate(m.baseline.rate)
             lift = "-" if m.lift.lift is None else f"{m.lift.lift * 100:+.0f}pp"
             ci = _ci(m.lift.ci, signed=True)
             p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
             tokens = f"{_tokens(m.with_skill.tokens)}/{_tokens(m.baseline.tokens)}"
         else:
-            bs, lift, ci, p = "(skipped)", "-", "", "-"
+            bs, lift, ci, p = "skipped", "-", "", "-"
             tokens = _tokens(m.with_skill.tokens)
-        lines.append(f"{m.model[:width]:<{width}} {m.cases:>5}  {ws:<18} {bs:<18} "
-                     f"{lift:>6} {ci:<11} {p:>6}  {tokens:>13}")
+        name = m.model if len(m.model) <= width else m.model[: width - 1] + "…"
+        lines.append(f"{name:<{width}} {m.cases:>5}  {ws:>10}  {bs:>10} "
+                     f"{lift:>7} {ci:<11} {p:>6} {tokens:>14}")
     notes = []
     for m in models:
         if m.lift is not None and m.lift.verdict == "inconclusive":
-            notes.append(f"{m.model}: lift inconclusive (the interval spans zero)")
+            notes.append(f"{m.model}: lift inconclusive (its 95% interval spans zero)")
         errors = m.with_skill.errors + (m.baseline.errors if m.baseline else 0)
         if errors:
             notes.append(f"{m.model}: {errors} call(s) failed and are left out of the rates")
@@ -160,8 +160,24 @@ def table(models: Sequence[ModelSummary], *, verbose: bool = False,
             notes.append(f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}"
                          + _cost_note(m))
     lines.extend(f"  {note}" for note in notes)
-    if verbose and records:
-        lines.extend(_per_skill(records))
+    if verbose:
+        lines.extend(_intervals(models))
+        if records:
+            lines.extend(_per_skill(records))
+    return lines
+
+
+def _intervals(models: Sequence[ModelSummary]) -> list[str]:
+    lines = ["", "skills: Wilson 95% intervals of the pass rates, mean latency per call"]
+    for m in models:
+        text = f"  {m.model}: with skill {_ci(m.with_skill.rate.ci)}"
+        if m.baseline is not None:
+            text += f", baseline {_ci(m.baseline.rate.ci)}"
+        if m.with_skill.latency_s is not None:
+            text += f"; latency {m.with_skill.latency_s:.2f}s with"
+            if m.baseline is not None and m.baseline.latency_s is not None:
+                text += f", {m.baseline.latency_s:.2f}s without"
+        lines.append(text)
     return lines
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +36,9 @@ class SkillRun:
     records: list[dict[str, Any]] = field(default_factory=list)
     used_keys: set[str] = field(default_factory=set)
     items_run: int = 0
+    deselected: int = 0
+    unused_keys: list[str] = field(default_factory=list)
+    gate_messages: list[str] = field(default_factory=list)
     _runner: Runner | None = None
     _cache: ResponseCache | None = None
 
@@ -115,13 +120,22 @@ class SkillRun:
                 self.records.append(record)
                 self.used_keys.update(r["cache_key"] for r in record["results"])
 
+    def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
+        self.deselected += len(items)
+
     def summary(self, reporter: Any) -> None:
-        if not self.records:
-            return
-        models = report.summarise(self.records, self.settings)
-        for line in report.table(models, verbose=reporter.config.option.verbose > 0,
-                                 records=self.records):
-            reporter.write_line(line)
+        lines: list[str] = []
+        if self.records:
+            models = report.summarise(self.records, self.settings)
+            lines += report.table(models, verbose=reporter.config.option.verbose > 0,
+                                  records=self.records)
+        if self.unused_keys:
+            verb = "removed" if self.settings.cache_prune else "unused by this run"
+            hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
+            lines.append(f"skills: {len(self.unused_keys)} cache entries {verb}{hint}")
+        lines += [f"skills: GATE FAILED: {message}" for message in self.gate_messages]
+        for line in lines:
+            reporter.write_line(line, red=line.startswith("skills: GATE"))
 
     def finish(self, session: pytest.Session) -> None:
         s = self.settings
@@ -136,19 +150,50 @@ class SkillRun:
         if summary_file and self.records:
             with open(summary_file, "a", encoding="utf-8") as handle:
                 handle.write(report.markdown(models) + "\n")
-        failures = report.gate_failures(models, s)
-        if failures and session.exitstatus == pytest.ExitCode.OK:
+        self.gate_messages = report.gate_failures(models, s)
+        if self.gate_messages and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        self.gate_messages = failures
+        if self._ran_whole_suite(session):
+            self._find_unused()
+
+    def _ran_whole_suite(self, session: pytest.Session) -> bool:
+        """Unused entries mean something only when nothing was left out of the run."""
+        option = session.config.option
+        narrowed = (
+            self.deselected
+            or getattr(option, "keyword", "")
+            or getattr(option, "markexpr", "")
+            or getattr(option, "lf", False)
+            or getattr(option, "maxfail", 0)
+            or session.shouldstop
+            or session.shouldfail
+        )
+        return bool(self.records) and not narrowed and self.settings.cache_mode != "off"
+
+    def _find_unused(self) -> None:
+        # Only entries this run could have used count: same files, same models.
+        files = {record["file"] for record in self.records}
+        models = {(m.provider, m.model if m.provider != "gguf" else Path(m.model).name)
+                  for m in self.settings.models}
+        try:
+            unused = [
+                entry.key for entry in self.cache.entries()
+                if entry.label.rpartition("::")[0] in files
+                and (entry.fields.get("provider"), entry.fields.get("model")) in models
+                and entry.key not in self.used_keys
+            ]
+            if unused and self.settings.cache_prune:
+                self.cache.delete(unused)
+        except CacheError:
+            return
+        self.unused_keys = unused
 
     def close(self) -> None:
         if self._runner is not None:
             self._runner.stop()
         if self._cache is not None:
-            try:
+            with contextlib.suppress(CacheError):
                 self._cache.close()
-            except CacheError:
-                pass
 
 
 class _ProgressLine:
