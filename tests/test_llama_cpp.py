@@ -92,7 +92,7 @@ def gemma(gemma_path: Path) -> LlamaCppBackend:
 
 
 def tokens_of(backend: LlamaCppBackend, text: str, *, add_bos: bool = True) -> list[int]:
-    llama = backend._model().llama
+    llama = backend.llama
     return llama.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
 
 
@@ -177,7 +177,7 @@ def test_max_tokens_is_respected(gemma: LlamaCppBackend) -> None:
 def test_consecutive_with_skill_requests_reuse_the_skill_prefix(gemma: LlamaCppBackend) -> None:
     import llama_cpp
 
-    llama = gemma._model().llama
+    llama = gemma.llama
     # BOS + skill + "Question:" (the space after it joins the question's first word).
     skill_tokens = len(tokens_of(gemma, f"{SKILL.rstrip()}\n\nQuestion:"))
     gemma.complete(request("What capability does an H100 have?", SKILL))

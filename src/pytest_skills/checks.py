@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 COMBINATORS = ("all", "any")
@@ -132,7 +132,11 @@ def _strings(value: Any) -> tuple[str, ...]:
         raise ValueError("expected a string or a non-empty list of strings")
     if not all(isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in items):
         raise ValueError("expected a string or a list of strings")
-    return tuple(str(item) for item in items)
+    strings = tuple(str(item) for item in items)
+    if not all(strings):
+        # "" is in every answer: contains would always pass, not_contains always fail.
+        raise ValueError("an empty string matches every answer; remove it")
+    return strings
 
 
 def _string(value: Any) -> str:
@@ -153,6 +157,11 @@ def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     expected = "contains " + ", ".join(repr(n) for n in needles)
     actual = f"missing {', '.join(repr(m) for m in missing)}" if missing else "all present"
     return CheckResult("contains", not missing, expected, actual)
+
+
+def _icontains(needles: tuple[str, ...], answer: str) -> CheckResult:
+    # Same test as contains; the result names the kind the file used.
+    return replace(_contains(needles, answer), kind="icontains")
 
 
 def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
@@ -212,7 +221,7 @@ def _json(should_parse: bool, answer: str) -> CheckResult:
 def register_builtin_checks(registry: CheckRegistry) -> None:
     registry.register("contains", _contains, validate=_strings,
                       description="every string appears, ignoring case")
-    registry.register("icontains", lambda v, a: _contains(v, a), validate=_strings,
+    registry.register("icontains", _icontains, validate=_strings,
                       description="alias of contains")
     registry.register("not_contains", _not_contains, validate=_strings,
                       description="none of the strings appears, ignoring case")

@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 #: Bumped whenever the meaning of a cache key or of a stored entry changes.
@@ -144,8 +145,9 @@ class Request:
             fields["prompt_format"] = self.prompt_format
         return fields
 
-    @property
+    @cached_property
     def key(self) -> str:
+        # Frozen, so the digest never goes stale; computed once per request object.
         canonical = json.dumps(self.key_fields(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

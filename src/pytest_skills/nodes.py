@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -78,7 +79,7 @@ class ConditionResult:
             "passed": self.passed,
             "output": response.text if response else None,
             "cached": response.cached if response else False,
-            "usage": response.to_json()["usage"] if response else None,
+            "usage": asdict(response.usage) if response else None,
             "latency_s": response.latency_s if response else None,
             "error": self.outcome.error,
             "cache_key": self.cache_key,
@@ -116,7 +117,8 @@ class SkillItem(pytest.Item):
     def label(self) -> str:
         return f"{self.parent.nodeid if self.parent else self.path.name}::{self.case.id}"
 
-    def calls(self) -> list[tuple[str, Call]]:
+    @cached_property
+    def planned_calls(self) -> list[tuple[str, Call]]:
         """Every model call this item needs, by condition, in trial order."""
         if self.spec is None:
             return []
@@ -145,7 +147,7 @@ class SkillItem(pytest.Item):
         assert self.spec is not None
         run = self.run
         results = []
-        for condition, call in self.calls():
+        for condition, call in self.planned_calls:
             outcome = run.runner.outcome(call)
             for warning in outcome.warnings:
                 self.warn(pytest.PytestWarning(warning))
@@ -165,9 +167,7 @@ class SkillItem(pytest.Item):
             raise SkillCallFailed(self.describe_error(errors[0].outcome))
         needed = run.settings.required_passes
         if sum(r.passed for r in with_skill) < needed:
-            failed = next((r for r in with_skill if not r.passed and r.outcome.response), None)
-            if failed is not None and failed.outcome.response is not None:
-                self.add_report_section("call", "skill answer", failed.outcome.response.text)
+            # The failure repr shows the answer; a report section would print it twice.
             raise SkillCheckFailed(with_skill, needed)
 
     def record(self, results: list[ConditionResult]) -> dict[str, Any]:

@@ -93,7 +93,7 @@ class SkillRun:
 
     def execute(self, items: Sequence[pytest.Item], reporter: Any) -> None:
         """Run every call the selected items need before they run (controller or -n 0)."""
-        calls = [call for item in items if isinstance(item, SkillItem) for _, call in item.calls()]
+        calls = [call for item in items if isinstance(item, SkillItem) for _, call in item.planned_calls]
         if not calls:
             return
         runner = self.runner
@@ -105,7 +105,7 @@ class SkillRun:
     def prefetch(self, item: SkillItem) -> None:
         """Under xdist: start the calls of this worker's queued items, not just this one's."""
         queued = _queued_items(self.config, item)
-        self.runner.submit(call for queued_item in queued for _, call in queued_item.calls())
+        self.runner.submit(call for queued_item in queued for _, call in queued_item.planned_calls)
 
     # --- results --------------------------------------------------------------------
 

@@ -93,16 +93,29 @@ class Suite:
 
 # --- line numbers ------------------------------------------------------------------
 
-def _line_map(text: str) -> dict[Path_, int]:
-    """Map key paths like ("cases", 0, "expect") to 1-based lines, best effort.
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-    JSON is close enough to YAML for the composer to locate its nodes; when it is
-    not, messages simply go without a line number.
-    """
+
+def _compose(text: str) -> yaml.Node | None:
+    """Parse once (with libyaml when present) into nodes that remember their lines."""
+    loader = _Loader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return {}
+        return loader.get_single_node()
+    finally:
+        loader.dispose()
+
+
+def _construct(node: yaml.Node | None) -> Any:
+    # Safe construction only: tags beyond plain YAML types are errors, never objects.
+    loader = _Loader("")
+    try:
+        return None if node is None else loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _line_map(root: yaml.Node | None) -> dict[Path_, int]:
+    """Map key paths like ("cases", 0, "expect") to 1-based lines."""
     lines: dict[Path_, int] = {}
 
     def walk(node: yaml.Node | None, path: Path_) -> None:
@@ -123,10 +136,10 @@ def _line_map(text: str) -> dict[Path_, int]:
 
 
 class _Parser:
-    def __init__(self, path: Path, text: str, registry: CheckRegistry):
+    def __init__(self, path: Path, lines: dict[Path_, int], registry: CheckRegistry):
         self.path = path
         self.registry = registry
-        self.lines = _line_map(text)
+        self.lines = lines
 
     def line(self, path: Path_) -> int | None:
         while path:
@@ -289,19 +302,26 @@ def load_skill(path: Path) -> Skill:
     return Skill(str(name), str(description), body, path, tuple(warnings))
 
 
-def _read(path: Path, loader: str) -> tuple[str, Any]:
+def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
+    """The file's data and the line of every key path."""
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise SpecFileError(path, f"cannot read the file: {error}") from None
-    if loader == "json":
+    if path.suffix == ".json":
         try:
-            return text, json.loads(text)
+            data = json.loads(text)
         except json.JSONDecodeError as error:
             raise SpecFileError(path, f"invalid JSON: {error.msg} (column {error.colno})",
                                 error.lineno) from None
+        # JSON is close enough to YAML to locate its keys; if not, lines go unnamed.
+        try:
+            return data, _line_map(_compose(text))
+        except yaml.YAMLError:
+            return data, {}
     try:
-        return text, yaml.safe_load(text)
+        node = _compose(text)
+        return _construct(node), _line_map(node)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
@@ -312,8 +332,8 @@ def _read(path: Path, loader: str) -> tuple[str, Any]:
 def load_suite(path: Path, registry: CheckRegistry) -> Suite:
     """Load any of the three formats, chosen by file name and top-level keys."""
     is_json = path.suffix == ".json"
-    text, data = _read(path, "json" if is_json else "yaml")
-    parser = _Parser(path, text, registry)
+    data, lines = _read(path)
+    parser = _Parser(path, lines, registry)
     if not isinstance(data, Mapping):
         raise parser.fail("the top level must be a mapping with a list of cases")
     if is_json and "tests" in data:

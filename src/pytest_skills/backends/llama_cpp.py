@@ -192,6 +192,12 @@ class LlamaCppBackend:
         return _Loaded(llama, prompt_format, system_role)
 
     @property
+    def llama(self) -> Llama:
+        """The loaded ``llama_cpp.Llama`` (loading it now if need be), for diagnostics."""
+        with self._lock:
+            return self._model().llama
+
+    @property
     def prompt_format(self) -> str:
         """``chat_template`` or ``completion``; loads the model if it is not loaded yet."""
         with self._lock:

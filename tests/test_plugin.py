@@ -1,0 +1,595 @@
+"""The plugin end to end: pytester runs against the loopback provider, through the real SDKs."""
+
+from __future__ import annotations
+
+import json
+import re
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anthropic  # noqa: F401
+import openai  # noqa: F401
+import pytest
+
+# The SDKs and backends are imported up front: pytester's in-process runs drop modules
+# first imported during a run, and re-importing the SDKs costs over a second per run.
+import pytest_skills.backends.anthropic  # noqa: F401
+import pytest_skills.backends.openai  # noqa: F401
+from tests.conftest import HAIKU, write_skill
+from tests.loopback import LoopbackServer
+
+SKILL_BLOCK = "# Skill: demo\n\nWhen asked anything, mention the word demo.\n"
+#: The loopback names the skill in its answer only when it was given one, so
+#: `mentions-skill` passes with the skill and fails without; `echoes` passes both.
+#: A node id suffix for fnmatch patterns.
+ID = f"[[]{HAIKU}[]]"
+ROW = r"anthropic:claude-haiku-4-5\s+2\s+2/2\s+100%\s+1/2\s+50%\s+\+50pp "
+
+pytestmark = pytest.mark.usefixtures("provider_env")
+
+
+def run(pytester: pytest.Pytester, *args: str, model: str | None = HAIKU) -> pytest.RunResult:
+    model_args = ("--skill-model", model) if model else ()
+    return pytester.runpytest(*model_args, "-p", "no:cacheprovider", "--skill-cache=off", *args)
+
+
+def esc(text: str) -> str:
+    """Escape brackets (as in node ids) for fnmatch_lines."""
+    return re.sub(r"[\[\]]", lambda m: f"[{m.group()}]", text)
+
+
+def output(result: pytest.RunResult) -> str:
+    return "\n".join(result.outlines + result.errlines)
+
+
+def read_report(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+# --- items, ids, skipping -----------------------------------------------------------------
+
+def test_without_a_model_items_skip(pytester: pytest.Pytester, loopback: LoopbackServer) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "-rs", model=None)
+    result.assert_outcomes(skipped=2)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        "skills: models: none (skill items skip)",
+        "SKIPPED [[]2[]] demo/demo.skill.yaml: no skill model named: pass --skill-model SPEC*",
+    ])
+    assert loopback.calls == []
+
+
+def test_item_ids_are_path_case_and_model(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "--collect-only", "-q")
+    result.stdout.fnmatch_lines([
+        f"demo/demo.skill.yaml::mentions-skill{ID}",
+        f"demo/demo.skill.yaml::echoes{ID}",
+    ])
+    assert "2 tests collected" in result.stdout.str()
+
+
+def test_one_item_per_case_and_model(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "--collect-only", "-q", "--skill-model", "openai:gpt-4.1-mini")
+    result.stdout.fnmatch_lines([
+        f"demo/demo.skill.yaml::mentions-skill{ID}",
+        "demo/demo.skill.yaml::mentions-skill[[]openai:gpt-4.1-mini[]]",
+        f"demo/demo.skill.yaml::echoes{ID}",
+        "demo/demo.skill.yaml::echoes[[]openai:gpt-4.1-mini[]]",
+    ])
+    assert "4 tests collected" in result.stdout.str()
+
+
+def test_json_formats_collect_too(pytester: pytest.Pytester) -> None:
+    directory = write_skill(pytester.path, "article")
+    (directory / "skill_meta.json").write_text(json.dumps(
+        {"cases": [{"input": "Say it", "expected": {"contains": "skill: article"}}]}
+    ))
+    directory = write_skill(pytester.path, "upskill")
+    (directory / "skill_meta.json").write_text(json.dumps({"metadata": {}, "tests": [
+        {"input": "Read it", "context": {"files": {"notes.txt": "hello"}},
+         "expected": {"contains": ["notes.txt", "hello"]}},
+    ]}))
+    result = run(pytester, "-v", "-k", "case")
+    result.assert_outcomes(passed=2, deselected=4)
+    result.stdout.fnmatch_lines_random([
+        f"article/skill_meta.json::case-1{ID} PASSED*",
+        f"upskill/skill_meta.json::case-1{ID} PASSED*",
+    ])
+
+
+# --- conditions, verdict, calls -------------------------------------------------------------
+
+def test_with_skill_and_baseline_are_both_called(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    write_skill(pytester.path)
+    result = run(pytester)
+    result.assert_outcomes(passed=2)
+    calls = loopback.calls
+    assert len(calls) == 4  # 2 cases x (with skill, baseline)
+    assert sorted((c.prompt, c.system or "") for c in calls) == [
+        ("Repeat after me", ""),
+        ("Repeat after me", SKILL_BLOCK),
+        ("Tell me about the topic", ""),
+        ("Tell me about the topic", SKILL_BLOCK),
+    ]
+    assert {(c.api, c.model) for c in calls} == {("anthropic", "claude-haiku-4-5")}
+
+
+def test_baseline_failures_never_fail_a_test(pytester: pytest.Pytester) -> None:
+    # `mentions-skill` fails at baseline (no skill, no mention) and still passes.
+    write_skill(pytester.path)
+    result = run(pytester, "-v")
+    result.stdout.fnmatch_lines_random([
+        f"demo/demo.skill.yaml::mentions-skill{ID} PASSED*",
+        f"demo/demo.skill.yaml::echoes{ID} PASSED*",
+    ])
+    result.stdout.re_match_lines([ROW])
+
+
+def test_verdict_comes_from_the_with_skill_answer(pytester: pytest.Pytester) -> None:
+    # Passes without the skill, fails with it: the item fails.
+    write_skill(pytester.path, cases_yaml="""
+        cases:
+          - id: no-skill-please
+            input: Anything
+            expect:
+              not_contains: "skill:"
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.re_match_lines([r"anthropic:claude-haiku-4-5\s+1\s+0/1\s+0%\s+1/1\s+100%\s+-100pp"])
+
+
+def test_summary_table(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester)
+    result.stdout.fnmatch_lines([
+        "skills: pass rate with and without the skill",
+        "model * cases  with skill * baseline * lift 95% CI * p * tokens w/b",
+    ])
+    result.stdout.re_match_lines([ROW + r"\[[-+]\d+,[-+]\d+\]\s+1\.000\s+\d+/\d+$"])
+    # Two items and four calls, none cached: the progress line says so (not a tty: once).
+    result.stdout.fnmatch_lines(["skills: 4/4 calls, 0 from cache, 0 failed, *s"])
+
+
+def test_no_baseline(pytester: pytest.Pytester, loopback: LoopbackServer, tmp_path: Path) -> None:
+    write_skill(pytester.path)
+    report = tmp_path / "report.json"
+    result = run(pytester, "--no-skill-baseline", "--skill-report", str(report))
+    result.assert_outcomes(passed=2)
+    assert len(loopback.calls) == 2
+    assert all(call.system == SKILL_BLOCK for call in loopback.calls)
+    result.stdout.re_match_lines([r"anthropic:claude-haiku-4-5\s+2\s+2/2\s+100%\s+skipped\s+-"])
+    assert "no baseline" in result.stdout.str()  # the header says so
+    (model,) = read_report(report)["models"]
+    assert model["baseline"] is None
+    assert model["lift"] is None and model["lift_ci"] is None and model["p_value"] is None
+    assert {r["condition"] for r in read_report(report)["results"]} == {"with_skill"}
+
+
+# --- markers ------------------------------------------------------------------------------
+
+def test_not_skill_deselects_skill_items(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    write_skill(pytester.path)
+    pytester.makepyfile(test_app="def test_app():\n    assert True\n")
+    result = run(pytester, "-m", "not skill", "--strict-markers")
+    result.assert_outcomes(passed=1, deselected=2)
+    assert loopback.calls == []  # deselected items plan no calls
+
+
+def test_skill_marker_selects_and_is_registered(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    write_skill(pytester.path)
+    pytester.makepyfile(test_app="def test_app():\n    assert True\n")
+    result = run(pytester, "-m", "skill", "--strict-markers")
+    result.assert_outcomes(passed=2, deselected=1)
+    assert result.ret == pytest.ExitCode.OK
+    assert len(loopback.calls) == 4
+    markers = run(pytester, "--markers")
+    markers.stdout.fnmatch_lines(["@pytest.mark.skill: an agent skill case run by pytest-skills"])
+
+
+def test_keyword_selection_plans_only_selected_calls(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "-k", "echoes")
+    result.assert_outcomes(passed=1, deselected=1)
+    assert {call.prompt for call in loopback.calls} == {"Repeat after me"}
+    assert len(loopback.calls) == 2
+
+
+# --- failures -----------------------------------------------------------------------------
+
+def test_failure_shows_check_expected_actual_and_answer(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    loopback.responder = lambda call: "Use sm_80.\nThen build with\n  make all"
+    write_skill(pytester.path, cases_yaml="""
+        cases:
+          - id: h100
+            input: Build for H100
+            expect:
+              contains: ["9.0", "make"]
+              not_contains: sm_80
+    """)
+    result = run(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        f"*{HAIKU}: with the skill, 0 of 1 trial(s) passed (needed 1)",
+        "  contains failed",
+        "    expected: contains '9.0', 'make'",
+        "    actual:   missing '9.0'",
+        "  not_contains failed",
+        "    expected: contains none of 'sm_80'",
+        "    actual:   found 'sm_80'",
+        "*- answer with the skill -*",
+        "Use sm_80.",
+        "Then build with",
+        "  make all",
+        "",
+        "case h100 defined at *demo.skill.yaml:2",
+    ])
+    text = result.stdout.str()
+    assert "Traceback" not in text
+    assert text.count("Then build with") == 1  # the answer is shown once, in full
+    result.stdout.fnmatch_lines([f"FAILED demo/demo.skill.yaml::h100{ID}*"])
+
+
+def test_missing_api_key_fails_with_the_variable_name(
+    pytester: pytest.Pytester, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    write_skill(pytester.path)
+    result = run(pytester)
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([
+        f"{HAIKU}: Anthropic needs an API key: set the environment variable ANTHROPIC_API_KEY*",
+    ])
+    assert "Traceback" not in output(result)
+    assert "Error" not in result.stdout.str().replace("MissingCredentials", "")
+    assert loopback.calls == []
+
+
+def test_missing_key_does_not_change_collection(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ANTHROPIC_API_KEY")
+    write_skill(pytester.path)
+    result = run(pytester, "--collect-only", "-q")
+    assert "2 tests collected" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.OK
+
+
+def test_provider_error_fails_the_item_readably(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    loopback.fail_next(400, times=10, message="prompt is too long")
+    write_skill(pytester.path)
+    result = run(pytester, "--skill-retries", "0", "--no-skill-baseline")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines([f"{HAIKU}: Anthropic 400: prompt is too long"])
+    assert "Traceback" not in output(result)
+
+
+# --- model specs ----------------------------------------------------------------------------
+
+def test_openai_spec_with_base_url(
+    pytester: pytest.Pytester, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OPENAI_BASE_URL")  # so only the spec's @base_url can reach the loopback
+    write_skill(pytester.path)
+    spec = f"openai:qwen3@{loopback.openai_url}"
+    result = run(pytester, "-v", model=spec)
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines_random([
+        f"demo/demo.skill.yaml::echoes[[]{spec}[]] PASSED*",
+        f"demo/demo.skill.yaml::mentions-skill[[]{spec}[]] PASSED*",
+    ])
+    assert len(loopback.calls) == 4
+    assert {(c.api, c.model) for c in loopback.calls} == {("openai", "qwen3")}
+    assert sorted(c.system or "" for c in loopback.calls) == ["", "", SKILL_BLOCK, SKILL_BLOCK]
+
+
+def test_ini_models_and_aliases(pytester: pytest.Pytester, loopback: LoopbackServer) -> None:
+    pytester.makeini(f"""
+        [pytest]
+        skill_models =
+            fast
+            haiku
+        skill_model_aliases =
+            # a comment line
+            fast = openai:small-model@{loopback.openai_url}
+            haiku = anthropic:claude-haiku-override
+    """)
+    write_skill(pytester.path)
+    result = run(pytester, "-v", model=None)
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines([
+        f"skills: models: fast (openai:small-model@{loopback.openai_url}), "
+        "haiku (anthropic:claude-haiku-override)",
+    ])
+    result.stdout.fnmatch_lines_random([
+        "demo/demo.skill.yaml::echoes[[]fast[]] PASSED*",
+        "demo/demo.skill.yaml::echoes[[]haiku[]] PASSED*",
+    ])
+    # The name typed is the name shown; the alias decides what is called.
+    assert sorted({(c.api, c.model) for c in loopback.calls}) == [
+        ("anthropic", "claude-haiku-override"), ("openai", "small-model"),
+    ]
+    result.stdout.re_match_lines([r"^fast\s+2\s+2/2", r"^haiku\s+2\s+2/2"])
+
+
+def test_cli_model_overrides_ini_models(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    pytester.makeini("[pytest]\nskill_models = sonnet\n")
+    write_skill(pytester.path)
+    result = run(pytester, "--collect-only", "-q", model="haiku")
+    result.stdout.fnmatch_lines(["demo/demo.skill.yaml::mentions-skill[[]haiku[]]"])
+    assert "sonnet" not in result.stdout.str()
+    assert "1 test collected" in result.stdout.str() or "2 tests collected" in result.stdout.str()
+
+
+# --- JSON report ------------------------------------------------------------------------------
+
+def test_json_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
+    write_skill(pytester.path)
+    report_path = tmp_path / "out" / "skills.json"
+    result = run(pytester, "--skill-report", str(report_path), model="haiku")
+    result.assert_outcomes(passed=2)
+    report = read_report(report_path)
+
+    assert report["version"] == 1
+    (model,) = report["models"]
+    assert model["model"] == "haiku"
+    assert model["resolved"] == HAIKU
+    assert model["cases"] == 2
+    assert {k: model["with_skill"][k] for k in ("passed", "total", "rate")} == {
+        "passed": 2, "total": 2, "rate": 1.0}
+    assert {k: model["baseline"][k] for k in ("passed", "total", "rate")} == {
+        "passed": 1, "total": 2, "rate": 0.5}
+    for condition in ("with_skill", "baseline"):
+        low, high = model[condition]["ci"]
+        assert 0.0 <= low <= model[condition]["rate"] <= high <= 1.0
+    assert model["lift"] == pytest.approx(0.5)
+    low, high = model["lift_ci"]
+    assert -1.0 <= low < 0.5 < high <= 1.0
+    assert model["p_value"] == pytest.approx(1.0)  # one discordant pair: exact McNemar
+    # Word counts on the loopback: the skill block adds tokens to every with-skill call.
+    assert model["tokens"]["with_skill"] > model["tokens"]["baseline"] > 0
+
+    results = report["results"]
+    assert len(results) == 4
+    assert set(results[0]) >= {"nodeid", "skill", "case", "model", "condition", "trial",
+                               "passed", "output", "cached", "usage", "latency_s"}
+    by_key = {(r["case"], r["condition"]): r for r in results}
+    assert set(by_key) == {(case, condition) for case in ("mentions-skill", "echoes")
+                           for condition in ("with_skill", "baseline")}
+    mentions = by_key[("mentions-skill", "with_skill")]
+    assert mentions["nodeid"] == "demo/demo.skill.yaml::mentions-skill[haiku]"
+    assert mentions["skill"] == "demo"
+    assert mentions["model"] == "haiku"
+    assert mentions["trial"] == 0
+    assert mentions["passed"] is True
+    assert mentions["output"] == "echo: Tell me about the topic | skill: # Skill: demo"
+    assert mentions["cached"] is False
+    assert mentions["usage"]["output_tokens"] == 11  # words in the output
+    assert mentions["latency_s"] >= 0
+    assert by_key[("mentions-skill", "baseline")]["passed"] is False
+    assert by_key[("mentions-skill", "baseline")]["output"] == "echo: Tell me about the topic"
+    assert all("cache_key" not in r for r in results)
+
+
+def test_cache_dir_replays_a_second_run(
+    pytester: pytest.Pytester, loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    write_skill(pytester.path)
+    cache_args = ("--skill-model", HAIKU, "-p", "no:cacheprovider",
+                  "--skill-cache-dir", str(tmp_path / "cache"))
+    first = pytester.runpytest(*cache_args)
+    first.assert_outcomes(passed=2)
+    report = tmp_path / "r.json"
+    second = pytester.runpytest(*cache_args, "--skill-report", str(report))
+    second.assert_outcomes(passed=2)
+    assert len(loopback.calls) == 4  # the second run was served from the cache
+    second.stdout.fnmatch_lines(["skills: 4/4 calls, 4 from cache, 0 failed, *"])
+    assert all(r["cached"] for r in read_report(report)["results"])
+
+
+def test_ci_switches_the_default_cache_mode_to_replay(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    loopback: LoopbackServer,
+) -> None:
+    monkeypatch.setenv("CI", "true")
+    write_skill(pytester.path)
+    result = pytester.runpytest("--skill-model", HAIKU, "-p", "no:cacheprovider",
+                                "--skill-cache-dir", str(tmp_path / "empty"), "--no-skill-baseline")
+    result.stdout.fnmatch_lines(["skills: cache replay (CI is set) at *"])
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*not in the cache*"])
+    assert loopback.calls == []
+
+
+# --- extension hooks -------------------------------------------------------------------------
+
+CONFTEST_HOOKS = """
+    from pytest_skills.checks import CheckResult
+    from pytest_skills.models import Response, Usage
+
+
+    def _max_words(limit, answer):
+        words = len(answer.split())
+        return CheckResult("max_words", words <= limit, f"at most {limit} words",
+                           f"{words} words")
+
+
+    def pytest_skills_register_checks(registry):
+        registry.register("max_words", _max_words, validate=int)
+
+
+    class ShoutBackend:
+        exclusive = False
+
+        def complete(self, request):
+            skill = "SKILLED " if request.system else ""
+            return Response(text=skill + request.prompt.upper(), usage=Usage(output_tokens=1))
+
+
+    def pytest_skills_make_backend(spec, config):
+        if spec.provider == "shout":
+            return ShoutBackend()
+        return None
+"""
+
+
+def test_custom_check_and_backend_from_conftest(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    pytester.makeconftest(textwrap.dedent(CONFTEST_HOOKS))
+    write_skill(pytester.path, cases_yaml="""
+        cases:
+          - id: short-and-loud
+            input: be brief
+            expect:
+              max_words: "3"
+              contains: SKILLED BE BRIEF
+          - id: too-long
+            input: one two three four
+            expect: {max_words: 3}
+    """)
+    result = run(pytester, "-v", model="shout:anything")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines_random([
+        "demo/demo.skill.yaml::short-and-loud[[]shout:anything[]] PASSED*",
+        "demo/demo.skill.yaml::too-long[[]shout:anything[]] FAILED*",
+        "  max_words failed",
+        "    expected: at most 3 words",
+        "    actual:   5 words",
+    ])
+    result.stdout.re_match_lines([r"^shout:anything\s+2\s+1/2\s+50%\s+0/2\s+0%\s+\+50pp"])
+    assert loopback.calls == []
+
+
+def test_custom_check_validation_error_is_a_collection_error(pytester: pytest.Pytester) -> None:
+    pytester.makeconftest(textwrap.dedent(CONFTEST_HOOKS))
+    write_skill(pytester.path, cases_yaml="""
+        cases:
+          - input: be brief
+            expect: {max_words: many}
+    """)
+    result = run(pytester)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["*demo.skill.yaml:3: max_words: invalid literal for int()*"])
+
+
+def test_unknown_provider_fails_items_with_a_hint(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, model="nowhere:model")
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["nowhere:model: no backend for provider 'nowhere'*"])
+    assert "Traceback" not in output(result)
+
+
+# --- verbosity ------------------------------------------------------------------------------
+
+def test_quiet_keeps_the_table(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "-q")
+    result.assert_outcomes(passed=2)
+    result.stdout.re_match_lines([ROW])
+    assert "skills: models:" not in result.stdout.str()  # -q drops the header
+
+
+def test_very_quiet_drops_the_table_and_progress(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "-qq")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([".. * [[]100%[]]"])
+    text = result.stdout.str()
+    assert "skills:" not in text
+    assert "+50pp" not in text
+
+
+def test_verbose_adds_intervals(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, "-v")
+    result.stdout.fnmatch_lines([
+        "skills: Wilson 95% intervals of the pass rates, mean latency per call",
+        f"  {HAIKU}: with skill [[]*-100[]], baseline [[]*-*[]]*",
+    ])
+
+
+# --- xdist -----------------------------------------------------------------------------------
+
+XDIST_CASES = """
+    cases:
+""" + "".join(f"""
+      - id: case-{i}
+        input: Question number {i}
+        expect:
+          contains: "{'skill: demo' if i % 2 else 'number'}"
+""" for i in range(6))
+
+
+def _comparable(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # Latency is measured, and which call writes the loopback's prompt cache (priced
+    # differently from reads) depends on arrival order: both legitimately vary.
+    return [{k: v for k, v in m.items() if k not in ("latency_s", "cost_usd")} for m in models]
+
+
+def test_xdist_gives_the_same_outcomes_and_report(
+    pytester: pytest.Pytester, loopback: LoopbackServer, tmp_path: Path
+) -> None:
+    pytest.importorskip("xdist")
+    write_skill(pytester.path, cases_yaml=XDIST_CASES)
+    serial, parallel = tmp_path / "n0.json", tmp_path / "n2.json"
+
+    result0 = run(pytester, "-n", "0", "--skill-report", str(serial))
+    result0.assert_outcomes(passed=6)
+    calls0 = len(loopback.calls)
+    result2 = pytester.runpytest_subprocess(
+        "--skill-model", HAIKU, "-p", "no:cacheprovider", "--skill-cache=off",
+        "-n", "2", "--skill-report", str(parallel),
+    )
+    result2.assert_outcomes(passed=6)
+    assert "2 workers" in result2.stdout.str()
+
+    assert calls0 == 12
+    assert len(loopback.calls) == 24  # the workers made the same calls, each once
+    one, two = read_report(serial), read_report(parallel)
+    assert one["models"][0]["cases"] == 6
+    assert one["models"][0]["baseline"]["passed"] == 3
+    assert _comparable(one["models"]) == _comparable(two["models"])
+
+    def outcomes(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return sorted((r["nodeid"], r["condition"], r["passed"], r["output"])
+                      for r in report["results"])
+
+    assert outcomes(one) == outcomes(two)
+    # The controller prints the same summary row.
+    row = r"anthropic:claude-haiku-4-5\s+6\s+6/6\s+100%\s+3/6\s+50%\s+\+50pp"
+    result0.stdout.re_match_lines([row])
+    result2.stdout.re_match_lines([row])
+
+
+def test_xdist_failures_are_reported_by_the_controller(
+    pytester: pytest.Pytester, loopback: LoopbackServer
+) -> None:
+    pytest.importorskip("xdist")
+    loopback.responder = lambda call: "nothing useful"
+    write_skill(pytester.path)
+    result = pytester.runpytest_subprocess(
+        "--skill-model", HAIKU, "-p", "no:cacheprovider", "--skill-cache=off", "-n", "2",
+    )
+    result.assert_outcomes(failed=2)
+    result.stdout.fnmatch_lines(["*contains failed*", "*actual:   missing*"])
+    result.stdout.re_match_lines([r"anthropic:claude-haiku-4-5\s+2\s+0/2\s+0%\s+0/2\s+0%"])
