@@ -182,7 +182,8 @@ def test_all_with_one_passing_child_of_any_does_not_blame_it(registry: CheckRegi
     [
         ({"shout": "x"}, "unknown check kind 'shout'; known kinds: all, any, contains", ("shout",)),
         ({"regex": "(["}, "regex: bad regular expression '(['", ("regex",)),
-        ({"all": [{"contains": "a"}, {"regex": "*"}]}, "bad regular expression", ("all", 1, "regex")),
+        ({"all": [{"contains": "a"}, {"regex": "*"}]}, "bad regular expression",
+         ("all", 1, "regex")),
         ({"any": []}, "'any' takes a non-empty list", ("any",)),
         ({"all": "contains"}, "'all' takes a non-empty list", ("all",)),
         ({"any": [{"nope": 1}]}, "unknown check kind 'nope'", ("any", 0, "nope")),

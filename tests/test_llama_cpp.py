@@ -8,8 +8,10 @@ into its metadata (a few lines of GGUF writing below), so no second model is nee
 
 from __future__ import annotations
 
+import re
 import shutil
 import struct
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -190,6 +192,25 @@ def test_consecutive_with_skill_requests_reuse_the_skill_prefix(gemma: LlamaCppB
     prompt_tokens = response.usage.input_tokens + response.usage.cache_read_tokens
     assert perf.n_p_eval < prompt_tokens - skill_tokens + 5
     assert response.usage.cache_read_tokens >= skill_tokens
+
+
+@pytest.mark.gguf
+def test_a_chat_template_cannot_be_forced_on_a_base_model(gemma: LlamaCppBackend) -> None:
+    forced = Request(
+        provider="gguf", model=DEMO_MODEL_NAME, prompt="Hi", prompt_format="chat_template"
+    )
+    with pytest.raises(BackendError, match=re.escape("has no tokenizer.chat_template")):
+        gemma.complete(forced)
+
+
+def test_missing_llama_cpp_names_the_extra_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what an absent package looks like
+    backend = LlamaCppBackend(tmp_path / "model.gguf")
+    with pytest.raises(BackendError, match=re.escape('pip install "pytest-skills[local]"')):
+        backend.complete(request("Hi"))
+    assert backend.loads == 0
 
 
 # --- chat-template path ---------------------------------------------------------------

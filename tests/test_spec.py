@@ -231,6 +231,10 @@ def test_integer_ids_become_strings(tmp_path: Path, registry: CheckRegistry) -> 
         ("cases:\n  - input: hi\n    expect: {contains: a}\n  - plain string\n", 4,
          "case 2 must be a mapping"),
         ("cases:\n  - input: [unclosed\n", 3, "invalid YAML"),
+        ("cases:\n  - id: 'a::b'\n    input: hi\n    expect: {contains: a}\n", 2,
+         "'id' 'a::b' must not contain '::'"),
+        ("cases:\n  - id: ''\n    input: hi\n    expect: {contains: a}\n", 2,
+         "'id' must be a non-empty string"),
     ],
 )
 def test_errors_name_file_line_and_problem(
@@ -263,7 +267,7 @@ def test_missing_skill_md_is_an_error(tmp_path: Path, registry: CheckRegistry) -
           - input: hi
             expect: {contains: a}
     """)
-    with pytest.raises(SpecFileError, match="no skill file at .*SKILL.md"):
+    with pytest.raises(SpecFileError, match=r"no skill file at .*SKILL\.md"):
         load_suite(test_file, registry)
 
 
@@ -286,7 +290,7 @@ def test_context_files_must_map_names_to_text(tmp_path: Path, registry: CheckReg
     meta.write_text(json.dumps({"tests": [
         {"input": "x", "context": {"files": {"a.txt": 3}}, "expected": {"contains": "a"}},
     ]}))
-    with pytest.raises(SpecFileError, match="'context.files' must map file names"):
+    with pytest.raises(SpecFileError, match=r"'context\.files' must map file names"):
         load_suite(meta, registry)
 
 
@@ -347,3 +351,16 @@ def test_front_matter_warnings_do_not_stop_a_suite(tmp_path: Path, registry: Che
     suite = load_suite(test_file, registry)
     assert len(suite.cases) == 1
     assert len(suite.skill.warnings) == 2  # bad name, no description
+
+
+def test_byte_order_marks_are_ignored(tmp_path: Path, registry: CheckRegistry) -> None:
+    # Editors on Windows write one; it must not hide the front matter or break JSON.
+    directory = skill_dir(tmp_path)
+    (directory / "SKILL.md").write_bytes(b"\xef\xbb\xbf" + SKILL_MD.encode())
+    meta = directory / "skill_meta.json"
+    body = json.dumps({"cases": [{"input": "x", "expected": {"contains": "x"}}]})
+    meta.write_bytes(b"\xef\xbb\xbf" + body.encode())
+    suite = load_suite(meta, registry)
+    assert suite.skill.name == "kernel-builder"
+    assert suite.skill.warnings == ()
+    assert suite.skill.block.startswith("# Skill: kernel-builder\n\n# How to build")

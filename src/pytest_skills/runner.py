@@ -10,6 +10,7 @@ prefix. Failures never escape as exceptions: every call ends in an :class:`Outco
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import random
 import threading
@@ -25,6 +26,9 @@ from pytest_skills.cache import CacheError, ResponseCache, SecretInEntry
 from pytest_skills.models import ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
+
+#: Put on a work queue to end the thread that drains it.
+_SHUTDOWN = object()
 
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
@@ -86,9 +90,9 @@ class Runner:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
-        self._pool: queue.Queue[tuple[Call, Backend, Future[Outcome]]] = queue.Queue()
+        self._pool: queue.Queue[Any] = queue.Queue()
         self._pool_threads: list[threading.Thread] = []
-        self._exclusive: dict[int, queue.Queue[tuple[Call, Backend, Future[Outcome]]]] = {}
+        self._exclusive: dict[int, queue.Queue[Any]] = {}
         self.used_keys: set[str] = set()
 
     # --- planning -------------------------------------------------------------------
@@ -160,10 +164,13 @@ class Runner:
                              name="pytest-skills-local").start()
         return self._exclusive[id(backend)]
 
-    def _drain(self, work: queue.Queue[tuple[Call, Backend, Future[Outcome]]]) -> None:
+    def _drain(self, work: queue.Queue[Any]) -> None:
         # Daemon threads: Ctrl-C must not wait for a slow provider to answer.
         while True:
-            call, backend, future = work.get()
+            task = work.get()
+            if task is _SHUTDOWN:
+                return
+            call, backend, future = task
             if self._stop.is_set():
                 self._finish(future, Outcome(error="interrupted"))
                 continue
@@ -235,7 +242,19 @@ class Runner:
             raise
 
     def stop(self) -> None:
+        """Cancel what has not started and let the worker threads end."""
         self._stop.set()
+        for _ in self._pool_threads:
+            self._pool.put(_SHUTDOWN)
+        for work in self._exclusive.values():
+            work.put(_SHUTDOWN)
+        self._pool_threads.clear()
+        self._exclusive.clear()
+        for backend in self._backends.values():
+            close = getattr(backend, "close", None)
+            if callable(close) and getattr(backend, "exclusive", False) is False:
+                with contextlib.suppress(Exception):
+                    close()
 
 
 def _wait_any(futures: list[Future[Outcome]], timeout: float) -> None:

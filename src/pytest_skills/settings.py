@@ -140,6 +140,15 @@ def _int(value: object, name: str, minimum: int) -> int:
     return number
 
 
+def _pick(cli: object, ini: object, default: int) -> object:
+    """CLI over ini over default; an explicit 0 is a value (validated later), not "unset"."""
+    if cli is not None:
+        return cli
+    if str(ini).strip():
+        return ini
+    return default
+
+
 def _cache_mode(config: pytest.Config) -> tuple[str, str]:
     cli = config.getoption("skill_cache")
     if cli:
@@ -177,7 +186,8 @@ def resolve(config: pytest.Config) -> Settings:
         aliases = {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
         typed = list(config.getoption("skill_model")) or list(config.getini("skill_models"))
         models = tuple(parse_model_spec(text, aliases) for text in typed)
-        judge_text = config.getoption("skill_judge_model") or str(config.getini("skill_judge_model"))
+        judge_text = (config.getoption("skill_judge_model")
+                      or str(config.getini("skill_judge_model")))
         judge = parse_model_spec(judge_text, aliases) if judge_text.strip() else None
     except SpecError as error:
         raise pytest.UsageError(f"pytest-skills: {error}") from None
@@ -192,8 +202,9 @@ def resolve(config: pytest.Config) -> Settings:
     if not cache_dir.is_absolute():
         cache_dir = config.rootpath / cache_dir
 
-    concurrency = config.getoption("skill_concurrency") or config.getini("skill_concurrency") or 8
-    trials = config.getoption("skill_trials") or config.getini("skill_trials") or 1
+    concurrency = _pick(config.getoption("skill_concurrency"),
+                        config.getini("skill_concurrency"), 8)
+    trials = _pick(config.getoption("skill_trials"), config.getini("skill_trials"), 1)
     retries = config.getoption("skill_retries")
     timeout = config.getoption("skill_timeout")
     threshold = config.getoption("skill_pass_threshold")

@@ -208,6 +208,9 @@ class _Parser:
         case_id = raw.get("id", f"case-{index + 1}")
         if not isinstance(case_id, (str, int)) or not str(case_id).strip():
             raise self.fail("'id' must be a non-empty string", (*path, "id"))
+        if "::" in str(case_id):
+            # pytest splits node ids on '::': such an item could never be selected by id.
+            raise self.fail(f"'id' {case_id!r} must not contain '::'", (*path, "id"))
         verifiers = raw.get("verifiers") or []
         if not isinstance(verifiers, list) or not all(isinstance(v, Mapping) for v in verifiers):
             raise self.fail("'verifiers' must be a list of mappings", (*path, "verifiers"))
@@ -260,7 +263,7 @@ class _Parser:
 def load_skill(path: Path) -> Skill:
     """Read a SKILL.md; front matter problems become warnings, never errors."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
     except (OSError, UnicodeDecodeError) as error:
         raise SpecFileError(path, f"cannot read the skill: {error}") from None
     warnings: list[str] = []
@@ -305,7 +308,7 @@ def load_skill(path: Path) -> Skill:
 def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
     """The file's data and the line of every key path."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
     except (OSError, UnicodeDecodeError) as error:
         raise SpecFileError(path, f"cannot read the file: {error}") from None
     if path.suffix == ".json":

@@ -97,7 +97,8 @@ def _cpu_threads() -> int:
     """Threads for one model: the usable cores, shared out among xdist workers.
 
     llama.cpp's threads busy-wait between graph nodes, so two workers that each take
-    every core run many times slower than one (measured: 6x on 2 cores), not 2x.
+    every core run far slower than one: on 2 cores, this module's tests took 42 s under
+    ``-n 2`` instead of 9 s.
     """
     # Honour taskset/cgroup CPU masks where the platform exposes them.
     if hasattr(os, "sched_getaffinity"):
@@ -120,6 +121,13 @@ def _import_llama_cpp() -> Any:
             f"{INSTALL_HINT}, or replay recorded answers with --skill-cache=replay"
         ) from None
     return llama_cpp
+
+
+def _call_errors() -> tuple[type[Exception], ...]:
+    """What a llama-cpp-python call raises for bad input rather than for a bug of ours."""
+    from jinja2 import TemplateError  # a dependency of llama-cpp-python's chat formats
+
+    return (ValueError, RuntimeError, TemplateError)
 
 
 @dataclass
@@ -216,8 +224,8 @@ class LlamaCppBackend:
                     result = self._chat(loaded, request)
                 else:
                     result = self._completion(loaded.llama, request)
-            except (ValueError, RuntimeError) as error:
-                # Prompt longer than n_ctx, decode failure, template error.
+            except _call_errors() as error:
+                # Prompt longer than n_ctx, decode failure, a template that fails to render.
                 raise BackendError(f"llama.cpp ({self.path.name}): {error}") from None
             latency = time.perf_counter() - started
             reused = _reused_prefix(before, loaded.llama, result["usage"]["prompt_tokens"])
@@ -238,12 +246,18 @@ class LlamaCppBackend:
         )
 
     def _prompt_format(self, loaded: _Loaded, requested: str | None) -> str:
-        if requested in (None, "auto", loaded.prompt_format, COMPLETION):
-            # A completion prompt works on any model; "auto" means the file decides.
-            return loaded.prompt_format if requested in (None, "auto") else requested
+        """The layout to use: "auto" lets the file decide; a plain prompt always works."""
+        if requested in (None, "auto"):
+            return loaded.prompt_format
+        if requested in (COMPLETION, loaded.prompt_format):
+            return requested
+        if requested == CHAT_TEMPLATE:
+            raise BackendError(
+                f"{self.path.name} has no {CHAT_TEMPLATE_KEY}: prompt_format {requested!r} "
+                f"cannot be honoured; use 'auto' or {COMPLETION!r}"
+            )
         raise BackendError(
-            f"{self.path.name} has no {CHAT_TEMPLATE_KEY}, so prompt_format {requested!r} "
-            f"cannot be honoured; use 'auto' or {COMPLETION!r}"
+            f"unknown prompt_format {requested!r}: use 'auto', {CHAT_TEMPLATE!r} or {COMPLETION!r}"
         )
 
     def _chat(self, loaded: _Loaded, request: Request) -> Any:
