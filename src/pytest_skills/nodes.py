@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -159,7 +160,7 @@ class SkillItem(pytest.Item):
             results.append(
                 ConditionResult(condition, call.request.trial, outcome, check, call.request.key)
             )
-        self.user_properties.append((RESULT_PROPERTY, self.record(results)))
+        self.user_properties.extend(self.properties(results))
 
         with_skill = [r for r in results if r.condition == "with_skill"]
         errors = [r for r in with_skill if r.outcome.error]
@@ -169,6 +170,18 @@ class SkillItem(pytest.Item):
         if sum(r.passed for r in with_skill) < needed:
             # The failure repr shows the answer; a report section would print it twice.
             raise SkillCheckFailed(with_skill, needed)
+
+    def properties(self, results: list[ConditionResult]) -> list[tuple[str, str]]:
+        """Facts for reports: flat ones for JUnit readers, and the full record as JSON."""
+        flat = []
+        for condition in CONDITIONS:
+            judged = [r for r in results if r.condition == condition and r.check is not None]
+            if judged:
+                flat.append((f"skill_{condition}", f"{sum(r.passed for r in judged)}/{len(judged)}"))
+        flat.append(("skill_replayed", str(all(r.outcome.response is not None
+                                                 and r.outcome.response.cached
+                                                 for r in results)).lower()))
+        return [*flat, (RESULT_PROPERTY, json.dumps(self.record(results), sort_keys=True))]
 
     def record(self, results: list[ConditionResult]) -> dict[str, Any]:
         assert self.spec is not None

@@ -7,6 +7,7 @@ Records are sorted before aggregation so the figures never depend on arrival ord
 
 from __future__ import annotations
 
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -159,7 +160,7 @@ def table(models: Sequence[ModelSummary], *, verbose: bool = False,
         if m.token_change is not None:
             notes.append(f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}"
                          + _cost_note(m))
-    lines.extend(f"  {note}" for note in notes)
+    lines.extend(_wrapped(notes))
     if verbose:
         lines.extend(_intervals(models))
         if records:
@@ -167,10 +168,17 @@ def table(models: Sequence[ModelSummary], *, verbose: bool = False,
     return lines
 
 
+def _wrapped(notes: Iterable[str]) -> list[str]:
+    # Long model names must not push a note past 100 columns.
+    return [line for note in notes
+            for line in textwrap.wrap(note, 100, initial_indent="  ", subsequent_indent="    ")]
+
+
 def _intervals(models: Sequence[ModelSummary]) -> list[str]:
-    lines = ["", "skills: Wilson 95% intervals of the pass rates, mean latency per call"]
+    header = ["", "skills: Wilson 95% intervals of the pass rates, mean latency per call"]
+    lines = []
     for m in models:
-        text = f"  {m.model}: with skill {_ci(m.with_skill.rate.ci)}"
+        text = f"{m.model}: with skill {_ci(m.with_skill.rate.ci)}"
         if m.baseline is not None:
             text += f", baseline {_ci(m.baseline.rate.ci)}"
         if m.with_skill.latency_s is not None:
@@ -178,7 +186,7 @@ def _intervals(models: Sequence[ModelSummary]) -> list[str]:
             if m.baseline is not None and m.baseline.latency_s is not None:
                 text += f", {m.baseline.latency_s:.2f}s without"
         lines.append(text)
-    return lines
+    return header + _wrapped(lines)
 
 
 def _cost_note(m: ModelSummary) -> str:
