@@ -53,7 +53,7 @@ QUESTION_CUE = "Question: "
 ANSWER_CUE = "\nAnswer:"
 #: A base model that has answered tends to carry on with another "Question:" or a
 #: document-like break; these end the answer there.
-COMPLETION_STOPS = ("\nQuestion:", "\nQ:", "\n\n\n")
+COMPLETION_STOPS = ("\nQuestion:", "\nQ:", "\nAnswer:", "\n\n\n")
 
 
 def completion_prompt(system: str | None, prompt: str) -> str:
