@@ -110,7 +110,9 @@ def test_secrets_never_reach_the_cache(
 ) -> None:
     secret = "sk-very-secret-value-0042"
     monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
-    provider_env.responder = lambda call: f"the token is {secret}" if "leak" in call.prompt else "ok"
+    provider_env.responder = (
+        lambda call: f"the token is {secret}" if "leak" in call.prompt else "ok"
+    )
     write_skill(pytester.path, cases_yaml="""
         cases:
           - {id: leaky, input: please leak it, expect: {contains: token}}
@@ -119,7 +121,9 @@ def test_secrets_never_reach_the_cache(
     cache = tmp_path / "cache"
     result = run(pytester, cache)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines(["*not cached: the answer contains the value of $MY_SERVICE_TOKEN*"])
+    result.stdout.fnmatch_lines(
+        ["*not cached: the answer contains the value of $MY_SERVICE_TOKEN*"]
+    )
     stored = b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
     assert secret.encode() not in stored
     assert b"test-anthropic-key-123" not in stored

@@ -172,7 +172,9 @@ class ResponseCache:
         for entry in self.entries():
             if entry.label != label:
                 continue
-            differing = [name for name in FIELD_LABELS if entry.fields.get(name) != wanted.get(name)]
+            differing = [
+                name for name in FIELD_LABELS if entry.fields.get(name) != wanted.get(name)
+            ]
             if best is None or len(differing) < best[0]:
                 best = (len(differing), differing)
         if best is None:
@@ -199,7 +201,9 @@ class _Guard:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
+    ) -> bool:
         if isinstance(error, (sqlite3.Error, OSError)):
             raise CacheError(
                 f"cannot {self.action} the response cache at {self.directory}: {error}. "

@@ -64,7 +64,8 @@ def parse_aliases(lines: str | list[str]) -> dict[str, str]:
         alias, sep, target = line.partition("=")
         if not sep or not alias.strip() or not target.strip():
             raise SpecError(
-                f"skill_model_aliases: cannot read {raw.strip()!r}; write one 'alias = spec' per line"
+                f"skill_model_aliases: cannot read {raw.strip()!r}; "
+                "write one 'alias = spec' per line"
             )
         aliases[alias.strip()] = target.strip()
     return aliases
@@ -161,7 +162,8 @@ class Usage:
 
     @property
     def total(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+        return (self.input_tokens + self.output_tokens
+                + self.cache_read_tokens + self.cache_write_tokens)
 
 
 @dataclass(frozen=True)
