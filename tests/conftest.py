@@ -4,6 +4,8 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
+import anthropic
+import openai
 import pytest
 
 from tests.loopback import LoopbackServer
@@ -16,6 +18,23 @@ description: Answers questions about the {name} topic.
 ---
 When asked anything, mention the word {marker}.
 """
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sdk_modules_loaded() -> None:
+    """Make one call with each SDK before any in-process pytester run.
+
+    pytester drops the modules first imported during a run; the SDKs import their
+    HTTP transport lazily, on the first request, and a second copy of its exception
+    classes would slip past the SDKs' own error mapping in later tests.
+    """
+    with LoopbackServer() as server:
+        anthropic.Anthropic(api_key="warm-up", base_url=server.url, max_retries=0).messages.create(
+            model="warm-up", max_tokens=1, messages=[{"role": "user", "content": "hi"}]
+        )
+        openai.OpenAI(
+            api_key="warm-up", base_url=server.openai_url, max_retries=0
+        ).chat.completions.create(model="warm-up", messages=[{"role": "user", "content": "hi"}])
 
 
 @pytest.fixture

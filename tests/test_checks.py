@@ -265,5 +265,16 @@ def test_combinators_cannot_be_redefined(registry: CheckRegistry, name: str) -> 
 def test_builtin_kinds_are_registered(registry: CheckRegistry) -> None:
     assert registry.kinds == sorted([
         "all", "any", "contains", "icontains", "not_contains", "regex", "equals",
-        "starts_with", "json",
+        "starts_with", "json", "verify",
     ])
+
+
+def test_builtin_registration_keeps_a_kind_registered_first() -> None:
+    from pytest_skills.checks import CheckRegistry, CheckResult, register_builtin_checks
+
+    registry = CheckRegistry()
+    registry.register("contains", lambda value, answer: CheckResult("contains", True, "x", "y"))
+    register_builtin_checks(registry)
+    check = registry.parse({"contains": "absent"})
+    assert registry.evaluate(check, "nothing here").passed
+    assert "regex" in registry

@@ -190,7 +190,8 @@ def test_skill_marker_selects_and_is_registered(
     assert result.ret == pytest.ExitCode.OK
     assert len(loopback.calls) == 4
     markers = run(pytester, "--markers")
-    markers.stdout.fnmatch_lines(["@pytest.mark.skill: an agent skill case run by pytest-skills"])
+    markers.stdout.fnmatch_lines(
+        ["@pytest.mark.skill(path=None): an agent skill test run by pytest-skills*"])
 
 
 def test_keyword_selection_plans_only_selected_calls(

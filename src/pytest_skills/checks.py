@@ -25,6 +25,17 @@ class CheckSpecError(ValueError):
         self.path = path
 
 
+class CheckError(Exception):
+    """Raised by an evaluator that cannot grade at all (no judge model, the judge's call
+    failed). Unlike a failed :class:`CheckResult` it is no verdict on the answer: the
+    item reports the error and the answer is left out of the pass rates."""
+
+    def __init__(self, message: str, *, replay_miss: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.replay_miss = replay_miss
+
+
 @dataclass(frozen=True)
 class Check:
     kind: str
@@ -219,16 +230,20 @@ def _json(should_parse: bool, answer: str) -> CheckResult:
 
 
 def register_builtin_checks(registry: CheckRegistry) -> None:
-    registry.register("contains", _contains, validate=_strings,
-                      description="every string appears, ignoring case")
-    registry.register("icontains", _icontains, validate=_strings,
-                      description="alias of contains")
-    registry.register("not_contains", _not_contains, validate=_strings,
-                      description="none of the strings appears, ignoring case")
-    registry.register("regex", _regex, validate=_compile, description="re.search matches")
-    registry.register("equals", _equals, validate=_string,
-                      description="the answer, stripped, equals the string")
-    registry.register("starts_with", _starts_with, validate=_string,
-                      description="the answer, left-stripped, starts with the string")
-    registry.register("json", _json, validate=_json_flag,
-                      description="the answer (or its one code fence) parses as JSON")
+    """Add the built-in kinds, keeping any a plugin or conftest registered first."""
+    builtins: list[tuple[str, Evaluator, Validator, str]] = [
+        ("contains", _contains, _strings, "every string appears, ignoring case"),
+        ("icontains", _icontains, _strings, "alias of contains"),
+        ("not_contains", _not_contains, _strings, "none of the strings appears, ignoring case"),
+        ("regex", _regex, _compile, "re.search matches"),
+        ("equals", _equals, _string, "the answer, stripped, equals the string"),
+        ("starts_with", _starts_with, _string, "the answer, left-stripped, starts with it"),
+        ("json", _json, _json_flag, "the answer (or its one code fence) parses as JSON"),
+    ]
+    for name, evaluate, validate, description in builtins:
+        if name not in registry:
+            registry.register(name, evaluate, validate=validate, description=description)
+    # upskill's verifiers become this kind at parse time (see verify.py).
+    from pytest_skills.verify import register_verify_check
+
+    register_verify_check(registry)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +13,7 @@ import pytest
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
-from pytest_skills.checks import CheckResult
+from pytest_skills.checks import CheckError, CheckResult
 from pytest_skills.models import ModelSpec, Request, Sampling
 from pytest_skills.runner import Call, Outcome
 from pytest_skills.spec import Case, SpecFileError, Suite, load_suite
@@ -50,9 +50,12 @@ class SkillFile(pytest.File):
                 yield item
                 continue
             for spec in models:
-                yield SkillItem.from_parent(
+                item = SkillItem.from_parent(
                     self, name=f"{case.id}[{spec.name}]", suite=suite, case=case, spec=spec
                 )
+                if case.xfail:
+                    item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
+                yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, SkillCollectError):
@@ -152,11 +155,16 @@ class SkillItem(pytest.Item):
             outcome = run.runner.outcome(call)
             for warning in outcome.warnings:
                 self.warn(pytest.PytestWarning(warning))
-            check = (
-                run.registry.evaluate(self.case.check, outcome.response.text)
-                if outcome.response is not None
-                else None
-            )
+            mismatch = outcome.response and run.gguf_mismatch(self.spec, outcome.response)
+            if mismatch:
+                self.warn(pytest.PytestWarning(mismatch))
+            check = None
+            if outcome.response is not None:
+                try:
+                    check = run.registry.evaluate(self.case.check, outcome.response.text)
+                except CheckError as error:  # e.g. no judge model: an error, not a verdict
+                    outcome = replace(outcome, error=error.message,
+                                      replay_miss=error.replay_miss)
             results.append(
                 ConditionResult(condition, call.request.trial, outcome, check, call.request.key)
             )

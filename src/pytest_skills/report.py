@@ -59,7 +59,10 @@ def _condition(results: Sequence[Mapping[str, Any]], resolved: str) -> Condition
     costs = [cost_usd(resolved, r.get("usage") or {}) for r in ok]
     known_costs = [c for c in costs if c is not None]
     return ConditionSummary(
-        rate=proportion(sum(bool(r["passed"]) for r in ok), len(ok)),
+        # passed null: an answer nobody graded (the skill_model fixture's unjudged
+        # baseline); its tokens and latency count, its pass rate cannot.
+        rate=proportion(sum(bool(r["passed"]) for r in ok if r.get("passed") is not None),
+                        sum(r.get("passed") is not None for r in ok)),
         tokens=fmean(tokens) if tokens else None,
         latency_s=fmean(latencies) if latencies else None,
         cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
@@ -73,7 +76,7 @@ def _lift(records: Sequence[Mapping[str, Any]], trials: int) -> Lift:
     for record in records:
         by_condition: dict[str, list[bool]] = defaultdict(list)
         for result in record["results"]:
-            if result.get("error") is None:
+            if result.get("error") is None and result.get("passed") is not None:
                 by_condition[result["condition"]].append(bool(result["passed"]))
         if by_condition["with_skill"] and by_condition["baseline"]:
             per_case.append((by_condition["with_skill"], by_condition["baseline"]))
@@ -201,7 +204,8 @@ def _per_skill(records: Sequence[Mapping[str, Any]]) -> list[str]:
         groups[(record["skill"], record["model"])].append(record)
     lines = ["", "skills: by skill"]
     for (skill, model), group in sorted(groups.items()):
-        results = [r for record in group for r in record["results"] if r.get("error") is None]
+        results = [r for record in group for r in record["results"]
+                   if r.get("error") is None and r.get("passed") is not None]
         ws = proportion(sum(r["passed"] for r in results if r["condition"] == "with_skill"),
                         sum(r["condition"] == "with_skill" for r in results))
         bs = proportion(sum(r["passed"] for r in results if r["condition"] == "baseline"),

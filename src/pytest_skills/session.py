@@ -16,7 +16,7 @@ from pytest_skills import report
 from pytest_skills.backends import Backend, BackendError
 from pytest_skills.cache import CacheError, ResponseCache
 from pytest_skills.checks import CheckRegistry
-from pytest_skills.models import ModelSpec
+from pytest_skills.models import ModelSpec, Response
 from pytest_skills.nodes import RESULT_PROPERTY, SkillItem
 from pytest_skills.runner import Progress, Runner
 from pytest_skills.settings import Settings
@@ -40,6 +40,7 @@ class SkillRun:
     unused_keys: list[str] = field(default_factory=list)
     gate_messages: list[str] = field(default_factory=list)
     _runner: Runner | None = None
+    _gguf_checked: dict[str, str | None] = field(default_factory=dict)
     _cache: ResponseCache | None = None
 
     @property
@@ -101,6 +102,32 @@ class SkillRun:
         line = _ProgressLine(reporter)
         runner.wait(on_tick=line.show)
         line.done(runner.progress)
+
+    def gguf_mismatch(self, spec: ModelSpec, response: Response) -> str | None:
+        """A warning when a replayed answer came from a different file than the one here.
+
+        Checked once per model and process, and only when the file can be found
+        without effort: replay must keep working where the model is absent.
+        """
+        recorded = response.extra.get("gguf_sha256")
+        if spec.provider != "gguf" or not response.cached or not recorded:
+            return None
+        if spec.resolved not in self._gguf_checked:
+            from pytest_skills.gguf import file_sha256, locate_gguf
+
+            message = None
+            try:
+                path = locate_gguf(spec.model, self.settings.gguf_dirs)
+                actual = file_sha256(path)
+                if actual != recorded:
+                    message = (f"{spec.name}: {path} (sha256 {actual[:12]}) differs from the "
+                               f"file the cached answers came from ({recorded[:12]}); re-record "
+                               "with --skill-cache=refresh if the model changed")
+            except (BackendError, OSError):
+                pass
+            self._gguf_checked[spec.resolved] = message
+            return message
+        return None
 
     def prefetch(self, item: SkillItem) -> None:
         """Under xdist: start the calls of this worker's queued items, not just this one's."""

@@ -1,7 +1,8 @@
 """Parse skill test files into frozen data: a :class:`Suite` of :class:`Case` objects.
 
 Three formats load here (see the README): ``skill_meta.json`` in the article form
-(``cases``) and in upskill's form (``tests``), and the native ``*.skill.yaml``. Any
+(``cases``) and in upskill's form (``tests``), and the native ``*.skill.yaml``
+(``evals/evals.json``, the Agent Skills format, is in ``agent_evals.py``). Any
 problem is a :class:`SpecFileError` that names the file, the line where known and
 what to do. Pure code: no pytest import.
 """
@@ -18,6 +19,12 @@ from typing import Any
 import yaml
 
 from pytest_skills.checks import Check, CheckRegistry, CheckSpecError
+from pytest_skills.verify import (
+    DEFAULT_OUTPUT_FILE,
+    Verification,
+    parse_verifier,
+    relative_path,
+)
 
 NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
@@ -26,7 +33,8 @@ _ARTICLE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "des
 _UPSKILL_TOP = frozenset({"tests", "skill", "defaults", "metadata", "name", "description"})
 _NATIVE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
 _CASE_KEYS = frozenset(
-    {"id", "input", "expected", "expect", "context", "description", "verifiers", "output_file"}
+    {"id", "input", "expected", "expect", "context", "description", "verifiers", "output_file",
+     "xfail"}
     | SAMPLING_KEYS
 )
 
@@ -72,6 +80,8 @@ class Case:
     #: upskill's ``verifiers`` and ``output_file``, kept verbatim.
     verifiers: tuple[Mapping[str, Any], ...] = ()
     output_file: str | None = None
+    #: A known failure: the reason why. The item is marked xfail (not strict).
+    xfail: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -217,16 +227,52 @@ class _Parser:
         output_file = raw.get("output_file")
         if output_file is not None and not isinstance(output_file, str):
             raise self.fail("'output_file' must be a file name", (*path, "output_file"))
+        xfail = raw.get("xfail")
+        if xfail is not None and (not isinstance(xfail, str) or not xfail.strip()):
+            raise self.fail("'xfail' takes the reason the case is expected to fail",
+                            (*path, "xfail"))
+        files = self.context_files(raw.get("context"), (*path, "context"))
+        if verifiers:
+            check = self.verified(check, verifiers, output_file, files, path)
         return Case(
             id=str(case_id).strip(),
             input=text,
             check=check,
-            context_files=self.context_files(raw.get("context"), (*path, "context")),
+            context_files=files,
             sampling=self.sampling(raw, path),
             line=self.line(path),
             verifiers=tuple(dict(v) for v in verifiers),
             output_file=output_file,
+            xfail=xfail,
         )
+
+    def verified(self, check: Check, verifiers: list[Mapping[str, Any]],
+                 output_file: str | None, files: tuple[tuple[str, str], ...],
+                 path: Path_) -> Check:
+        """upskill's verifiers become one ``verify`` check, ANDed with ``expected``."""
+        parsed = []
+        for index, raw in enumerate(verifiers):
+            try:
+                parsed.append(parse_verifier(raw))
+            except ValueError as error:
+                raise self.fail(f"verifier {index + 1}: {error}",
+                                (*path, "verifiers", index)) from None
+        try:
+            target = relative_path(output_file or DEFAULT_OUTPUT_FILE)
+        except ValueError as error:
+            raise self.fail(f"'output_file': {error}", (*path, "output_file")) from None
+        for name, _ in files:
+            try:
+                relative_path(name)
+            except ValueError as error:
+                raise self.fail(f"context file: {error} (verifiers write it to a workspace)",
+                                (*path, "context", "files", name)) from None
+        value = Verification(tuple(parsed), target, files)
+        try:
+            verify = self.registry.parse({"verify": value}, (*path, "verifiers"))
+        except CheckSpecError as error:
+            raise self.fail(str(error), (*path, "verifiers")) from None
+        return Check("all", (check, verify), path)
 
     def cases(self, raw: Any, key: str) -> tuple[Case, ...]:
         if not isinstance(raw, list):
@@ -333,7 +379,11 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
 
 
 def load_suite(path: Path, registry: CheckRegistry) -> Suite:
-    """Load any of the three formats, chosen by file name and top-level keys."""
+    """Load any of the formats, chosen by file name and top-level keys."""
+    if path.name == "evals.json" and path.parent.name == "evals":
+        from pytest_skills.agent_evals import load_evals  # the Agent Skills eval format
+
+        return load_evals(path, registry)
     is_json = path.suffix == ".json"
     data, lines = _read(path)
     parser = _Parser(path, lines, registry)

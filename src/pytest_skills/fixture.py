@@ -1,0 +1,388 @@
+"""The ``skill_model`` fixture: ask the configured models from ordinary test functions.
+
+A test that uses the fixture runs once per configured model (id ``[model-name]``) and
+is marked ``skill``; with no model configured it is skipped with the reason skill items
+give. ``skill_model.ask(prompt)`` asks with the skill named by
+``@pytest.mark.skill("path/to/skill")``, ``ask(prompt, skill=path)`` with another one,
+``ask(prompt, baseline=True)`` without any. Calls go through the run's runner, so the
+cache, its modes and de-duplication apply as for skill items.
+
+Each test's answers become one record for the summary and the JSON report, with the
+shape of :meth:`SkillItem.record`. What ``passed`` means for each answer:
+
+* an answer judged with :meth:`Answer.check` (or :meth:`Answer.require`): whether all
+  its checks passed;
+* an unjudged with-skill answer: the test's outcome;
+* an unjudged baseline answer: the checks applied to the with-skill answer to the same
+  prompt, run on the baseline's text; when there are none, ``null``: the answer is
+  recorded (tokens, latency) but left out of the pass rates and the lift.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from pytest_skills.calls import request_for, with_files
+from pytest_skills.checks import Check, CheckError, CheckResult, CheckSpecError
+from pytest_skills.models import ModelSpec, Response, Sampling, Usage
+from pytest_skills.nodes import RESULT_PROPERTY
+from pytest_skills.runner import Call, Outcome
+from pytest_skills.spec import Skill, SpecFileError, load_skill
+
+if TYPE_CHECKING:
+    from pytest_skills.session import SkillRun
+
+FIXTURE = "skill_model"
+MARKER = "skill"
+
+_SKILLS_KEY = pytest.StashKey[dict[Path, Skill]]()
+
+
+# --- answers -------------------------------------------------------------------------------
+
+@dataclass(eq=False)
+class Answer:
+    """A model's answer to :meth:`SkillModel.ask`."""
+
+    text: str
+    response: Response
+    model: str
+    #: ``"with_skill"`` or ``"baseline"``.
+    condition: str
+    prompt: str
+    skill: Skill | None
+    _run: SkillRun = field(repr=False)
+    #: Every check applied with :meth:`check`, with its result.
+    checks: list[tuple[Check, CheckResult]] = field(default_factory=list, repr=False)
+
+    @property
+    def usage(self) -> Usage:
+        return self.response.usage
+
+    @property
+    def latency_s(self) -> float:
+        return self.response.latency_s
+
+    @property
+    def replayed(self) -> bool:
+        """True when the answer came from the cache."""
+        return self.response.cached
+
+    cached = replayed
+
+    def __str__(self) -> str:
+        return self.text
+
+    def check(self, expect: Mapping[str, Any]) -> CheckResult:
+        """Grade the answer with an ``expect`` mapping (``{"contains": "9.0"}``, ``{"judge":
+        "..."}``, …); the result is recorded as this answer's pass/fail."""
+        registry = self._run.registry
+        try:
+            parsed = registry.parse(expect)
+        except CheckSpecError as error:
+            raise ValueError(f"check {dict(expect) if isinstance(expect, Mapping) else expect!r}"
+                             f": {error}") from None
+        try:
+            result = registry.evaluate(parsed, self.text)
+        except CheckError as error:
+            pytest.fail(f"{self.model}: {error.message}", pytrace=False)
+        self.checks.append((parsed, result))
+        return result
+
+    def require(self, expect: Mapping[str, Any]) -> CheckResult:
+        """:meth:`check`, failing the test with what was expected when it does not pass."""
+        result = self.check(expect)
+        if not result.passed:
+            lines = [f"{self.model}: the {self.condition.replace('_', ' ')} answer failed"]
+            for leaf in result.failures():
+                lines += [f"  {leaf.kind} failed", f"    expected: {leaf.expected}",
+                          f"    actual:   {leaf.actual}"]
+            lines += ["answer" + (" (replayed)" if self.replayed else "") + ":", self.text]
+            pytest.fail("\n".join(lines), pytrace=False)
+        return result
+
+
+@dataclass
+class _Asked:
+    condition: str
+    prompt: str
+    call: Call
+    outcome: Outcome
+    answer: Answer | None
+
+
+# --- the fixture's object ---------------------------------------------------------------------
+
+class SkillModel:
+    """One configured model, as seen by one test (the ``skill_model`` fixture)."""
+
+    def __init__(self, spec: ModelSpec, run: SkillRun, item: pytest.Item):
+        self.spec = spec
+        self.run = run
+        self.item = item
+        self.asked: list[_Asked] = []
+
+    @property
+    def name(self) -> str:
+        """The model's name as the user typed it."""
+        return self.spec.name
+
+    def __repr__(self) -> str:
+        return f"<SkillModel {self.spec.name}>"
+
+    def ask(
+        self,
+        prompt: str,
+        skill: str | Path | Skill | None = None,
+        *,
+        baseline: bool = False,
+        files: Mapping[str, str] | None = None,
+        temperature: float | None = None,
+        max_tokens: int | None = None,
+        seed: int | None = None,
+        trial: int = 0,
+    ) -> Answer:
+        """Ask the model; with the skill (``skill=`` or the ``skill`` marker's) unless
+        ``baseline`` is true. ``files`` are appended as fenced blocks, like a case's
+        context files. A failed call (missing key, replay miss) fails the test."""
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise ValueError("ask() needs a non-empty prompt string")
+        chosen = None if baseline else self._skill(skill)
+        text = with_files(prompt, tuple((str(k), str(v)) for k, v in (files or {}).items()))
+        overrides = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
+        sampling = Sampling().merged({k: v for k, v in overrides.items() if v is not None})
+        request = request_for(self.spec, prompt=text, sampling=sampling, trial=trial,
+                              system=chosen.block if chosen else None)
+        call = Call(request, self.spec, case_label(self.item))
+        outcome = self.run.runner.outcome(call)
+        for warning in outcome.warnings:
+            self.item.warn(pytest.PytestWarning(warning))
+        mismatch = getattr(self.run, "gguf_mismatch", None)
+        if outcome.response is not None and mismatch is not None:
+            message = mismatch(self.spec, outcome.response)
+            if message:
+                self.item.warn(pytest.PytestWarning(message))
+        condition = "baseline" if baseline else "with_skill"
+        answer = None
+        if outcome.response is not None:
+            answer = Answer(outcome.response.text, outcome.response, self.spec.name, condition,
+                            text, chosen, self.run)
+        self.asked.append(_Asked(condition, text, call, outcome, answer))
+        if answer is None:
+            pytest.fail(self._describe(outcome), pytrace=False)
+        return answer
+
+    def _describe(self, outcome: Outcome) -> str:
+        message = f"{self.spec.name}: {outcome.error or 'unknown error'}"
+        if outcome.replay_miss:
+            message += (
+                f"\nTo record it, run with the model reachable:\n"
+                f"    pytest '{self.item.nodeid}' --skill-model {self.spec.name} "
+                f"--skill-cache=auto"
+            )
+        return message
+
+    def _skill(self, skill: str | Path | Skill | None) -> Skill:
+        if isinstance(skill, Skill):
+            return skill
+        if skill is None:
+            skill = marker_path(self.item)
+            if skill is None:
+                pytest.fail(
+                    f"{self.item.nodeid}: no skill to ask with: pass skill='path/to/skill' or "
+                    "mark the test with @pytest.mark.skill('path/to/skill') "
+                    "(baseline=True asks without one)",
+                    pytrace=False,
+                )
+        return self._load(Path(skill))
+
+    def _load(self, path: Path) -> Skill:
+        # Relative to the test file's directory, like the marker's path.
+        target = path if path.is_absolute() else self.item.path.parent / path
+        if target.is_dir():
+            target = target / "SKILL.md"
+        target = target.resolve()
+        cache = self.item.config.stash.setdefault(_SKILLS_KEY, {})
+        if target not in cache:
+            if not target.is_file():
+                pytest.fail(f"{self.item.nodeid}: no skill at {target}: name a skill directory "
+                            "or its SKILL.md, relative to the test file", pytrace=False)
+            try:
+                cache[target] = load_skill(target)
+            except SpecFileError as error:
+                pytest.fail(str(error), pytrace=False)
+            for warning in cache[target].warnings:
+                self.item.warn(pytest.PytestWarning(f"{target}: {warning}"))
+        return cache[target]
+
+    # --- the record ----------------------------------------------------------------------
+
+    def record(self, test_passed: bool | None) -> dict[str, Any]:
+        """This test's answers, with the shape of :meth:`SkillItem.record`."""
+        applied: dict[str, list[Check]] = {}
+        for asked in self.asked:
+            if asked.condition == "with_skill" and asked.answer is not None:
+                applied.setdefault(asked.prompt, []).extend(c for c, _ in asked.answer.checks)
+        results = [self._result(asked, test_passed, applied.get(asked.prompt, []))
+                   for asked in self.asked]
+        skills = [a.answer.skill for a in self.asked if a.answer and a.answer.skill]
+        marked = marker_path(self.item)
+        name = skills[0].name if skills else (Path(marked).name if marked else "")
+        return {
+            "nodeid": self.item.nodeid,
+            "skill": name,
+            "case": case_name(self.item, self.spec),
+            "file": module_nodeid(self.item),
+            "model": self.spec.name,
+            "resolved": self.spec.resolved,
+            "results": results,
+        }
+
+    def _result(self, asked: _Asked, test_passed: bool | None,
+                same_prompt_checks: list[Check]) -> dict[str, Any]:
+        answer, error = asked.answer, asked.outcome.error
+        passed: bool | None = None
+        graded_by = None
+        if answer is not None and answer.checks:
+            passed, graded_by = all(r.passed for _, r in answer.checks), "check"
+        elif answer is not None and asked.condition == "with_skill":
+            passed, graded_by = test_passed, (None if test_passed is None else "test outcome")
+        elif answer is not None and same_prompt_checks:
+            try:
+                passed = all(self.run.registry.evaluate(check, answer.text).passed
+                             for check in same_prompt_checks)
+                graded_by = "check"
+            except CheckError as failure:
+                error = failure.message
+        response = asked.outcome.response
+        return {
+            "condition": asked.condition,
+            "trial": asked.call.request.trial,
+            "passed": passed,
+            "graded_by": graded_by,
+            "output": response.text if response else None,
+            "cached": response.cached if response else False,
+            "usage": _usage(response),
+            "latency_s": response.latency_s if response else None,
+            "error": error,
+            "cache_key": asked.call.request.key,
+        }
+
+
+def _usage(response: Response | None) -> dict[str, int] | None:
+    if response is None:
+        return None
+    usage = response.usage
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens}
+
+
+# --- names -----------------------------------------------------------------------------------
+
+def marker_path(item: pytest.Item) -> str | Path | None:
+    """The path of the closest ``@pytest.mark.skill(path)``; bare ``skill`` marks are skipped."""
+    for mark in item.iter_markers(MARKER):
+        value = mark.args[0] if mark.args else mark.kwargs.get("path")
+        if value is not None:
+            return value
+    return None
+
+
+def module_nodeid(item: pytest.Item) -> str:
+    module = item.getparent(pytest.Module)
+    return module.nodeid if module is not None else item.nodeid.split("::")[0]
+
+
+def _test_path(item: pytest.Item) -> str:
+    """``Class.test_name`` (without parameters): one name per test function."""
+    module = item.getparent(pytest.Module)
+    chain = item.listchain()
+    start = chain.index(module) + 1 if module in chain else len(chain) - 1
+    names = [node.name for node in chain[start:-1]]
+    names.append(getattr(item, "originalname", item.name))
+    return ".".join(names)
+
+
+def case_label(item: pytest.Item) -> str:
+    """The cache label ``file::Class.test``: replay misses compare with its entries, and the
+    unused-entry count knows the file."""
+    return f"{module_nodeid(item)}::{_test_path(item)}"
+
+
+def case_name(item: pytest.Item, spec: ModelSpec) -> str:
+    """The test's name without the model: ``test_x`` or ``test_x[other-params]``."""
+    base = _test_path(item)
+    callspec = getattr(item, "callspec", None)
+    ids = callspec.id if callspec is not None else ""
+    name = spec.name
+    if ids == name:
+        ids = ""
+    elif ids.endswith(f"-{name}"):
+        ids = ids[: -len(name) - 1]
+    elif ids.startswith(f"{name}-"):
+        ids = ids[len(name) + 1:]
+    elif f"-{name}-" in ids:
+        ids = ids.replace(f"-{name}-", "-", 1)
+    return f"{base}[{ids}]" if ids else base
+
+
+# --- hooks' helpers ------------------------------------------------------------------------
+
+def parametrize(metafunc: pytest.Metafunc, run: SkillRun) -> None:
+    """One test per configured model, with the model's name as the id."""
+    if FIXTURE not in metafunc.fixturenames or not run.settings.models:
+        return
+    metafunc.parametrize(
+        FIXTURE, [pytest.param(spec, id=spec.name) for spec in run.settings.models],
+        indirect=True,
+    )
+
+
+def mark(item: pytest.Item, run: SkillRun) -> None:
+    """Tests that ask models are skill tests (``-m "not skill"``); skipped without a model."""
+    if FIXTURE not in getattr(item, "fixturenames", ()):
+        return
+    item.add_marker(MARKER)
+    if not run.settings.models:
+        item.add_marker(pytest.mark.skip(reason=run.no_model_reason))
+
+
+def _test_outcome(report: pytest.TestReport) -> bool | None:
+    if hasattr(report, "wasxfail"):
+        return report.passed  # an expected failure is a failure; an xpass a pass
+    if report.passed or report.failed:
+        return report.passed
+    return None  # skipped
+
+
+def attach_record(item: pytest.Item, report: pytest.TestReport) -> None:
+    """Put the test's record on its call report, where the controller collects it."""
+    model = item.stash.get(_MODEL_KEY, None)
+    if model is None or not model.asked or report.when != "call":
+        return
+    record = model.record(_test_outcome(report))
+    report.user_properties.append((RESULT_PROPERTY, json.dumps(record, sort_keys=True)))
+
+
+_MODEL_KEY = pytest.StashKey[SkillModel]()
+
+
+@pytest.fixture
+def skill_model(request: pytest.FixtureRequest) -> SkillModel:
+    """A configured model; ``skill_model.ask(prompt, skill=..., baseline=...)``."""
+    from pytest_skills.session import RUN_KEY
+
+    run = request.config.stash[RUN_KEY]
+    spec = getattr(request, "param", None)
+    if not isinstance(spec, ModelSpec):
+        pytest.skip(run.no_model_reason)
+    model = SkillModel(spec, run, request.node)
+    request.node.stash[_MODEL_KEY] = model
+    return model
