@@ -277,3 +277,30 @@ def test_unopenable_directory_is_a_cache_error(tmp_path: Path) -> None:
     blocker.write_text("not a directory")
     with pytest.raises(CacheError, match="--skill-cache-dir"):
         ResponseCache(blocker / "cache").get(_request())
+
+
+def test_replay_leaves_a_committed_cache_byte_for_byte_unchanged(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+) -> None:
+    write_skill(pytester.path)
+    cache = tmp_path / "cache"
+    run(pytester, cache).assert_outcomes(passed=2)
+    before = {p.name: p.read_bytes() for p in cache.iterdir()}
+    run(pytester, cache, "--skill-cache=replay").assert_outcomes(passed=2)
+    assert {p.name: p.read_bytes() for p in cache.iterdir()} == before
+
+
+def test_prune_works_in_replay_mode(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+) -> None:
+    write_skill(pytester.path)
+    cache = tmp_path / "cache"
+    run(pytester, cache).assert_outcomes(passed=2)
+    yaml_file = pytester.path / "demo" / "demo.skill.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("- id: echoes", "- id: gone\n    xfail: x"))
+    text = yaml_file.read_text()
+    yaml_file.write_text(text[: text.index("  - id: gone")])
+    result = run(pytester, cache, "--skill-cache=replay", "--skill-cache-prune")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["skills: 2 cache entries removed"])
+    assert len(ResponseCache(cache).keys()) == 2

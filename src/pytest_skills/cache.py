@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,8 +92,11 @@ class Entry:
 class ResponseCache:
     """Read and write recorded responses. Opened lazily: replay-free runs never touch disk."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, read_only: bool = False):
         self.directory = directory
+        #: Replays read without opening diskcache for writing: its open alone rewrites
+        #: the database file, which would dirty a committed cache on every CI run.
+        self.read_only = read_only
         self._store: Any = None
 
     def _open(self) -> Any:
@@ -100,6 +104,9 @@ class ResponseCache:
             import diskcache
 
             try:
+                if self.read_only and (self.directory / "cache.db").is_file():
+                    self._store = _ReadOnlyStore(self.directory)
+                    return self._store
                 self.directory.mkdir(parents=True, exist_ok=True)
                 self._store = diskcache.Cache(str(self.directory), eviction_policy="none",
                                               size_limit=2**40)
@@ -185,10 +192,53 @@ class ResponseCache:
                            else f"{FIELD_LABELS[name]} ({wanted.get(name)!r})")
         return "the nearest recorded entry differs in: " + ", ".join(details)
 
+    def release_thread(self) -> None:
+        """Close the calling thread's connection (diskcache opens one per thread)."""
+        if self._store is not None and not isinstance(self._store, _ReadOnlyStore):
+            self._store.close()
+
     def close(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+class _ReadOnlyStore:
+    """The read side of a diskcache directory, opened without writing a byte.
+
+    Follows diskcache 5's layout: table ``Cache`` keyed by (key, raw); string values
+    are stored inline (mode 1) or, when large, in a file beside it (mode 3).
+    """
+
+    _MODE_RAW, _MODE_TEXT = 1, 3
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        uri = (directory / "cache.db").resolve().as_uri()
+        # immutable: no locks, no -wal/-shm files; nothing writes during a replay.
+        self._db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True,
+                                   check_same_thread=False)
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        mode, filename, value = row
+        if mode == self._MODE_TEXT and filename:
+            return (self.directory / filename).read_text(encoding="UTF-8")
+        return value
+
+    def iterkeys(self) -> Iterator[str]:
+        with self._lock:
+            rows = self._db.execute("SELECT key FROM Cache WHERE raw = 1 ORDER BY rowid").fetchall()
+        return (key for (key,) in rows)
+
+    def close(self) -> None:
+        self._db.close()
 
 
 class _Guard:

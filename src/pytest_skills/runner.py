@@ -92,6 +92,7 @@ class Runner:
         self._sleep = sleep or self._stop.wait
         self._pool: queue.Queue[Any] = queue.Queue()
         self._pool_threads: list[threading.Thread] = []
+        self._exclusive_threads: list[threading.Thread] = []
         self._exclusive: dict[int, queue.Queue[Any]] = {}
         self.used_keys: set[str] = set()
 
@@ -160,8 +161,10 @@ class Runner:
         if id(backend) not in self._exclusive:
             work: queue.Queue[Any] = queue.Queue()
             self._exclusive[id(backend)] = work
-            threading.Thread(target=self._drain, args=(work,), daemon=True,
-                             name="pytest-skills-local").start()
+            thread = threading.Thread(target=self._drain, args=(work,), daemon=True,
+                                      name="pytest-skills-local")
+            thread.start()
+            self._exclusive_threads.append(thread)
         return self._exclusive[id(backend)]
 
     def _drain(self, work: queue.Queue[Any]) -> None:
@@ -169,6 +172,10 @@ class Runner:
         while True:
             task = work.get()
             if task is _SHUTDOWN:
+                if self.cache is not None:
+                    # diskcache keeps one SQLite connection per thread; the last one to
+                    # close folds the write-ahead log back into cache.db.
+                    self.cache.release_thread()
                 return
             call, backend, future = task
             if self._stop.is_set():
@@ -241,15 +248,21 @@ class Runner:
             self._stop.set()
             raise
 
-    def stop(self) -> None:
-        """Cancel what has not started and let the worker threads end."""
+    def stop(self, join_s: float = 5.0) -> None:
+        """Cancel what has not started, end the worker threads, wait briefly for them."""
         self._stop.set()
+        threads = list(self._pool_threads) + list(self._exclusive_threads)
         for _ in self._pool_threads:
             self._pool.put(_SHUTDOWN)
         for work in self._exclusive.values():
             work.put(_SHUTDOWN)
         self._pool_threads.clear()
         self._exclusive.clear()
+        self._exclusive_threads.clear()
+        # A thread stuck in a slow call (after Ctrl-C) is a daemon: don't wait for it.
+        deadline = time.monotonic() + join_s
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
         for backend in self._backends.values():
             close = getattr(backend, "close", None)
             if callable(close) and getattr(backend, "exclusive", False) is False:

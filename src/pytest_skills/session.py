@@ -53,7 +53,8 @@ class SkillRun:
     @property
     def cache(self) -> ResponseCache:
         if self._cache is None:
-            self._cache = ResponseCache(self.settings.cache_dir)
+            self._cache = ResponseCache(self.settings.cache_dir,
+                                        read_only=self.settings.cache_mode == "replay")
         return self._cache
 
     @property
@@ -210,7 +211,11 @@ class SkillRun:
                 and entry.key not in self.used_keys
             ]
             if unused and self.settings.cache_prune:
-                self.cache.delete(unused)
+                writable = ResponseCache(self.settings.cache_dir)
+                try:
+                    writable.delete(unused)
+                finally:
+                    writable.close()
         except CacheError:
             return
         self.unused_keys = unused
