@@ -26,8 +26,9 @@ def write_suite(directory: Path, cases: int) -> Path:
     skill.mkdir(parents=True, exist_ok=True)
     (skill / "SKILL.md").write_text(SKILL_MD)
     lines = ["cases:"]
-    lines += [f"  - {{id: c{i}, input: question {i}, expect: {{contains: echo}}}}"
-              for i in range(cases)]
+    lines += [
+        f"  - {{id: c{i}, input: question {i}, expect: {{contains: echo}}}}" for i in range(cases)
+    ]
     (skill / "bench.skill.yaml").write_text("\n".join(lines) + "\n")
     return skill
 
@@ -35,9 +36,13 @@ def write_suite(directory: Path, cases: int) -> Path:
 def timed_pytest(args: list[str], cwd: Path, env: dict[str, str] | None = None) -> float:
     """Wall time of one pytest process; fails loudly if the run did not pass."""
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             *args], cwd=cwd, env={**os.environ, **(env or {})},
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+    )
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
         raise SystemExit(f"pytest failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")

@@ -25,9 +25,17 @@ IDEAL_S = CASES * 2 * LATENCY_S / CONCURRENCY
 def run_once(directory: Path, latency: float) -> float:
     with LoopbackServer(latency=latency) as server:
         env = {"ANTHROPIC_API_KEY": "bench-key-000", "ANTHROPIC_BASE_URL": server.url, "CI": ""}
-        elapsed = timed_pytest(["--skill-model", "anthropic:claude-haiku-4-5",
-                                "--skill-cache=off", f"--skill-concurrency={CONCURRENCY}",
-                                str(directory)], directory, env)
+        elapsed = timed_pytest(
+            [
+                "--skill-model",
+                "anthropic:claude-haiku-4-5",
+                "--skill-cache=off",
+                f"--skill-concurrency={CONCURRENCY}",
+                str(directory),
+            ],
+            directory,
+            env,
+        )
         assert len(server.calls) == CASES * 2, len(server.calls)
     return elapsed
 

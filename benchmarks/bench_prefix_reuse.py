@@ -151,7 +151,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3, help="repeats; medians are shown")
     parser.add_argument("--max-tokens", type=int, default=16, help="answer budget per call")
     parser.add_argument(
-        "--defeat", choices=("reset", "alternate"), default="reset",
+        "--defeat",
+        choices=("reset", "alternate"),
+        default="reset",
         help="how to defeat prefix reuse for the contrast run",
     )
     args = parser.parse_args(argv)
@@ -163,8 +165,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     llama = backend.llama
     print(f"model: {backend.path} (loaded in {time.perf_counter() - started:.2f} s)")
     skill_tokens = len(llama.tokenize(SKILL.encode("utf-8")))
-    print(f"skill: {skill_tokens} tokens; {args.cases} cases per condition, "
-          f"max_tokens {args.max_tokens}, greedy; threads {llama.n_threads}\n")
+    print(
+        f"skill: {skill_tokens} tokens; {args.cases} cases per condition, "
+        f"max_tokens {args.max_tokens}, greedy; threads {llama.n_threads}\n"
+    )
 
     def with_skill(question: str) -> Response:
         return ask(backend, question, SKILL, args.max_tokens)

@@ -37,8 +37,7 @@ def main() -> None:
         cache = root / "cache"
         model_args = ["--skill-model", "anthropic:claude-haiku-4-5", f"--skill-cache-dir={cache}"]
         with LoopbackServer() as server:
-            env = {"ANTHROPIC_API_KEY": "bench-key-000", "ANTHROPIC_BASE_URL": server.url,
-                   "CI": ""}
+            env = {"ANTHROPIC_API_KEY": "bench-key-000", "ANTHROPIC_BASE_URL": server.url, "CI": ""}
             timed_pytest([*model_args, "--skill-concurrency=16", str(skills)], root, env)
         plain = root / "plain"
         plain.mkdir()
@@ -47,8 +46,11 @@ def main() -> None:
         replay_times, plain_times = [], []
         for _ in range(REPEATS):
             plain_times.append(timed_pytest([str(plain)], root))
-            replay_times.append(timed_pytest([*model_args, "--skill-cache=replay", str(skills)],
-                                             root, {"CI": "true"}))
+            replay_times.append(
+                timed_pytest(
+                    [*model_args, "--skill-cache=replay", str(skills)], root, {"CI": "true"}
+                )
+            )
     plain_s, replay_s = statistics.median(plain_times), statistics.median(replay_times)
     print(f"{ITEMS} items, median of {REPEATS} runs each")
     print(f"  plain parametrised tests:  {plain_s:6.2f} s")

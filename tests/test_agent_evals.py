@@ -23,11 +23,14 @@ pytestmark = pytest.mark.usefixtures("provider_env")
 EVALS = {
     "skill_name": "demo",
     "evals": [
-        {"id": 1, "prompt": "Summarise the data file", "expected_output": "A summary naming demo",
-         "files": ["evals/files/data.txt"],
-         "assertions": ["The answer names the skill", "The answer is short"]},
-        {"id": "strict", "prompt": "Be perfect",
-         "assertions": ["An impossible standard"]},
+        {
+            "id": 1,
+            "prompt": "Summarise the data file",
+            "expected_output": "A summary naming demo",
+            "files": ["evals/files/data.txt"],
+            "assertions": ["The answer names the skill", "The answer is short"],
+        },
+        {"id": "strict", "prompt": "Be perfect", "assertions": ["An impossible standard"]},
         {"id": "reference-only", "prompt": "Name it", "expected_output": "It names demo"},
     ],
 }
@@ -57,11 +60,13 @@ def judge(loopback: LoopbackServer) -> LoopbackServer:
 
 # --- parsing -------------------------------------------------------------------------------
 
+
 def test_load_evals_as_cases(tmp_path: Path) -> None:
     registry = CheckRegistry()
     register_builtin_checks(registry)
-    registry.register("judge", lambda rubric, answer: CheckResult("judge", True, "", ""),
-                      validate=parse_rubric)
+    registry.register(
+        "judge", lambda rubric, answer: CheckResult("judge", True, "", ""), validate=parse_rubric
+    )
     suite = load_suite(write_evals(tmp_path, EVALS), registry)
 
     assert suite.format == "agentskills"
@@ -69,8 +74,9 @@ def test_load_evals_as_cases(tmp_path: Path) -> None:
     assert [case.id for case in suite.cases] == ["1", "strict", "reference-only"]
     first, strict, reference = suite.cases
     assert first.context_files == (("evals/files/data.txt", "rows: 3\n"),)
-    assert first.prompt == ("Summarise the data file\n\n"
-                            "File `evals/files/data.txt`:\n```\nrows: 3\n```")
+    assert first.prompt == (
+        "Summarise the data file\n\nFile `evals/files/data.txt`:\n```\nrows: 3\n```"
+    )
     assert first.line == 4
     # Every assertion is a judge check; all must pass; expected_output is the reference.
     assert first.check.kind == "all"
@@ -87,8 +93,9 @@ def test_load_evals_as_cases(tmp_path: Path) -> None:
 
 def test_skill_creator_expectations_are_assertions(tmp_path: Path) -> None:
     registry = CheckRegistry()
-    registry.register("judge", lambda rubric, answer: CheckResult("judge", True, "", ""),
-                      validate=parse_rubric)
+    registry.register(
+        "judge", lambda rubric, answer: CheckResult("judge", True, "", ""), validate=parse_rubric
+    )
     data = {"evals": [{"id": 1, "prompt": "p", "expectations": ["it works"]}]}
     (case,) = load_suite(write_evals(tmp_path, data), registry).cases
     assert case.check.value == Rubric("it works", None, "p")
@@ -96,17 +103,20 @@ def test_skill_creator_expectations_are_assertions(tmp_path: Path) -> None:
 
 # --- running -------------------------------------------------------------------------------
 
+
 def test_evals_are_collected_only_under_evals_dirs(pytester: pytest.Pytester) -> None:
     write_evals(pytester.path, EVALS)
     (pytester.path / "demo" / "evals.json").write_text("not even json")
     (pytester.path / "other").mkdir()
     (pytester.path / "other" / "evals.json").write_text("{}")
     result = run(pytester, "--collect-only", "-q")
-    result.stdout.fnmatch_lines([
-        f"demo/evals/evals.json::1[[]{HAIKU}[]]",
-        f"demo/evals/evals.json::strict[[]{HAIKU}[]]",
-        f"demo/evals/evals.json::reference-only[[]{HAIKU}[]]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"demo/evals/evals.json::1[[]{HAIKU}[]]",
+            f"demo/evals/evals.json::strict[[]{HAIKU}[]]",
+            f"demo/evals/evals.json::reference-only[[]{HAIKU}[]]",
+        ]
+    )
     assert "3 tests collected" in result.stdout.str()
     assert result.ret == pytest.ExitCode.OK
 
@@ -117,15 +127,18 @@ def test_files_are_context_and_assertions_are_judged(
     write_evals(pytester.path, EVALS)
     result = run(pytester, "-v")
     result.assert_outcomes(passed=2, failed=1)
-    result.stdout.fnmatch_lines_random([
-        f"demo/evals/evals.json::1[[]{HAIKU}[]] PASSED*",
-        f"demo/evals/evals.json::reference-only[[]{HAIKU}[]] PASSED*",
-        f"demo/evals/evals.json::strict[[]{HAIKU}[]] FAILED*",
-        f"    expected: the judge ({JUDGE}) passes it on: An impossible standard",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            f"demo/evals/evals.json::1[[]{HAIKU}[]] PASSED*",
+            f"demo/evals/evals.json::reference-only[[]{HAIKU}[]] PASSED*",
+            f"demo/evals/evals.json::strict[[]{HAIKU}[]] FAILED*",
+            f"    expected: the judge ({JUDGE}) passes it on: An impossible standard",
+        ]
+    )
     model_calls = [c for c in judge.calls if c.model == "claude-haiku-4-5"]
     assert "Summarise the data file\n\nFile `evals/files/data.txt`:\n```\nrows: 3\n```" in {
-        c.prompt for c in model_calls}
+        c.prompt for c in model_calls
+    }
     graded = judge_calls(judge)
     # Two assertions + one + the reference rubric, for both conditions.
     assert len(graded) == 8
@@ -133,7 +146,9 @@ def test_files_are_context_and_assertions_are_judged(
     assert len(first) == 4
     assert all("## Reference answer\n\nA summary naming demo" in c.prompt for c in first)
     assert {c.prompt.split("## Rubric\n\n")[1].split("\n")[0] for c in first} == {
-        "The answer names the skill", "The answer is short"}
+        "The answer names the skill",
+        "The answer is short",
+    }
     # The judge fails every baseline answer (it does not name the skill): lift 2 of 3.
     result.stdout.re_match_lines([r"anthropic:claude-haiku-4-5\s+3\s+2/3\s+67%\s+0/3\s+0%"])
 
@@ -157,39 +172,67 @@ def test_skill_name_mismatch_is_a_warning(pytester: pytest.Pytester) -> None:
 GOOD = {"id": 1, "prompt": "p", "assertions": ["a"]}
 
 BAD = [
-    pytest.param('{\n  "evals": [\n    {"id": 1,}\n  ]\n}', "evals.json:3: invalid JSON: *",
-                 id="invalid-json"),
-    pytest.param({"evals": [GOOD], "model": "x"},
-                 "evals.json:*: unknown key 'model' in the top level; allowed: *",
-                 id="unknown-top-key"),
-    pytest.param({"cases": []}, "evals.json:*: unknown key 'cases' in the top level*",
-                 id="wrong-format"),
+    pytest.param(
+        '{\n  "evals": [\n    {"id": 1,}\n  ]\n}',
+        "evals.json:3: invalid JSON: *",
+        id="invalid-json",
+    ),
+    pytest.param(
+        {"evals": [GOOD], "model": "x"},
+        "evals.json:*: unknown key 'model' in the top level; allowed: *",
+        id="unknown-top-key",
+    ),
+    pytest.param(
+        {"cases": []}, "evals.json:*: unknown key 'cases' in the top level*", id="wrong-format"
+    ),
     pytest.param({"skill_name": "demo"}, "evals.json: no 'evals' list found", id="no-evals"),
-    pytest.param({"evals": []}, "evals.json:2: 'evals' is empty; add at least one eval",
-                 id="empty"),
-    pytest.param({"evals": [GOOD, {"id": 2, "prompt": "p", "assertion": ["a"]}]},
-                 "evals.json:13: unknown key 'assertion' in eval 2; allowed: *",
-                 id="unknown-eval-key"),
-    pytest.param({"evals": [GOOD, {"id": 2, "assertions": ["a"]}]},
-                 "evals.json:10: eval 2 needs a non-empty 'prompt' string", id="no-prompt"),
-    pytest.param({"evals": [{"id": 1, "prompt": "p", "files": ["evals/files/missing.txt"],
-                             "assertions": ["a"]}]},
-                 "evals.json:7: no file evals/files/missing.txt in the skill directory *",
-                 id="missing-file"),
-    pytest.param({"evals": [{"id": 1, "prompt": "p", "files": ["../../etc/passwd"],
-                             "assertions": ["a"]}]},
-                 "evals.json:7: file '../../etc/passwd' must be a relative path inside *",
-                 id="escaping-file"),
-    pytest.param({"evals": [{"id": 1, "prompt": "p"}]},
-                 "evals.json:3: eval 1 has no 'assertions' and no 'expected_output': "
-                 "nothing to grade", id="nothing-to-grade"),
-    pytest.param({"evals": [{"id": 1, "prompt": "p", "assertions": ["ok", 3]}]},
-                 "evals.json:8: 'assertions' entry 2 must be a non-empty string",
-                 id="bad-assertion"),
-    pytest.param({"evals": [GOOD, GOOD]},
-                 "evals.json:11: eval id '1' is used twice (evals 1 and 2)", id="duplicate-id"),
-    pytest.param({"evals": [{"id": True, "prompt": "p", "assertions": ["a"]}]},
-                 "evals.json:4: 'id' must be a number or a non-empty string", id="bool-id"),
+    pytest.param(
+        {"evals": []}, "evals.json:2: 'evals' is empty; add at least one eval", id="empty"
+    ),
+    pytest.param(
+        {"evals": [GOOD, {"id": 2, "prompt": "p", "assertion": ["a"]}]},
+        "evals.json:13: unknown key 'assertion' in eval 2; allowed: *",
+        id="unknown-eval-key",
+    ),
+    pytest.param(
+        {"evals": [GOOD, {"id": 2, "assertions": ["a"]}]},
+        "evals.json:10: eval 2 needs a non-empty 'prompt' string",
+        id="no-prompt",
+    ),
+    pytest.param(
+        {
+            "evals": [
+                {"id": 1, "prompt": "p", "files": ["evals/files/missing.txt"], "assertions": ["a"]}
+            ]
+        },
+        "evals.json:7: no file evals/files/missing.txt in the skill directory *",
+        id="missing-file",
+    ),
+    pytest.param(
+        {"evals": [{"id": 1, "prompt": "p", "files": ["../../etc/passwd"], "assertions": ["a"]}]},
+        "evals.json:7: file '../../etc/passwd' must be a relative path inside *",
+        id="escaping-file",
+    ),
+    pytest.param(
+        {"evals": [{"id": 1, "prompt": "p"}]},
+        "evals.json:3: eval 1 has no 'assertions' and no 'expected_output': nothing to grade",
+        id="nothing-to-grade",
+    ),
+    pytest.param(
+        {"evals": [{"id": 1, "prompt": "p", "assertions": ["ok", 3]}]},
+        "evals.json:8: 'assertions' entry 2 must be a non-empty string",
+        id="bad-assertion",
+    ),
+    pytest.param(
+        {"evals": [GOOD, GOOD]},
+        "evals.json:11: eval id '1' is used twice (evals 1 and 2)",
+        id="duplicate-id",
+    ),
+    pytest.param(
+        {"evals": [{"id": True, "prompt": "p", "assertions": ["a"]}]},
+        "evals.json:4: 'id' must be a number or a non-empty string",
+        id="bool-id",
+    ),
 ]
 
 
@@ -206,6 +249,9 @@ def test_bad_evals_files_are_collection_errors(
 
 def test_missing_skill_md_is_a_collection_error(tmp_path: Path) -> None:
     path = write_evals(tmp_path, {"evals": [GOOD]}, skill=False)
-    with pytest.raises(SpecFileError, match=r"no SKILL.md in the skill directory .*/demo "
-                                            r"\(the parent of evals/\)"):
+    with pytest.raises(
+        SpecFileError,
+        match=r"no SKILL.md in the skill directory .*/demo "
+        r"\(the parent of evals/\)",
+    ):
         load_suite(path, CheckRegistry())

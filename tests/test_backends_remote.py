@@ -16,15 +16,22 @@ from pytest_skills.models import ModelSpec, Request, Response, Sampling, parse_m
 from pytest_skills.settings import Settings
 from tests.loopback import LoopbackServer
 
-SKILL = "# kernel-builder\n\nTarget H100 with capabilities = [\"9.0\"]."
+SKILL = '# kernel-builder\n\nTarget H100 with capabilities = ["9.0"].'
 SKILL_TOKENS = len(SKILL.split())  # the loopback counts words as tokens
 SETTINGS = Settings(timeout=5.0)
 
 #: Variables that would point the SDKs elsewhere or change what they send.
 _SDK_VARIABLES = (
-    "ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL", "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_PROFILE", "OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_CUSTOM_HEADERS",
-    "OPENAI_ORG_ID", "OPENAI_PROJECT_ID",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "ANTHROPIC_PROFILE",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_CUSTOM_HEADERS",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
 )
 
 
@@ -69,7 +76,10 @@ def ask(
     provider = "anthropic" if isinstance(backend, AnthropicBackend) else "openai"
     model = "claude-haiku-4-5" if provider == "anthropic" else "gpt-4.1-mini"
     request = Request(
-        provider=provider, model=model, prompt=prompt, system=system,
+        provider=provider,
+        model=model,
+        prompt=prompt,
+        system=system,
         sampling=sampling or Sampling(),
     )
     return backend.complete(request)

@@ -15,16 +15,18 @@ GOOD_CASE = "  - input: hi\n    expect: {contains: hi}\n"
 
 
 def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("--skill-model", HAIKU, "-p", "no:cacheprovider",
-                              "--skill-cache=off", *args)
+    return pytester.runpytest(
+        "--skill-model", HAIKU, "-p", "no:cacheprovider", "--skill-cache=off", *args
+    )
 
 
 def everything(result: pytest.RunResult) -> str:
     return "\n".join(result.outlines + result.errlines)
 
 
-def write_file(pytester: pytest.Pytester, name: str, content: str | bytes,
-               *, skill: bool = True) -> None:
+def write_file(
+    pytester: pytest.Pytester, name: str, content: str | bytes, *, skill: bool = True
+) -> None:
     directory = pytester.path / "demo"
     directory.mkdir(exist_ok=True)
     if skill:
@@ -37,59 +39,125 @@ def write_file(pytester: pytest.Pytester, name: str, content: str | bytes,
 
 
 BAD_FILES = [
-    pytest.param("skill_meta.json", '{\n  "cases": [\n    {"input": "x",}\n  ]\n}\n',
-                 "skill_meta.json:3: invalid JSON: Expecting property name*", id="invalid-json"),
-    pytest.param("demo.skill.yaml", "cases:\n  - input: [unclosed\n    expect: {}\n",
-                 "demo.skill.yaml:3: invalid YAML: *", id="invalid-yaml"),
-    pytest.param("demo.skill.yaml", "cases:\n\t- input: x\n",
-                 "demo.skill.yaml:2: invalid YAML: *", id="yaml-tab"),
-    pytest.param("demo.skill.yaml", "cases:\n" + GOOD_CASE + "model: haiku\n",
-                 "demo.skill.yaml:4: unknown key 'model' in the top level; allowed: *",
-                 id="unknown-top-level-key"),
-    pytest.param("skill_meta.json", json.dumps({"tests": [{"input": "x", "expected": {
-                     "contains": "a"}}], "cases": []}, indent=2),
-                 "skill_meta.json:10: unknown key 'cases' in the top level*",
-                 id="json-unknown-top-level-key"),
-    pytest.param("demo.skill.yaml", "cases:\n" + GOOD_CASE + "    expcet: {contains: x}\n",
-                 "demo.skill.yaml:4: unknown key 'expcet' in case 1; allowed: *",
-                 id="unknown-case-key"),
-    pytest.param("demo.skill.yaml", "cases:\n  - input: hi\n    expect:\n      contain: x\n",
-                 "demo.skill.yaml:4: unknown check kind 'contain'; known kinds: all, any, *",
-                 id="unknown-check-kind"),
-    pytest.param("demo.skill.yaml", "cases:\n  - input: hi\n    expect:\n      any:\n"
-                 "        - contains: a\n        - shout: b\n",
-                 "demo.skill.yaml:6: unknown check kind 'shout'*", id="unknown-nested-kind"),
-    pytest.param("demo.skill.yaml", "cases: []\n",
-                 "demo.skill.yaml:1: 'cases' is empty; add at least one case", id="empty-cases"),
-    pytest.param("skill_meta.json", '{"tests": []}',
-                 "skill_meta.json:1: 'tests' is empty; add at least one case",
-                 id="empty-upskill-tests"),
-    pytest.param("demo.skill.yaml", "cases:\n  - input: hi\n    expect:\n      regex: '(['\n",
-                 "demo.skill.yaml:4: regex: bad regular expression '([': *", id="bad-regex"),
-    pytest.param("demo.skill.yaml",
-                 "cases:\n  - id: same\n    input: a\n    expect: {contains: a}\n"
-                 "  - id: same\n    input: b\n    expect: {contains: b}\n",
-                 "demo.skill.yaml:5: case id 'same' is used twice (cases 1 and 2)",
-                 id="duplicate-ids"),
-    pytest.param("demo.skill.yaml", "cases:\n  - input: hi\n",
-                 "demo.skill.yaml:2: case 1 needs an 'expect' mapping of checks",
-                 id="no-expect"),
-    pytest.param("demo.skill.yaml", "cases:\n" + GOOD_CASE + "  - input: ''\n    expect: {}\n",
-                 "demo.skill.yaml:4: case 2 needs a non-empty 'input' string", id="empty-input"),
-    pytest.param("demo.skill.yaml", "# nothing here yet\n",
-                 "demo.skill.yaml: the top level must be a mapping with a list of cases",
-                 id="empty-file"),
-    pytest.param("demo.skill.yaml", "skill: missing/SKILL.md\ncases:\n" + GOOD_CASE,
-                 "demo.skill.yaml:1: no skill file at */missing/SKILL.md; *", id="skill-missing"),
-    pytest.param("demo.skill.yaml", "defaults: {max_tokens: -5}\ncases:\n" + GOOD_CASE,
-                 "demo.skill.yaml:1: max_tokens must be a number (max_tokens a positive integer)",
-                 id="bad-defaults"),
-    pytest.param("demo.skill.yaml", "cases: !!python/object/apply:os.system ['exit 1']\n",
-                 "demo.skill.yaml:1: invalid YAML: could not determine a constructor for the tag "
-                 "'tag:yaml.org,2002:python/object/apply:os.system'", id="unsafe-yaml-tag"),
-    pytest.param("demo.skill.yaml", b"cases:\n  - input: caf\xe9\n",
-                 "demo.skill.yaml: cannot read the file: 'utf-8' codec can't decode*",
-                 id="not-utf8"),
+    pytest.param(
+        "skill_meta.json",
+        '{\n  "cases": [\n    {"input": "x",}\n  ]\n}\n',
+        "skill_meta.json:3: invalid JSON: Expecting property name*",
+        id="invalid-json",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n  - input: [unclosed\n    expect: {}\n",
+        "demo.skill.yaml:3: invalid YAML: *",
+        id="invalid-yaml",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n\t- input: x\n",
+        "demo.skill.yaml:2: invalid YAML: *",
+        id="yaml-tab",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n" + GOOD_CASE + "model: haiku\n",
+        "demo.skill.yaml:4: unknown key 'model' in the top level; allowed: *",
+        id="unknown-top-level-key",
+    ),
+    pytest.param(
+        "skill_meta.json",
+        json.dumps(
+            {"tests": [{"input": "x", "expected": {"contains": "a"}}], "cases": []}, indent=2
+        ),
+        "skill_meta.json:10: unknown key 'cases' in the top level*",
+        id="json-unknown-top-level-key",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n" + GOOD_CASE + "    expcet: {contains: x}\n",
+        "demo.skill.yaml:4: unknown key 'expcet' in case 1; allowed: *",
+        id="unknown-case-key",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n  - input: hi\n    expect:\n      contain: x\n",
+        "demo.skill.yaml:4: unknown check kind 'contain'; known kinds: all, any, *",
+        id="unknown-check-kind",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n  - input: hi\n    expect:\n      any:\n"
+        "        - contains: a\n        - shout: b\n",
+        "demo.skill.yaml:6: unknown check kind 'shout'*",
+        id="unknown-nested-kind",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases: []\n",
+        "demo.skill.yaml:1: 'cases' is empty; add at least one case",
+        id="empty-cases",
+    ),
+    pytest.param(
+        "skill_meta.json",
+        '{"tests": []}',
+        "skill_meta.json:1: 'tests' is empty; add at least one case",
+        id="empty-upskill-tests",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n  - input: hi\n    expect:\n      regex: '(['\n",
+        "demo.skill.yaml:4: regex: bad regular expression '([': *",
+        id="bad-regex",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n  - id: same\n    input: a\n    expect: {contains: a}\n"
+        "  - id: same\n    input: b\n    expect: {contains: b}\n",
+        "demo.skill.yaml:5: case id 'same' is used twice (cases 1 and 2)",
+        id="duplicate-ids",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n  - input: hi\n",
+        "demo.skill.yaml:2: case 1 needs an 'expect' mapping of checks",
+        id="no-expect",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases:\n" + GOOD_CASE + "  - input: ''\n    expect: {}\n",
+        "demo.skill.yaml:4: case 2 needs a non-empty 'input' string",
+        id="empty-input",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "# nothing here yet\n",
+        "demo.skill.yaml: the top level must be a mapping with a list of cases",
+        id="empty-file",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "skill: missing/SKILL.md\ncases:\n" + GOOD_CASE,
+        "demo.skill.yaml:1: no skill file at */missing/SKILL.md; *",
+        id="skill-missing",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "defaults: {max_tokens: -5}\ncases:\n" + GOOD_CASE,
+        "demo.skill.yaml:1: max_tokens must be a number (max_tokens a positive integer)",
+        id="bad-defaults",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        "cases: !!python/object/apply:os.system ['exit 1']\n",
+        "demo.skill.yaml:1: invalid YAML: could not determine a constructor for the tag "
+        "'tag:yaml.org,2002:python/object/apply:os.system'",
+        id="unsafe-yaml-tag",
+    ),
+    pytest.param(
+        "demo.skill.yaml",
+        b"cases:\n  - input: caf\xe9\n",
+        "demo.skill.yaml: cannot read the file: 'utf-8' codec can't decode*",
+        id="not-utf8",
+    ),
 ]
 
 
@@ -101,24 +169,33 @@ def test_bad_file_is_one_clear_collection_error(
     result = run(pytester)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        f"*ERROR collecting demo/{name}*",
-        f"{pytester.path}/demo/{message}",
-        f"ERROR demo/{name}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*ERROR collecting demo/{name}*",
+            f"{pytester.path}/demo/{message}",
+            f"ERROR demo/{name}",
+        ]
+    )
     assert "Traceback" not in everything(result)
     assert "SpecFileError" not in everything(result)
 
 
 def test_missing_skill_md_beside_the_file(pytester: pytest.Pytester) -> None:
-    write_file(pytester, "skill_meta.json", json.dumps({"cases": [
-        {"input": "x", "expected": {"contains": "x"}}]}), skill=False)
+    write_file(
+        pytester,
+        "skill_meta.json",
+        json.dumps({"cases": [{"input": "x", "expected": {"contains": "x"}}]}),
+        skill=False,
+    )
     result = run(pytester)
     result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines([
-        f"{pytester.path}/demo/skill_meta.json: no skill file at {pytester.path}/demo/SKILL.md; "
-        "put a SKILL.md beside this file or name it with 'skill: path/to/SKILL.md'",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"{pytester.path}/demo/skill_meta.json: no skill file at "
+            f"{pytester.path}/demo/SKILL.md; "
+            "put a SKILL.md beside this file or name it with 'skill: path/to/SKILL.md'",
+        ]
+    )
     assert "Traceback" not in everything(result)
 
 
@@ -137,11 +214,13 @@ def test_good_file_still_runs_beside_a_bad_one(
     result = run(pytester, "--continue-on-collection-errors", "-v")
     result.assert_outcomes(passed=2, errors=1)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines_random([
-        f"good/good.skill.yaml::echoes[[]{HAIKU}[]] PASSED*",
-        f"good/good.skill.yaml::mentions-skill[[]{HAIKU}[]] PASSED*",
-        "*demo/demo.skill.yaml:3: unknown check kind 'shout'*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            f"good/good.skill.yaml::echoes[[]{HAIKU}[]] PASSED*",
+            f"good/good.skill.yaml::mentions-skill[[]{HAIKU}[]] PASSED*",
+            "*demo/demo.skill.yaml:3: unknown check kind 'shout'*",
+        ]
+    )
     assert "Traceback" not in everything(result)
 
 
@@ -158,40 +237,58 @@ def test_front_matter_problems_warn_and_run(pytester: pytest.Pytester) -> None:
     (directory / "SKILL.md").write_text("---\nname: Not_Valid\n---\nMention demo.\n")
     result = run(pytester, "-W", "default")
     result.assert_outcomes(passed=1, failed=1, warnings=2)
-    result.stdout.fnmatch_lines_random([
-        "*SKILL.md: name 'Not_Valid' breaks the Agent Skills rule*",
-        "*SKILL.md: front matter has no 'description'*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "*SKILL.md: name 'Not_Valid' breaks the Agent Skills rule*",
+            "*SKILL.md: front matter has no 'description'*",
+        ]
+    )
     # The skill block carries the declared name; `mentions-skill` wanted "skill: demo".
     result.stdout.fnmatch_lines(["*echo: Tell me about the topic | skill: # Skill: Not_Valid"])
 
 
 # --- bad options: usage errors -------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--skill-model", "nonsense"),
-         "ERROR: pytest-skills: unknown model 'nonsense': use provider:name (anthropic:, openai:, "
-         "gguf:) or one of the aliases: *haiku*"),
-        (("--skill-model", "openai:"),
-         "ERROR: pytest-skills: unknown model 'openai:'*"),
-        (("--skill-model", "openai:@http://x"),
-         "ERROR: pytest-skills: model spec 'openai:@http://x' names no model after 'openai:'"),
-        (("--skill-model", "openai:qwen@127.0.0.1:8080/v1"),
-         "ERROR: pytest-skills: model spec 'openai:qwen@127.0.0.1:8080/v1': base URL "
-         "'127.0.0.1:8080/v1' must start with http:// or https://"),
+        (
+            ("--skill-model", "nonsense"),
+            "ERROR: pytest-skills: unknown model 'nonsense': use provider:name "
+            "(anthropic:, openai:, gguf:) or one of the aliases: *haiku*",
+        ),
+        (("--skill-model", "openai:"), "ERROR: pytest-skills: unknown model 'openai:'*"),
+        (
+            ("--skill-model", "openai:@http://x"),
+            "ERROR: pytest-skills: model spec 'openai:@http://x' names no model after 'openai:'",
+        ),
+        (
+            ("--skill-model", "openai:qwen@127.0.0.1:8080/v1"),
+            "ERROR: pytest-skills: model spec 'openai:qwen@127.0.0.1:8080/v1': base URL "
+            "'127.0.0.1:8080/v1' must start with http:// or https://",
+        ),
         (("--skill-model", " "), "ERROR: pytest-skills: empty model spec*"),
-        (("--skill-model", "haiku", "--skill-model", "haiku"),
-         "ERROR: --skill-model named twice: haiku"),
-        (("--skill-model", "haiku", "--skill-concurrency", "0"),
-         "ERROR: skill_concurrency: must be at least 1, got 0"),
-        (("--skill-model", "haiku", "--skill-trials", "0"),
-         "ERROR: skill_trials: must be at least 1, got 0"),
-        (("--skill-model", "haiku", "--skill-pass-threshold", "1.5"),
-         "ERROR: --skill-pass-threshold: expected a fraction in (0, 1]"),
-        (("--skill-model", "haiku", "--skill-min-lift", "lots"),
-         "ERROR: --skill-min-lift 'lots': expected points, e.g. 10 or 10:ci"),
+        (
+            ("--skill-model", "haiku", "--skill-model", "haiku"),
+            "ERROR: --skill-model named twice: haiku",
+        ),
+        (
+            ("--skill-model", "haiku", "--skill-concurrency", "0"),
+            "ERROR: skill_concurrency: must be at least 1, got 0",
+        ),
+        (
+            ("--skill-model", "haiku", "--skill-trials", "0"),
+            "ERROR: skill_trials: must be at least 1, got 0",
+        ),
+        (
+            ("--skill-model", "haiku", "--skill-pass-threshold", "1.5"),
+            "ERROR: --skill-pass-threshold: expected a fraction in (0, 1]",
+        ),
+        (
+            ("--skill-model", "haiku", "--skill-min-lift", "lots"),
+            "ERROR: --skill-min-lift 'lots': expected points, e.g. 10 or 10:ci",
+        ),
     ],
 )
 def test_bad_options_are_usage_errors(
@@ -208,21 +305,27 @@ def test_bad_options_are_usage_errors(
     ("ini", "message"),
     [
         ("skill_models = nonsense\n", "ERROR: pytest-skills: unknown model 'nonsense'*"),
-        ("skill_models = fast\nskill_model_aliases =\n    fast = nowhere\n",
-         "ERROR: pytest-skills: unknown model 'fast'*"),
-        ("skill_models = a\nskill_model_aliases =\n    a = b\n    b = a\n",
-         "ERROR: pytest-skills: model alias loop: a -> b -> a"),
-        ("skill_model_aliases =\n    just-a-name\n",
-         "ERROR: pytest-skills: skill_model_aliases: cannot read 'just-a-name'; "
-         "write one 'alias = spec' per line"),
-        ("skill_cache = sometimes\n",
-         "ERROR: ini skill_cache = 'sometimes': choose one of auto, replay, refresh, off"),
+        (
+            "skill_models = fast\nskill_model_aliases =\n    fast = nowhere\n",
+            "ERROR: pytest-skills: unknown model 'fast'*",
+        ),
+        (
+            "skill_models = a\nskill_model_aliases =\n    a = b\n    b = a\n",
+            "ERROR: pytest-skills: model alias loop: a -> b -> a",
+        ),
+        (
+            "skill_model_aliases =\n    just-a-name\n",
+            "ERROR: pytest-skills: skill_model_aliases: cannot read 'just-a-name'; "
+            "write one 'alias = spec' per line",
+        ),
+        (
+            "skill_cache = sometimes\n",
+            "ERROR: ini skill_cache = 'sometimes': choose one of auto, replay, refresh, off",
+        ),
         ("skill_trials = many\n", "ERROR: skill_trials: expected a whole number, got 'many'"),
     ],
 )
-def test_bad_ini_values_are_usage_errors(
-    pytester: pytest.Pytester, ini: str, message: str
-) -> None:
+def test_bad_ini_values_are_usage_errors(pytester: pytest.Pytester, ini: str, message: str) -> None:
     pytester.makeini("[pytest]\n" + ini)
     write_skill(pytester.path)
     result = pytester.runpytest("-p", "no:cacheprovider")

@@ -32,7 +32,9 @@ def models_section(path: Path) -> list[dict]:
 
 
 def test_replay_after_the_provider_is_gone_gives_the_same_figures(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     write_skill(pytester.path)
@@ -54,7 +56,9 @@ def test_replay_after_the_provider_is_gone_gives_the_same_figures(
 
 
 def test_a_changed_skill_misses_and_says_why(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     skill_dir = write_skill(pytester.path)
@@ -65,21 +69,28 @@ def test_a_changed_skill_misses_and_says_why(
     skill_md.write_text(skill_md.read_text() + "\nAlso be brief.\n")
     result = run(pytester, cache, "--skill-cache=replay")
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        "*not in the cache (the nearest recorded entry differs in: skill text)*",
-        "*--skill-cache=auto*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*not in the cache (the nearest recorded entry differs in: skill text)*",
+            "*--skill-cache=auto*",
+        ]
+    )
     assert "Traceback" not in result.stdout.str()
 
 
 def test_replay_miss_names_a_changed_sampling_parameter(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         defaults: {max_tokens: 200}
         cases:
           - {id: one, input: hello, expect: {contains: echo}}
-    """)
+    """,
+    )
     cache = tmp_path / "cache"
     run(pytester, cache).assert_outcomes(passed=1)
     yaml_file = pytester.path / "demo" / "demo.skill.yaml"
@@ -90,7 +101,9 @@ def test_replay_miss_names_a_changed_sampling_parameter(
 
 
 def test_auto_calls_only_for_what_is_missing(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path)
     cache = tmp_path / "cache"
@@ -105,19 +118,24 @@ def test_auto_calls_only_for_what_is_missing(
 
 
 def test_secrets_never_reach_the_cache(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     secret = "sk-very-secret-value-0042"
     monkeypatch.setenv("MY_SERVICE_TOKEN", secret)
-    provider_env.responder = (
-        lambda call: f"the token is {secret}" if "leak" in call.prompt else "ok"
+    provider_env.responder = lambda call: (
+        f"the token is {secret}" if "leak" in call.prompt else "ok"
     )
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - {id: leaky, input: please leak it, expect: {contains: token}}
           - {id: fine, input: hello, expect: {contains: ok}}
-    """)
+    """,
+    )
     cache = tmp_path / "cache"
     result = run(pytester, cache)
     result.assert_outcomes(passed=2)
@@ -131,7 +149,9 @@ def test_secrets_never_reach_the_cache(
 
 
 def test_unused_entries_are_reported_and_pruned(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path)
     cache = tmp_path / "cache"
@@ -150,7 +170,9 @@ def test_unused_entries_are_reported_and_pruned(
 
 
 def test_a_corrupt_cache_gives_the_way_out(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path)
     cache = tmp_path / "cache"
@@ -163,14 +185,20 @@ def test_a_corrupt_cache_gives_the_way_out(
 
 
 def test_workers_share_one_cache(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     for name in ("alpha", "beta", "gamma"):
-        write_skill(pytester.path, name, cases_yaml=f"""
+        write_skill(
+            pytester.path,
+            name,
+            cases_yaml=f"""
             cases:
               - {{id: one, input: first about {name}, expect: {{contains: echo}}}}
               - {{id: two, input: second about {name}, expect: {{contains: echo}}}}
-        """)
+        """,
+        )
     cache = tmp_path / "cache"
     run(pytester, cache, "-n", "2").assert_outcomes(passed=6)
     assert len(provider_env.calls) == 12, "each worker calls only for its own items"
@@ -186,12 +214,24 @@ def test_killed_run_leaves_a_usable_cache(pytester: pytest.Pytester, tmp_path: P
     write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
     cache = tmp_path / "cache"
     env = {**os.environ, "ANTHROPIC_API_KEY": "test-key-0000", "CI": ""}
-    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--skill-model", HAIKU,
-               f"--skill-cache-dir={cache}", "--skill-concurrency", "2", str(pytester.path)]
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "--skill-model",
+        HAIKU,
+        f"--skill-cache-dir={cache}",
+        "--skill-concurrency",
+        "2",
+        str(pytester.path),
+    ]
     with LoopbackServer(latency=0.2) as server:
         env["ANTHROPIC_BASE_URL"] = server.url
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + 60
         while len(server.calls) < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -213,24 +253,44 @@ def test_killed_run_leaves_a_usable_cache(pytester: pytest.Pytester, tmp_path: P
 
 
 def _request(**changes: object) -> Request:
-    fields: dict[str, object] = {"provider": "anthropic", "model": "claude-haiku-4-5",
-                                 "prompt": "hi", "system": "# Skill: x"}
+    fields: dict[str, object] = {
+        "provider": "anthropic",
+        "model": "claude-haiku-4-5",
+        "prompt": "hi",
+        "system": "# Skill: x",
+    }
     fields.update(changes)
     return Request(**fields)  # type: ignore[arg-type]
 
 
 def test_round_trip_keeps_every_recorded_figure(tmp_path: Path) -> None:
     cache = ResponseCache(tmp_path)
-    response = Response("answer", Usage(10, 5, 3, 2), latency_s=1.25, stop_reason="end_turn",
-                        reported_model="claude-haiku-4-5-20251001",
-                        recorded_at="2026-11-24T00:00:00+00:00")
+    response = Response(
+        "answer",
+        Usage(10, 5, 3, 2),
+        latency_s=1.25,
+        stop_reason="end_turn",
+        reported_model="claude-haiku-4-5-20251001",
+        recorded_at="2026-11-24T00:00:00+00:00",
+    )
     cache.put(_request(), response, "f::c")
     replayed = cache.get(_request())
     assert replayed is not None and replayed.cached
-    assert (replayed.text, replayed.usage, replayed.latency_s, replayed.stop_reason,
-            replayed.reported_model, replayed.recorded_at) == (
-        "answer", Usage(10, 5, 3, 2), 1.25, "end_turn", "claude-haiku-4-5-20251001",
-        "2026-11-24T00:00:00+00:00")
+    assert (
+        replayed.text,
+        replayed.usage,
+        replayed.latency_s,
+        replayed.stop_reason,
+        replayed.reported_model,
+        replayed.recorded_at,
+    ) == (
+        "answer",
+        Usage(10, 5, 3, 2),
+        1.25,
+        "end_turn",
+        "claude-haiku-4-5-20251001",
+        "2026-11-24T00:00:00+00:00",
+    )
 
 
 @pytest.mark.parametrize(
@@ -280,7 +340,9 @@ def test_unopenable_directory_is_a_cache_error(tmp_path: Path) -> None:
 
 
 def test_replay_leaves_a_committed_cache_byte_for_byte_unchanged(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path)
     cache = tmp_path / "cache"
@@ -291,7 +353,9 @@ def test_replay_leaves_a_committed_cache_byte_for_byte_unchanged(
 
 
 def test_prune_works_in_replay_mode(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path)
     cache = tmp_path / "cache"

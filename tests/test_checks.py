@@ -28,6 +28,7 @@ def verdict(registry: CheckRegistry, expect: dict[str, Any], answer: str) -> boo
 
 # --- built-in kinds -------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("expect", "answer", "passed"),
     [
@@ -61,8 +62,9 @@ def verdict(registry: CheckRegistry, expect: dict[str, Any], answer: str) -> boo
         ({"json": False}, "[1]", False),
     ],
 )
-def test_builtin_kinds(registry: CheckRegistry, expect: dict[str, Any], answer: str,
-                       passed: bool) -> None:
+def test_builtin_kinds(
+    registry: CheckRegistry, expect: dict[str, Any], answer: str, passed: bool
+) -> None:
     assert verdict(registry, expect, answer) is passed
 
 
@@ -111,6 +113,7 @@ def test_icontains_failure_names_icontains(registry: CheckRegistry) -> None:
 
 # --- combinators ----------------------------------------------------------------------
 
+
 def test_several_keys_mean_all(registry: CheckRegistry) -> None:
     check = registry.parse({"contains": "9.0", "not_contains": "sm_80"})
     assert check.kind == "all"
@@ -135,23 +138,34 @@ def test_any(registry: CheckRegistry, answer: str, passed: bool) -> None:
 
 @pytest.mark.parametrize(
     ("answer", "passed"),
-    [("json: []", False), ("H100 with 9.0", True), ("H100 with sm_90", True),
-     ("h100 with 8.0", False), ("9.0 alone", False)],
+    [
+        ("json: []", False),
+        ("H100 with 9.0", True),
+        ("H100 with sm_90", True),
+        ("h100 with 8.0", False),
+        ("9.0 alone", False),
+    ],
 )
 def test_nested_all_and_any(registry: CheckRegistry, answer: str, passed: bool) -> None:
-    expect = {"all": [
-        {"contains": "h100"},
-        {"any": [{"contains": "9.0"}, {"all": [{"regex": "sm_9"}, {"not_contains": "8.0"}]}]},
-    ]}
+    expect = {
+        "all": [
+            {"contains": "h100"},
+            {"any": [{"contains": "9.0"}, {"all": [{"regex": "sm_9"}, {"not_contains": "8.0"}]}]},
+        ]
+    }
     assert verdict(registry, expect, answer) is passed
 
 
 def test_failures_returns_the_failing_leaves(registry: CheckRegistry) -> None:
-    check = registry.parse({"all": [
-        {"contains": "a"},  # passes
-        {"equals": "nope"},  # fails
-        {"any": [{"contains": "x"}, {"regex": "y+"}]},  # fails: both leaves fail
-    ]})
+    check = registry.parse(
+        {
+            "all": [
+                {"contains": "a"},  # passes
+                {"equals": "nope"},  # fails
+                {"any": [{"contains": "x"}, {"regex": "y+"}]},  # fails: both leaves fail
+            ]
+        }
+    )
     result = registry.evaluate(check, "a")
     assert not result.passed
     assert result.kind == "all"
@@ -168,8 +182,9 @@ def test_failures_of_a_passing_check_is_empty(registry: CheckRegistry) -> None:
 
 def test_all_with_one_passing_child_of_any_does_not_blame_it(registry: CheckRegistry) -> None:
     result = registry.evaluate(
-        registry.parse({"all": [{"any": [{"contains": "a"}, {"contains": "z"}]},
-                                {"contains": "q"}]}),
+        registry.parse(
+            {"all": [{"any": [{"contains": "a"}, {"contains": "z"}]}, {"contains": "q"}]}
+        ),
         "a",
     )
     assert [leaf.expected for leaf in result.failures()] == ["contains 'q'"]
@@ -177,13 +192,17 @@ def test_all_with_one_passing_child_of_any_does_not_blame_it(registry: CheckRegi
 
 # --- bad specs ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("expect", "fragment", "path"),
     [
         ({"shout": "x"}, "unknown check kind 'shout'; known kinds: all, any, contains", ("shout",)),
         ({"regex": "(["}, "regex: bad regular expression '(['", ("regex",)),
-        ({"all": [{"contains": "a"}, {"regex": "*"}]}, "bad regular expression",
-         ("all", 1, "regex")),
+        (
+            {"all": [{"contains": "a"}, {"regex": "*"}]},
+            "bad regular expression",
+            ("all", 1, "regex"),
+        ),
         ({"any": []}, "'any' takes a non-empty list", ("any",)),
         ({"all": "contains"}, "'all' takes a non-empty list", ("all",)),
         ({"any": [{"nope": 1}]}, "unknown check kind 'nope'", ("any", 0, "nope")),
@@ -218,6 +237,7 @@ def test_spec_error_path_is_prefixed(registry: CheckRegistry) -> None:
 
 
 # --- the registry ---------------------------------------------------------------------
+
 
 def _max_words(limit: int, answer: str) -> CheckResult:
     words = len(answer.split())
@@ -263,10 +283,20 @@ def test_combinators_cannot_be_redefined(registry: CheckRegistry, name: str) -> 
 
 
 def test_builtin_kinds_are_registered(registry: CheckRegistry) -> None:
-    assert registry.kinds == sorted([
-        "all", "any", "contains", "icontains", "not_contains", "regex", "equals",
-        "starts_with", "json", "verify",
-    ])
+    assert registry.kinds == sorted(
+        [
+            "all",
+            "any",
+            "contains",
+            "icontains",
+            "not_contains",
+            "regex",
+            "equals",
+            "starts_with",
+            "json",
+            "verify",
+        ]
+    )
 
 
 def test_builtin_registration_keeps_a_kind_registered_first() -> None:

@@ -30,11 +30,13 @@ def make_skill(root: Path, name: str = "demo") -> Path:
     return directory
 
 
-def run(pytester: pytest.Pytester, *args: str, models: tuple[str, ...] = (HAIKU,),
-        cache: str = "off") -> pytest.RunResult:
+def run(
+    pytester: pytest.Pytester, *args: str, models: tuple[str, ...] = (HAIKU,), cache: str = "off"
+) -> pytest.RunResult:
     model_args = [arg for model in models for arg in ("--skill-model", model)]
-    return pytester.runpytest(*model_args, "-p", "no:cacheprovider",
-                              f"--skill-cache={cache}", *args)
+    return pytester.runpytest(
+        *model_args, "-p", "no:cacheprovider", f"--skill-cache={cache}", *args
+    )
 
 
 def write_test(pytester: pytest.Pytester, source: str, name: str = "test_app") -> Path:
@@ -67,14 +69,17 @@ ASK_BOTH = """
 
 # --- parametrisation and skipping -----------------------------------------------------------
 
+
 def test_one_test_per_model_with_the_model_as_id(pytester: pytest.Pytester) -> None:
     make_skill(pytester.path)
     write_test(pytester, ASK_BOTH)
     result = run(pytester, "--collect-only", "-q", models=(HAIKU, MINI))
-    result.stdout.fnmatch_lines([
-        f"test_app.py::test_ask[[]{HAIKU}[]]",
-        f"test_app.py::test_ask[[]{MINI}[]]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"test_app.py::test_ask[[]{HAIKU}[]]",
+            f"test_app.py::test_ask[[]{MINI}[]]",
+        ]
+    )
     assert "2 tests collected" in result.stdout.str()
 
 
@@ -86,20 +91,24 @@ def test_without_a_model_the_test_skips_like_skill_items(
     result = run(pytester, "-rs", models=())
     result.assert_outcomes(passed=1, skipped=1)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        "SKIPPED [[]1[]] test_app.py:*: no skill model named: pass --skill-model SPEC*"])
+    result.stdout.fnmatch_lines(
+        ["SKIPPED [[]1[]] test_app.py:*: no skill model named: pass --skill-model SPEC*"]
+    )
     assert loopback.calls == []
 
 
 def test_fixture_tests_carry_the_skill_marker(pytester: pytest.Pytester) -> None:
     make_skill(pytester.path)
-    write_test(pytester, """
+    write_test(
+        pytester,
+        """
         def test_unmarked(skill_model):
             skill_model.ask("hi", baseline=True)
 
         def test_plain():
             pass
-    """)
+    """,
+    )
     result = run(pytester, "-m", "not skill", "-v")
     result.assert_outcomes(passed=1, deselected=1)
     result.stdout.fnmatch_lines(["test_app.py::test_plain PASSED*"])
@@ -108,6 +117,7 @@ def test_fixture_tests_carry_the_skill_marker(pytester: pytest.Pytester) -> None
 
 
 # --- asking ----------------------------------------------------------------------------------
+
 
 def test_ask_with_the_skill_sends_it_and_baseline_does_not(
     pytester: pytest.Pytester, loopback: LoopbackServer
@@ -118,17 +128,22 @@ def test_ask_with_the_skill_sends_it_and_baseline_does_not(
     result.assert_outcomes(passed=1)
     calls = loopback.calls
     assert [(c.prompt, c.system) for c in calls] == [
-        ("Name the topic", SKILL_BLOCK), ("Name the topic", None)]
+        ("Name the topic", SKILL_BLOCK),
+        ("Name the topic", None),
+    ]
     assert {(c.api, c.model) for c in calls} == {("anthropic", "claude-haiku-4-5")}
 
 
 def test_ask_sends_files_and_sampling(pytester: pytest.Pytester, loopback: LoopbackServer) -> None:
     make_skill(pytester.path)
-    write_test(pytester, """
+    write_test(
+        pytester,
+        """
         def test_files(skill_model):
             skill_model.ask("Read it", skill="demo", files={"notes.txt": "hello"},
                             max_tokens=77)
-    """)
+    """,
+    )
     run(pytester, models=(MINI,)).assert_outcomes(passed=1)
     (call,) = loopback.calls
     assert call.prompt == "Read it\n\nFile `notes.txt`:\n```\nhello\n```"
@@ -137,11 +152,15 @@ def test_ask_sends_files_and_sampling(pytester: pytest.Pytester, loopback: Loopb
 
 
 def test_second_run_is_replayed(
-    pytester: pytest.Pytester, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch,
+    pytester: pytest.Pytester,
+    loopback: LoopbackServer,
+    monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     make_skill(pytester.path)
-    write_test(pytester, """
+    write_test(
+        pytester,
+        """
         import os
         import pytest
 
@@ -150,7 +169,8 @@ def test_second_run_is_replayed(
             expected = os.environ["EXPECT_REPLAYED"] == "1"
             assert skill_model.ask("Q").replayed is expected
             assert skill_model.ask("Q", baseline=True).replayed is expected
-    """)
+    """,
+    )
     args = ("--skill-cache-dir", str(tmp_path / "cache"))
     monkeypatch.setenv("EXPECT_REPLAYED", "0")
     run(pytester, *args, cache="auto").assert_outcomes(passed=1)
@@ -222,7 +242,10 @@ def test_records_reach_the_summary_and_the_json_report(
     assert left_out["output"] == "echo: Other?"
     assert {r["skill"] for r in report["results"]} == {"demo"}
     assert {r["case"] for r in report["results"]} == {
-        "test_judged", "test_outcome_only", "test_own_checks"}
+        "test_judged",
+        "test_outcome_only",
+        "test_own_checks",
+    }
     assert all("cache_key" not in r for r in report["results"])
 
 
@@ -232,8 +255,16 @@ def test_records_survive_xdist(pytester: pytest.Pytester, tmp_path: Path) -> Non
     write_test(pytester, RECORDED)
     report_path = tmp_path / "report.json"
     result = pytester.runpytest_subprocess(
-        "--skill-model", "haiku", "-p", "no:cacheprovider", "--skill-cache=off", "-n", "2",
-        "--skill-report", str(report_path))
+        "--skill-model",
+        "haiku",
+        "-p",
+        "no:cacheprovider",
+        "--skill-cache=off",
+        "-n",
+        "2",
+        "--skill-report",
+        str(report_path),
+    )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.re_match_lines([r"^haiku\s+3\s+2/3\s+67%\s+1/2\s+50%\s+\+50pp"])
     assert len(json.loads(report_path.read_text())["results"]) == 6
@@ -241,27 +272,33 @@ def test_records_survive_xdist(pytester: pytest.Pytester, tmp_path: Path) -> Non
 
 def test_require_fails_the_test_with_expected_and_actual(pytester: pytest.Pytester) -> None:
     make_skill(pytester.path)
-    write_test(pytester, """
+    write_test(
+        pytester,
+        """
         import pytest
 
         @pytest.mark.skill("demo")
         def test_require(skill_model):
             skill_model.ask("Q").require({"contains": "absent"})
-    """)
+    """,
+    )
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"*{HAIKU}: the with skill answer failed",
-        "  contains failed",
-        "    expected: contains 'absent'",
-        "    actual:   missing 'absent'",
-        "answer:",
-        "echo: Q | skill: # Skill: demo",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*{HAIKU}: the with skill answer failed",
+            "  contains failed",
+            "    expected: contains 'absent'",
+            "    actual:   missing 'absent'",
+            "answer:",
+            "echo: Q | skill: # Skill: demo",
+        ]
+    )
     assert "Traceback" not in output(result)
 
 
 # --- where the skill comes from ---------------------------------------------------------------
+
 
 def test_marker_paths_are_relative_to_the_test_file(
     pytester: pytest.Pytester, loopback: LoopbackServer
@@ -269,7 +306,8 @@ def test_marker_paths_are_relative_to_the_test_file(
     make_skill(pytester.path / "skills", "demo")
     other = make_skill(pytester.path / "skills", "other")
     (pytester.path / "tests").mkdir()
-    (pytester.path / "tests" / "test_where.py").write_text(textwrap.dedent(f"""
+    (pytester.path / "tests" / "test_where.py").write_text(
+        textwrap.dedent(f"""
         import pytest
 
         @pytest.mark.skill("../skills/demo")
@@ -288,18 +326,25 @@ def test_marker_paths_are_relative_to_the_test_file(
 
         def test_absolute(skill_model):
             assert "Skill: other" in skill_model.ask("absolute", skill={str(other)!r}).text
-    """))
+    """)
+    )
     result = run(pytester, "-v")
     result.assert_outcomes(passed=4)
     systems = {c.prompt: (c.system or "").splitlines()[0] for c in loopback.calls}
-    assert systems == {"from the marker": "# Skill: demo", "a SKILL.md": "# Skill: other",
-                       "from the class": "# Skill: demo", "absolute": "# Skill: other"}
+    assert systems == {
+        "from the marker": "# Skill: demo",
+        "a SKILL.md": "# Skill: other",
+        "from the class": "# Skill: demo",
+        "absolute": "# Skill: other",
+    }
 
 
 def test_no_skill_and_a_missing_skill_fail_clearly(
     pytester: pytest.Pytester, loopback: LoopbackServer
 ) -> None:
-    write_test(pytester, """
+    write_test(
+        pytester,
+        """
         import pytest
 
         def test_no_skill(skill_model):
@@ -308,19 +353,24 @@ def test_no_skill_and_a_missing_skill_fail_clearly(
         @pytest.mark.skill("nowhere")
         def test_missing(skill_model):
             skill_model.ask("Q")
-    """)
+    """,
+    )
     result = run(pytester)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines_random([
-        "*no skill to ask with: pass skill='path/to/skill' or mark the test with "
-        "@pytest.mark.skill('path/to/skill')*",
-        "*no skill at */nowhere: name a skill directory or its SKILL.md, relative to the test file",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "*no skill to ask with: pass skill='path/to/skill' or mark the test with "
+            "@pytest.mark.skill('path/to/skill')*",
+            "*no skill at */nowhere: name a skill directory or its SKILL.md, "
+            "relative to the test file",
+        ]
+    )
     assert "Traceback" not in output(result)
     assert loopback.calls == []
 
 
 # --- call errors -----------------------------------------------------------------------------
+
 
 def test_missing_key_fails_the_test_without_traceback(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer
@@ -330,8 +380,9 @@ def test_missing_key_fails_the_test_without_traceback(
     write_test(pytester, ASK_BOTH)
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"{HAIKU}: Anthropic needs an API key: set the environment variable ANTHROPIC_API_KEY*"])
+    result.stdout.fnmatch_lines(
+        [f"{HAIKU}: Anthropic needs an API key: set the environment variable ANTHROPIC_API_KEY*"]
+    )
     text = output(result)
     assert "Traceback" not in text and "def test_ask" not in text
     assert loopback.calls == []
@@ -344,12 +395,14 @@ def test_replay_miss_says_how_to_record(
     write_test(pytester, ASK_BOTH)
     result = run(pytester, "--skill-cache-dir", str(tmp_path / "empty"), cache="replay")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"{HAIKU}: not in the cache (nothing is recorded for this case and model)",
-        "To record it, run with the model reachable:",
-        f"    pytest 'test_app.py::test_ask[[]{HAIKU}[]]' --skill-model {HAIKU} "
-        "--skill-cache=auto",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"{HAIKU}: not in the cache (nothing is recorded for this case and model)",
+            "To record it, run with the model reachable:",
+            f"    pytest 'test_app.py::test_ask[[]{HAIKU}[]]' --skill-model {HAIKU} "
+            "--skill-cache=auto",
+        ]
+    )
     assert loopback.calls == []
 
 

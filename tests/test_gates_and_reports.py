@@ -22,12 +22,15 @@ CASES = """
 
 
 def run(pytester: pytest.Pytester, tmp_path: Path, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("--skill-model", HAIKU, "--skill-cache=off", "-p",
-                              "no:cacheprovider", *args)
+    return pytester.runpytest(
+        "--skill-model", HAIKU, "--skill-cache=off", "-p", "no:cacheprovider", *args
+    )
 
 
 def test_min_lift_gate_fails_the_session_with_a_message(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path, cases_yaml=CASES)
     passing = run(pytester, tmp_path, "--skill-min-lift", "50")
@@ -35,18 +38,24 @@ def test_min_lift_gate_fails_the_session_with_a_message(
     assert "GATE FAILED" not in passing.stdout.str()
 
     gated = run(pytester, tmp_path, "--skill-min-lift", "70")
-    gated.stdout.fnmatch_lines(["*GATE FAILED: anthropic:claude-haiku-4-5: lift +66.7 points "
-                                "is below the required 70*"])
+    gated.stdout.fnmatch_lines(
+        ["*GATE FAILED: anthropic:claude-haiku-4-5: lift +66.7 points is below the required 70*"]
+    )
     assert gated.ret == pytest.ExitCode.TESTS_FAILED
 
 
 def test_significance_gate_uses_the_interval_lower_bound(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - {id: only, input: question, expect: {contains: "skill: demo"}}
-    """)
+    """,
+    )
     # One case lifts 100 points, yet its interval reaches far below 10.
     result = run(pytester, tmp_path, "--skill-min-lift", "10:ci")
     result.assert_outcomes(passed=1)
@@ -55,7 +64,9 @@ def test_significance_gate_uses_the_interval_lower_bound(
 
 
 def test_gate_without_a_baseline_says_so(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path)
     result = run(pytester, tmp_path, "--skill-min-lift", "1", "--no-skill-baseline")
@@ -76,13 +87,18 @@ class Flaky:
 
 
 def test_trials_repeat_every_condition_and_the_threshold_sets_the_verdict(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     provider_env.responder = Flaky()
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - {id: flaky, input: question, expect: {contains: "skill: demo"}}
-    """)
+    """,
+    )
     report = tmp_path / "report.json"
     strict = run(pytester, tmp_path, "--skill-trials", "3", f"--skill-report={report}")
     strict.assert_outcomes(failed=1)
@@ -90,8 +106,12 @@ def test_trials_repeat_every_condition_and_the_threshold_sets_the_verdict(
     assert len(provider_env.calls) == 6
     data = json.loads(report.read_text())
     assert sorted(r["trial"] for r in data["results"]) == [0, 0, 1, 1, 2, 2]
-    assert data["models"][0]["with_skill"] == {"passed": 2, "total": 3, "rate": 2 / 3,
-                                               "ci": data["models"][0]["with_skill"]["ci"]}
+    assert data["models"][0]["with_skill"] == {
+        "passed": 2,
+        "total": 3,
+        "rate": 2 / 3,
+        "ci": data["models"][0]["with_skill"]["ci"],
+    }
     assert data["models"][0]["lift_method"] == "bootstrap"
 
     provider_env.responder = Flaky()
@@ -100,14 +120,18 @@ def test_trials_repeat_every_condition_and_the_threshold_sets_the_verdict(
 
 
 def test_junit_xml_carries_the_per_item_facts(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path, cases_yaml=CASES)
     junit = tmp_path / "junit.xml"
     run(pytester, tmp_path, f"--junitxml={junit}")
     cases = {case.get("name"): case for case in ET.parse(junit).getroot().iter("testcase")}
-    fixed = {p.get("name"): p.get("value") for p in cases["fixed-1[anthropic:claude-haiku-4-5]"]
-             .iter("property")}
+    fixed = {
+        p.get("name"): p.get("value")
+        for p in cases["fixed-1[anthropic:claude-haiku-4-5]"].iter("property")
+    }
     assert fixed["skill_with_skill"] == "1/1"
     assert fixed["skill_baseline"] == "0/1"
     record = json.loads(fixed["pytest_skills"])
@@ -115,7 +139,9 @@ def test_junit_xml_carries_the_per_item_facts(
 
 
 def test_github_step_summary_gets_a_markdown_table(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     summary = tmp_path / "summary.md"
@@ -129,16 +155,29 @@ def test_github_step_summary_gets_a_markdown_table(
 
 
 def test_verbose_adds_a_per_skill_breakdown_and_every_line_fits_100_columns(
-    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path,
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
 ) -> None:
     write_skill(pytester.path, cases_yaml=CASES)
-    write_skill(pytester.path, "second-skill-with-a-long-name", cases_yaml="""
+    write_skill(
+        pytester.path,
+        "second-skill-with-a-long-name",
+        cases_yaml="""
         cases:
           - {id: one, input: question, expect: {contains: echo}}
-    """)
-    result = pytester.runpytest("--skill-model", HAIKU, "--skill-model",
-                                "openai:gpt-4.1-mini-with-a-rather-long-model-name",
-                                "--skill-cache=off", "-p", "no:cacheprovider", "-v")
+    """,
+    )
+    result = pytester.runpytest(
+        "--skill-model",
+        HAIKU,
+        "--skill-model",
+        "openai:gpt-4.1-mini-with-a-rather-long-model-name",
+        "--skill-cache=off",
+        "-p",
+        "no:cacheprovider",
+        "-v",
+    )
     lines = result.stdout.lines
     start = lines.index("skills: pass rate with and without the skill")
     table = lines[start:]

@@ -34,8 +34,10 @@ def judge_responder(call: Call) -> str:
     if "json" in rubric:
         return json.dumps({"verdict": "Pass", "reasoning": "structured"})
     ok = "skill:" in answer and "impossible" not in rubric
-    return (f"The answer {'names' if ok else 'does not name'} the skill.\n\n"
-            f"**VERDICT: {'PASS' if ok else 'FAIL'}**.")
+    return (
+        f"The answer {'names' if ok else 'does not name'} the skill.\n\n"
+        f"**VERDICT: {'PASS' if ok else 'FAIL'}**."
+    )
 
 
 @pytest.fixture
@@ -48,11 +50,19 @@ def judge_calls(server: LoopbackServer) -> list[Call]:
     return [c for c in server.calls if c.model == "judge-model"]
 
 
-def run(pytester: pytest.Pytester, *args: str, judge_model: str | None = JUDGE,
-        cache: str = "off") -> pytest.RunResult:
+def run(
+    pytester: pytest.Pytester, *args: str, judge_model: str | None = JUDGE, cache: str = "off"
+) -> pytest.RunResult:
     judge_args = ("--skill-judge-model", judge_model) if judge_model else ()
-    return pytester.runpytest("--skill-model", HAIKU, *judge_args, "-p", "no:cacheprovider",
-                              f"--skill-cache={cache}", *args)
+    return pytester.runpytest(
+        "--skill-model",
+        HAIKU,
+        *judge_args,
+        "-p",
+        "no:cacheprovider",
+        f"--skill-cache={cache}",
+        *args,
+    )
 
 
 def output(result: pytest.RunResult) -> str:
@@ -61,24 +71,31 @@ def output(result: pytest.RunResult) -> str:
 
 # --- verdicts ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("reply", "verdict", "reasoning"), [
-    ("Good answer.\nVERDICT: PASS", True, "Good answer."),
-    ("Missing the flag.\n\nVERDICT: FAIL", False, "Missing the flag."),
-    ("Fine.\nverdict: pass", True, "Fine."),
-    ("Fine.\n**VERDICT: PASS**", True, "Fine."),
-    ("Fine.\n**Verdict:** Fail.", False, "Fine."),
-    ("Fine.\nVERDICT: PASS.\n", True, "Fine."),
-    ("Fine.\nFinal verdict - `FAIL`!", False, "Fine."),
-    ("Fine.\n## Verdict: [PASS]", True, "Fine."),
-    ("It could be VERDICT: PASS but no.\nVERDICT: FAIL", False,
-     "It could be VERDICT: PASS but no."),
-    ('{"verdict": "PASS", "reasoning": "all there"}', True, "all there"),
-    ('```json\n{"Verdict": "fail", "reason": "wrong"}\n```', False, "wrong"),
-    ('Thinking...\n{"verdict": "fail"}', False, "Thinking..."),
-    ("No idea.", None, "No idea."),
-    ("The verdict is out; I pass on this.", None, "The verdict is out; I pass on this."),
-    ("", None, ""),
-])
+
+@pytest.mark.parametrize(
+    ("reply", "verdict", "reasoning"),
+    [
+        ("Good answer.\nVERDICT: PASS", True, "Good answer."),
+        ("Missing the flag.\n\nVERDICT: FAIL", False, "Missing the flag."),
+        ("Fine.\nverdict: pass", True, "Fine."),
+        ("Fine.\n**VERDICT: PASS**", True, "Fine."),
+        ("Fine.\n**Verdict:** Fail.", False, "Fine."),
+        ("Fine.\nVERDICT: PASS.\n", True, "Fine."),
+        ("Fine.\nFinal verdict - `FAIL`!", False, "Fine."),
+        ("Fine.\n## Verdict: [PASS]", True, "Fine."),
+        (
+            "It could be VERDICT: PASS but no.\nVERDICT: FAIL",
+            False,
+            "It could be VERDICT: PASS but no.",
+        ),
+        ('{"verdict": "PASS", "reasoning": "all there"}', True, "all there"),
+        ('```json\n{"Verdict": "fail", "reason": "wrong"}\n```', False, "wrong"),
+        ('Thinking...\n{"verdict": "fail"}', False, "Thinking..."),
+        ("No idea.", None, "No idea."),
+        ("The verdict is out; I pass on this.", None, "The verdict is out; I pass on this."),
+        ("", None, ""),
+    ],
+)
 def test_parse_verdict(reply: str, verdict: bool | None, reasoning: str) -> None:
     assert parse_verdict(reply) == (verdict, reasoning)
 
@@ -86,14 +103,23 @@ def test_parse_verdict(reply: str, verdict: bool | None, reasoning: str) -> None
 def test_rubric_forms() -> None:
     assert parse_rubric("names it") == Rubric("names it")
     assert parse_rubric({"rubric": "r", "reference": "ref"}) == Rubric("r", "ref")
-    for bad, message in [({"rubrik": "x"}, "unknown key 'rubrik'"), ({}, "needs 'rubric'"),
-                         ("  ", "empty"), (3.5, "rubric string"),
-                         ({"rubric": ["a"]}, "must be a string")]:
+    for bad, message in [
+        ({"rubrik": "x"}, "unknown key 'rubrik'"),
+        ({}, "needs 'rubric'"),
+        ("  ", "empty"),
+        (3.5, "rubric string"),
+        ({"rubric": ["a"]}, "must be a string"),
+    ]:
         with pytest.raises(ValueError, match=message):
             parse_rubric(bad)
     prompt = judge_prompt(Rubric("R", "REF", "T"), " the answer ")
-    sections = ["## Task\n\nT", "## Rubric\n\nR", "## Reference answer\n\nREF",
-                "## Answer to grade\n\nthe answer", "VERDICT: PASS or VERDICT: FAIL"]
+    sections = [
+        "## Task\n\nT",
+        "## Rubric\n\nR",
+        "## Reference answer\n\nREF",
+        "## Answer to grade\n\nthe answer",
+        "VERDICT: PASS or VERDICT: FAIL",
+    ]
     positions = [prompt.index(section) for section in sections]
     assert positions == sorted(positions)
 
@@ -115,7 +141,9 @@ def test_judge_passes_and_fails_by_condition(
     write_skill(pytester.path, cases_yaml=JUDGED_CASES)
     result = run(pytester)
     result.assert_outcomes(passed=1)
-    result.stdout.re_match_lines([r"anthropic:claude-haiku-4-5\s+1\s+1/1\s+100%\s+0/1\s+0%\s+\+100pp"])
+    result.stdout.re_match_lines(
+        [r"anthropic:claude-haiku-4-5\s+1\s+1/1\s+100%\s+0/1\s+0%\s+\+100pp"]
+    )
     calls = judge_calls(judge)
     assert len(calls) == 2  # one grading per condition
     assert {c.api for c in calls} == {"openai"}
@@ -127,7 +155,9 @@ def test_judge_passes_and_fails_by_condition(
 def test_failed_judgement_shows_the_reasoning(
     pytester: pytest.Pytester, judge: LoopbackServer
 ) -> None:
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - id: strict
             input: Anything
@@ -135,15 +165,18 @@ def test_failed_judgement_shows_the_reasoning(
               judge:
                 rubric: An impossible standard.
                 reference: The perfect answer.
-    """)
+    """,
+    )
     result = run(pytester, "--no-skill-baseline")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        "  judge failed",
-        f"    expected: the judge ({JUDGE}) passes it on: An impossible standard.",
-        "    actual:   FAIL; the judge's reasoning:",
-        "      The answer does not name the skill.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "  judge failed",
+            f"    expected: the judge ({JUDGE}) passes it on: An impossible standard.",
+            "    actual:   FAIL; the judge's reasoning:",
+            "      The answer does not name the skill.",
+        ]
+    )
     (call,) = judge_calls(judge)
     assert "## Reference answer\n\nThe perfect answer." in call.prompt
     assert "Traceback" not in output(result)
@@ -152,7 +185,9 @@ def test_failed_judgement_shows_the_reasoning(
 def test_unparseable_verdict_fails_the_check_saying_so(
     pytester: pytest.Pytester, judge: LoopbackServer
 ) -> None:
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - id: mumbled
             input: Anything
@@ -160,15 +195,18 @@ def test_unparseable_verdict_fails_the_check_saying_so(
           - id: structured
             input: Anything else
             expect: {judge: "json please"}
-    """)
+    """,
+    )
     result = run(pytester, "--no-skill-baseline", "-v")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines([
-        "*structured* PASSED*",
-        "*actual:   the judge gave no verdict (its reply must end with 'VERDICT: PASS' or "
-        "'VERDICT: FAIL'); it said:",
-        "      Hard to say, really.",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "*structured* PASSED*",
+            "*actual:   the judge gave no verdict (its reply must end with 'VERDICT: PASS' or "
+            "'VERDICT: FAIL'); it said:",
+            "      Hard to say, really.",
+        ]
+    )
 
 
 def test_without_a_judge_model_items_fail_at_run_time(
@@ -179,10 +217,12 @@ def test_without_a_judge_model_items_fail_at_run_time(
     assert collected.ret == pytest.ExitCode.OK  # not a collection error
     result = run(pytester, judge_model=None)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"{HAIKU}: no judge model: this case has 'judge' checks; name the model that grades "
-        "them with --skill-judge-model SPEC or ini skill_judge_model",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"{HAIKU}: no judge model: this case has 'judge' checks; name the model that grades "
+            "them with --skill-judge-model SPEC or ini skill_judge_model",
+        ]
+    )
     assert "Traceback" not in output(result)
     # The answers were called for; their grading is an error, left out of the rates.
     result.stdout.fnmatch_lines([f"  {HAIKU}: 2 call(s) failed and are left out of the rates"])
@@ -218,32 +258,38 @@ def test_a_judge_replay_miss_is_an_error_naming_the_judge(
     assert judge_calls(judge) == []  # the answers are recorded, no grading is
     result = run(pytester, *cache, cache="replay")
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"{HAIKU}: the judge {JUDGE} could not grade: not in the cache*",
-        "To record it, run with the model reachable:",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"{HAIKU}: the judge {JUDGE} could not grade: not in the cache*",
+            "To record it, run with the model reachable:",
+        ]
+    )
     assert judge_calls(judge) == []
 
 
 def test_a_conftest_judge_replaces_the_built_in_one(
     pytester: pytest.Pytester, judge: LoopbackServer
 ) -> None:
-    pytester.makeconftest(textwrap.dedent("""
+    pytester.makeconftest(
+        textwrap.dedent("""
         from pytest_skills.checks import CheckResult
 
         def pytest_skills_register_checks(registry):
             registry.register("judge", lambda rubric, answer: CheckResult(
                 "judge", "topic" in answer, rubric, answer))
-    """))
+    """)
+    )
     write_skill(pytester.path, cases_yaml=JUDGED_CASES)
     run(pytester, judge_model=None).assert_outcomes(passed=1)
     assert judge_calls(judge) == []
 
 
-def test_the_fixture_can_ask_the_judge(pytester: pytest.Pytester, judge: LoopbackServer,
-                                       tmp_path: Path) -> None:
+def test_the_fixture_can_ask_the_judge(
+    pytester: pytest.Pytester, judge: LoopbackServer, tmp_path: Path
+) -> None:
     write_skill(pytester.path, cases_yaml=JUDGED_CASES)
-    pytester.makepyfile(test_app="""
+    pytester.makepyfile(
+        test_app="""
         import pytest
 
         @pytest.mark.skill("demo")
@@ -252,13 +298,16 @@ def test_the_fixture_can_ask_the_judge(pytester: pytest.Pytester, judge: Loopbac
             skill_model.ask("What is it?", baseline=True)
             result = answer.check({"judge": "The answer names the skill."})
             assert result.passed, result.actual
-    """)
+    """
+    )
     report = tmp_path / "report.json"
     result = run(pytester, "test_app.py", "--skill-report", str(report))
     result.assert_outcomes(passed=1)
     # The baseline was graded by the same judge check: it fails it.
-    assert [(r["condition"], r["passed"]) for r in json.loads(report.read_text())["results"]] \
-        == [("with_skill", True), ("baseline", False)]
+    assert [(r["condition"], r["passed"]) for r in json.loads(report.read_text())["results"]] == [
+        ("with_skill", True),
+        ("baseline", False),
+    ]
     assert len(judge_calls(judge)) == 2
 
 
@@ -279,9 +328,14 @@ def test_gradings_run_concurrently_before_the_items(
         return judge_responder(call)
 
     judge.responder = slow_judge
-    write_skill(pytester.path, cases_yaml="cases:\n" + "".join(
-        f"  - id: case-{i}\n    input: Question {i}\n    expect: {{judge: names the skill}}\n"
-        for i in range(4)))
+    write_skill(
+        pytester.path,
+        cases_yaml="cases:\n"
+        + "".join(
+            f"  - id: case-{i}\n    input: Question {i}\n    expect: {{judge: names the skill}}\n"
+            for i in range(4)
+        ),
+    )
     result = run(pytester)
     result.assert_outcomes(passed=4)
     assert len(judge_calls(judge)) == 8

@@ -169,9 +169,7 @@ def test_base_model_uses_a_completion_prompt(
 
 @pytest.mark.gguf
 def test_max_tokens_is_respected(gemma: LlamaCppBackend) -> None:
-    response = gemma.complete(
-        request("Write a long story about a dragon.", max_tokens=5)
-    )
+    response = gemma.complete(request("Write a long story about a dragon.", max_tokens=5))
     assert response.usage.output_tokens <= 5
 
 

@@ -29,14 +29,21 @@ WITHOUT_LOCAL_MODEL = (
 )
 
 
-def run_main_job(*args: str, ci: str = "true", cache: Path | None = None,
-                 without_model: bool = False) -> subprocess.CompletedProcess[str]:
+def run_main_job(
+    *args: str, ci: str = "true", cache: Path | None = None, without_model: bool = False
+) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "CI": ci, "PYTEST_ADDOPTS": ""}
     env.pop("GITHUB_STEP_SUMMARY", None)
     extra = [f"--skill-cache-dir={cache}"] if cache else []
     launcher = ["-c", WITHOUT_LOCAL_MODEL] if without_model else ["-m", "pytest"]
-    return subprocess.run([sys.executable, *launcher, *MAIN_JOB, *extra, *args], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, *launcher, *MAIN_JOB, *extra, *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_main_job_replays_offline_without_the_model(tmp_path: Path) -> None:
@@ -69,10 +76,13 @@ def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
     cache = ResponseCache(cache_dir)
     for entry in list(cache.entries()):
         stored = cache._decode(entry.key, cache._open().get(entry.key))
-        altered = dataclasses.replace(stored.response,
-                                      extra={**stored.response.extra, "gguf_sha256": "0" * 64})
-        payload = json.dumps({"label": entry.label, "fields": dict(entry.fields),
-                              "response": altered.to_json()}, sort_keys=True)
+        altered = dataclasses.replace(
+            stored.response, extra={**stored.response.extra, "gguf_sha256": "0" * 64}
+        )
+        payload = json.dumps(
+            {"label": entry.label, "fields": dict(entry.fields), "response": altered.to_json()},
+            sort_keys=True,
+        )
         cache._open().set(entry.key, payload)
     cache.close()
     result = run_main_job("-k", "release-codes", cache=cache_dir)

@@ -43,61 +43,81 @@ def read_report(path: Path) -> dict[str, Any]:
 
 # --- items, ids, skipping -----------------------------------------------------------------
 
+
 def test_without_a_model_items_skip(pytester: pytest.Pytester, loopback: LoopbackServer) -> None:
     write_skill(pytester.path)
     result = run(pytester, "-rs", model=None)
     result.assert_outcomes(skipped=2)
     assert result.ret == pytest.ExitCode.OK
-    result.stdout.fnmatch_lines([
-        "skills: models: none (skill items skip)",
-        "SKIPPED [[]2[]] demo/demo.skill.yaml: no skill model named: pass --skill-model SPEC*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "skills: models: none (skill items skip)",
+            "SKIPPED [[]2[]] demo/demo.skill.yaml: no skill model named: pass --skill-model SPEC*",
+        ]
+    )
     assert loopback.calls == []
 
 
 def test_item_ids_are_path_case_and_model(pytester: pytest.Pytester) -> None:
     write_skill(pytester.path)
     result = run(pytester, "--collect-only", "-q")
-    result.stdout.fnmatch_lines([
-        f"demo/demo.skill.yaml::mentions-skill{ID}",
-        f"demo/demo.skill.yaml::echoes{ID}",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"demo/demo.skill.yaml::mentions-skill{ID}",
+            f"demo/demo.skill.yaml::echoes{ID}",
+        ]
+    )
     assert "2 tests collected" in result.stdout.str()
 
 
 def test_one_item_per_case_and_model(pytester: pytest.Pytester) -> None:
     write_skill(pytester.path)
     result = run(pytester, "--collect-only", "-q", "--skill-model", "openai:gpt-4.1-mini")
-    result.stdout.fnmatch_lines([
-        f"demo/demo.skill.yaml::mentions-skill{ID}",
-        "demo/demo.skill.yaml::mentions-skill[[]openai:gpt-4.1-mini[]]",
-        f"demo/demo.skill.yaml::echoes{ID}",
-        "demo/demo.skill.yaml::echoes[[]openai:gpt-4.1-mini[]]",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"demo/demo.skill.yaml::mentions-skill{ID}",
+            "demo/demo.skill.yaml::mentions-skill[[]openai:gpt-4.1-mini[]]",
+            f"demo/demo.skill.yaml::echoes{ID}",
+            "demo/demo.skill.yaml::echoes[[]openai:gpt-4.1-mini[]]",
+        ]
+    )
     assert "4 tests collected" in result.stdout.str()
 
 
 def test_json_formats_collect_too(pytester: pytest.Pytester, loopback: LoopbackServer) -> None:
     directory = write_skill(pytester.path, "article")
-    (directory / "skill_meta.json").write_text(json.dumps(
-        {"cases": [{"input": "Say it", "expected": {"contains": "skill: article"}}]}
-    ))
+    (directory / "skill_meta.json").write_text(
+        json.dumps({"cases": [{"input": "Say it", "expected": {"contains": "skill: article"}}]})
+    )
     directory = write_skill(pytester.path, "upskill")
-    (directory / "skill_meta.json").write_text(json.dumps({"metadata": {}, "tests": [
-        {"input": "Read it", "context": {"files": {"notes.txt": "hello"}},
-         "expected": {"contains": ["notes.txt", "hello"]}},
-    ]}))
+    (directory / "skill_meta.json").write_text(
+        json.dumps(
+            {
+                "metadata": {},
+                "tests": [
+                    {
+                        "input": "Read it",
+                        "context": {"files": {"notes.txt": "hello"}},
+                        "expected": {"contains": ["notes.txt", "hello"]},
+                    },
+                ],
+            }
+        )
+    )
     result = run(pytester, "-v", "-k", "case")
     result.assert_outcomes(passed=2, deselected=4)
-    result.stdout.fnmatch_lines_random([
-        f"article/skill_meta.json::case-1{ID} PASSED*",
-        f"upskill/skill_meta.json::case-1{ID} PASSED*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            f"article/skill_meta.json::case-1{ID} PASSED*",
+            f"upskill/skill_meta.json::case-1{ID} PASSED*",
+        ]
+    )
     # upskill's context files reach the model as fenced blocks after the input.
     assert "Read it\n\nFile `notes.txt`:\n```\nhello\n```" in {c.prompt for c in loopback.calls}
 
 
 # --- conditions, verdict, calls -------------------------------------------------------------
+
 
 def test_with_skill_and_baseline_are_both_called(
     pytester: pytest.Pytester, loopback: LoopbackServer
@@ -120,34 +140,43 @@ def test_baseline_failures_never_fail_a_test(pytester: pytest.Pytester) -> None:
     # `mentions-skill` fails at baseline (no skill, no mention) and still passes.
     write_skill(pytester.path)
     result = run(pytester, "-v")
-    result.stdout.fnmatch_lines_random([
-        f"demo/demo.skill.yaml::mentions-skill{ID} PASSED*",
-        f"demo/demo.skill.yaml::echoes{ID} PASSED*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            f"demo/demo.skill.yaml::mentions-skill{ID} PASSED*",
+            f"demo/demo.skill.yaml::echoes{ID} PASSED*",
+        ]
+    )
     result.stdout.re_match_lines([ROW])
 
 
 def test_verdict_comes_from_the_with_skill_answer(pytester: pytest.Pytester) -> None:
     # Passes without the skill, fails with it: the item fails.
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - id: no-skill-please
             input: Anything
             expect:
               not_contains: "skill:"
-    """)
+    """,
+    )
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.re_match_lines([r"anthropic:claude-haiku-4-5\s+1\s+0/1\s+0%\s+1/1\s+100%\s+-100pp"])
+    result.stdout.re_match_lines(
+        [r"anthropic:claude-haiku-4-5\s+1\s+0/1\s+0%\s+1/1\s+100%\s+-100pp"]
+    )
 
 
 def test_summary_table(pytester: pytest.Pytester) -> None:
     write_skill(pytester.path)
     result = run(pytester)
-    result.stdout.fnmatch_lines([
-        "skills: pass rate with and without the skill",
-        "model * cases  with skill * baseline * lift 95% CI * p * tokens w/b",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "skills: pass rate with and without the skill",
+            "model * cases  with skill * baseline * lift 95% CI * p * tokens w/b",
+        ]
+    )
     result.stdout.re_match_lines([ROW + r"\[[-+]\d+,[-+]\d+\]\s+1\.000\s+\d+/\d+$"])
     # Two items and four calls, none cached: the progress line says so (not a tty: once).
     result.stdout.fnmatch_lines(["skills: 4/4 calls, 0 from cache, 0 failed, *s"])
@@ -170,6 +199,7 @@ def test_no_baseline(pytester: pytest.Pytester, loopback: LoopbackServer, tmp_pa
 
 # --- markers ------------------------------------------------------------------------------
 
+
 def test_not_skill_deselects_skill_items(
     pytester: pytest.Pytester, loopback: LoopbackServer
 ) -> None:
@@ -191,7 +221,8 @@ def test_skill_marker_selects_and_is_registered(
     assert len(loopback.calls) == 4
     markers = run(pytester, "--markers")
     markers.stdout.fnmatch_lines(
-        ["@pytest.mark.skill(path=None): an agent skill test run by pytest-skills*"])
+        ["@pytest.mark.skill(path=None): an agent skill test run by pytest-skills*"]
+    )
 
 
 def test_keyword_selection_plans_only_selected_calls(
@@ -206,35 +237,41 @@ def test_keyword_selection_plans_only_selected_calls(
 
 # --- failures -----------------------------------------------------------------------------
 
+
 def test_failure_shows_check_expected_actual_and_answer(
     pytester: pytest.Pytester, loopback: LoopbackServer
 ) -> None:
     loopback.responder = lambda call: "Use sm_80.\nThen build with\n  make all"
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - id: h100
             input: Build for H100
             expect:
               contains: ["9.0", "make"]
               not_contains: sm_80
-    """)
+    """,
+    )
     result = run(pytester)
     result.assert_outcomes(failed=1)
-    result.stdout.fnmatch_lines([
-        f"*{HAIKU}: with the skill, 0 of 1 trial(s) passed (needed 1)",
-        "  contains failed",
-        "    expected: contains '9.0', 'make'",
-        "    actual:   missing '9.0'",
-        "  not_contains failed",
-        "    expected: contains none of 'sm_80'",
-        "    actual:   found 'sm_80'",
-        "*- answer with the skill -*",
-        "Use sm_80.",
-        "Then build with",
-        "  make all",
-        "",
-        "case h100 defined at *demo.skill.yaml:2",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"*{HAIKU}: with the skill, 0 of 1 trial(s) passed (needed 1)",
+            "  contains failed",
+            "    expected: contains '9.0', 'make'",
+            "    actual:   missing '9.0'",
+            "  not_contains failed",
+            "    expected: contains none of 'sm_80'",
+            "    actual:   found 'sm_80'",
+            "*- answer with the skill -*",
+            "Use sm_80.",
+            "Then build with",
+            "  make all",
+            "",
+            "case h100 defined at *demo.skill.yaml:2",
+        ]
+    )
     text = result.stdout.str()
     assert "Traceback" not in text
     assert text.count("Then build with") == 1  # the answer is shown once, in full
@@ -248,9 +285,11 @@ def test_missing_api_key_fails_with_the_variable_name(
     write_skill(pytester.path)
     result = run(pytester)
     result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines([
-        f"{HAIKU}: Anthropic needs an API key: set the environment variable ANTHROPIC_API_KEY*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"{HAIKU}: Anthropic needs an API key: set the environment variable ANTHROPIC_API_KEY*",
+        ]
+    )
     text = output(result)
     assert "Traceback" not in text
     assert "MissingCredentials" not in text and "BackendError" not in text
@@ -281,6 +320,7 @@ def test_provider_error_fails_the_item_readably(
 
 # --- model specs ----------------------------------------------------------------------------
 
+
 def test_openai_spec_with_base_url(
     pytester: pytest.Pytester, loopback: LoopbackServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -289,10 +329,12 @@ def test_openai_spec_with_base_url(
     spec = f"openai:qwen3@{loopback.openai_url}"
     result = run(pytester, "-v", model=spec)
     result.assert_outcomes(passed=2)
-    result.stdout.fnmatch_lines_random([
-        f"demo/demo.skill.yaml::echoes[[]{spec}[]] PASSED*",
-        f"demo/demo.skill.yaml::mentions-skill[[]{spec}[]] PASSED*",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            f"demo/demo.skill.yaml::echoes[[]{spec}[]] PASSED*",
+            f"demo/demo.skill.yaml::mentions-skill[[]{spec}[]] PASSED*",
+        ]
+    )
     assert len(loopback.calls) == 4
     assert {(c.api, c.model) for c in loopback.calls} == {("openai", "qwen3")}
     assert sorted(c.system or "" for c in loopback.calls) == ["", "", SKILL_BLOCK, SKILL_BLOCK]
@@ -312,17 +354,22 @@ def test_ini_models_and_aliases(pytester: pytest.Pytester, loopback: LoopbackSer
     write_skill(pytester.path)
     result = run(pytester, "-v", model=None)
     result.assert_outcomes(passed=4)
-    result.stdout.fnmatch_lines([
-        f"skills: models: fast (openai:small-model@{loopback.openai_url}), "
-        "haiku (anthropic:claude-haiku-override)",
-    ])
-    result.stdout.fnmatch_lines_random([
-        "demo/demo.skill.yaml::echoes[[]fast[]] PASSED*",
-        "demo/demo.skill.yaml::echoes[[]haiku[]] PASSED*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            f"skills: models: fast (openai:small-model@{loopback.openai_url}), "
+            "haiku (anthropic:claude-haiku-override)",
+        ]
+    )
+    result.stdout.fnmatch_lines_random(
+        [
+            "demo/demo.skill.yaml::echoes[[]fast[]] PASSED*",
+            "demo/demo.skill.yaml::echoes[[]haiku[]] PASSED*",
+        ]
+    )
     # The name typed is the name shown; the alias decides what is called.
     assert sorted({(c.api, c.model) for c in loopback.calls}) == [
-        ("anthropic", "claude-haiku-override"), ("openai", "small-model"),
+        ("anthropic", "claude-haiku-override"),
+        ("openai", "small-model"),
     ]
     result.stdout.re_match_lines([r"^fast\s+2\s+2/2", r"^haiku\s+2\s+2/2"])
 
@@ -340,6 +387,7 @@ def test_cli_model_overrides_ini_models(
 
 # --- JSON report ------------------------------------------------------------------------------
 
+
 def test_json_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
     write_skill(pytester.path)
     report_path = tmp_path / "out" / "skills.json"
@@ -353,9 +401,15 @@ def test_json_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
     assert model["resolved"] == HAIKU
     assert model["cases"] == 2
     assert {k: model["with_skill"][k] for k in ("passed", "total", "rate")} == {
-        "passed": 2, "total": 2, "rate": 1.0}
+        "passed": 2,
+        "total": 2,
+        "rate": 1.0,
+    }
     assert {k: model["baseline"][k] for k in ("passed", "total", "rate")} == {
-        "passed": 1, "total": 2, "rate": 0.5}
+        "passed": 1,
+        "total": 2,
+        "rate": 0.5,
+    }
     for condition in ("with_skill", "baseline"):
         low, high = model[condition]["ci"]
         assert 0.0 <= low <= model[condition]["rate"] <= high <= 1.0
@@ -368,11 +422,25 @@ def test_json_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
 
     results = report["results"]
     assert len(results) == 4
-    assert set(results[0]) >= {"nodeid", "skill", "case", "model", "condition", "trial",
-                               "passed", "output", "cached", "usage", "latency_s"}
+    assert set(results[0]) >= {
+        "nodeid",
+        "skill",
+        "case",
+        "model",
+        "condition",
+        "trial",
+        "passed",
+        "output",
+        "cached",
+        "usage",
+        "latency_s",
+    }
     by_key = {(r["case"], r["condition"]): r for r in results}
-    assert set(by_key) == {(case, condition) for case in ("mentions-skill", "echoes")
-                           for condition in ("with_skill", "baseline")}
+    assert set(by_key) == {
+        (case, condition)
+        for case in ("mentions-skill", "echoes")
+        for condition in ("with_skill", "baseline")
+    }
     mentions = by_key[("mentions-skill", "with_skill")]
     assert mentions["nodeid"] == "demo/demo.skill.yaml::mentions-skill[haiku]"
     assert mentions["skill"] == "demo"
@@ -392,8 +460,14 @@ def test_cache_dir_replays_a_second_run(
     pytester: pytest.Pytester, loopback: LoopbackServer, tmp_path: Path
 ) -> None:
     write_skill(pytester.path)
-    cache_args = ("--skill-model", HAIKU, "-p", "no:cacheprovider",
-                  "--skill-cache-dir", str(tmp_path / "cache"))
+    cache_args = (
+        "--skill-model",
+        HAIKU,
+        "-p",
+        "no:cacheprovider",
+        "--skill-cache-dir",
+        str(tmp_path / "cache"),
+    )
     first = pytester.runpytest(*cache_args)
     first.assert_outcomes(passed=2)
     report = tmp_path / "r.json"
@@ -405,13 +479,22 @@ def test_cache_dir_replays_a_second_run(
 
 
 def test_ci_switches_the_default_cache_mode_to_replay(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
     loopback: LoopbackServer,
 ) -> None:
     monkeypatch.setenv("CI", "true")
     write_skill(pytester.path)
-    result = pytester.runpytest("--skill-model", HAIKU, "-p", "no:cacheprovider",
-                                "--skill-cache-dir", str(tmp_path / "empty"), "--no-skill-baseline")
+    result = pytester.runpytest(
+        "--skill-model",
+        HAIKU,
+        "-p",
+        "no:cacheprovider",
+        "--skill-cache-dir",
+        str(tmp_path / "empty"),
+        "--no-skill-baseline",
+    )
     result.stdout.fnmatch_lines(["skills: cache replay (CI is set) at *"])
     result.assert_outcomes(failed=2)
     result.stdout.fnmatch_lines(["*not in the cache*"])
@@ -454,7 +537,9 @@ def test_custom_check_and_backend_from_conftest(
     pytester: pytest.Pytester, loopback: LoopbackServer
 ) -> None:
     pytester.makeconftest(textwrap.dedent(CONFTEST_HOOKS))
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - id: short-and-loud
             input: be brief
@@ -464,27 +549,33 @@ def test_custom_check_and_backend_from_conftest(
           - id: too-long
             input: one two three four
             expect: {max_words: 3}
-    """)
+    """,
+    )
     result = run(pytester, "-v", model="shout:anything")
     result.assert_outcomes(passed=1, failed=1)
-    result.stdout.fnmatch_lines_random([
-        "demo/demo.skill.yaml::short-and-loud[[]shout:anything[]] PASSED*",
-        "demo/demo.skill.yaml::too-long[[]shout:anything[]] FAILED*",
-        "  max_words failed",
-        "    expected: at most 3 words",
-        "    actual:   5 words",
-    ])
+    result.stdout.fnmatch_lines_random(
+        [
+            "demo/demo.skill.yaml::short-and-loud[[]shout:anything[]] PASSED*",
+            "demo/demo.skill.yaml::too-long[[]shout:anything[]] FAILED*",
+            "  max_words failed",
+            "    expected: at most 3 words",
+            "    actual:   5 words",
+        ]
+    )
     result.stdout.re_match_lines([r"^shout:anything\s+2\s+1/2\s+50%\s+0/2\s+0%\s+\+50pp"])
     assert loopback.calls == []
 
 
 def test_custom_check_validation_error_is_a_collection_error(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(textwrap.dedent(CONFTEST_HOOKS))
-    write_skill(pytester.path, cases_yaml="""
+    write_skill(
+        pytester.path,
+        cases_yaml="""
         cases:
           - input: be brief
             expect: {max_words: many}
-    """)
+    """,
+    )
     result = run(pytester)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     result.stdout.fnmatch_lines(["*demo.skill.yaml:3: max_words: invalid literal for int()*"])
@@ -499,6 +590,7 @@ def test_unknown_provider_fails_items_with_a_hint(pytester: pytest.Pytester) -> 
 
 
 # --- verbosity ------------------------------------------------------------------------------
+
 
 def test_quiet_keeps_the_table(pytester: pytest.Pytester) -> None:
     write_skill(pytester.path)
@@ -521,10 +613,12 @@ def test_very_quiet_drops_the_table_and_progress(pytester: pytest.Pytester) -> N
 def test_verbose_adds_intervals(pytester: pytest.Pytester) -> None:
     write_skill(pytester.path)
     result = run(pytester, "-v")
-    result.stdout.fnmatch_lines([
-        "skills: Wilson 95% intervals of the pass rates, mean latency per call",
-        f"  {HAIKU}: with skill [[]*-100[]], baseline [[]*-*[]]*",
-    ])
+    result.stdout.fnmatch_lines(
+        [
+            "skills: Wilson 95% intervals of the pass rates, mean latency per call",
+            f"  {HAIKU}: with skill [[]*-100[]], baseline [[]*-*[]]*",
+        ]
+    )
 
 
 # --- xdist -----------------------------------------------------------------------------------
@@ -544,8 +638,10 @@ def _comparable(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _results(report: dict[str, Any]) -> list[tuple[Any, ...]]:
-    return sorted((r["nodeid"], r["condition"], r["trial"], r["passed"], r["output"])
-                  for r in report["results"])
+    return sorted(
+        (r["nodeid"], r["condition"], r["trial"], r["passed"], r["output"])
+        for r in report["results"]
+    )
 
 
 def test_xdist_gives_the_same_outcomes_and_report(
@@ -559,8 +655,15 @@ def test_xdist_gives_the_same_outcomes_and_report(
     result0.assert_outcomes(passed=4, failed=2)
     assert len(loopback.calls) == 12
     result2 = pytester.runpytest_subprocess(
-        "--skill-model", HAIKU, "-p", "no:cacheprovider", "--skill-cache=off",
-        "-n", "2", "--skill-report", str(parallel),
+        "--skill-model",
+        HAIKU,
+        "-p",
+        "no:cacheprovider",
+        "--skill-cache=off",
+        "-n",
+        "2",
+        "--skill-report",
+        str(parallel),
     )
     result2.assert_outcomes(passed=4, failed=2)
     assert "2 workers" in result2.stdout.str()
@@ -574,9 +677,15 @@ def test_xdist_gives_the_same_outcomes_and_report(
     assert _results(one) == _results(two)
     for result in (result0, result2):
         # The controller prints the failures and the same summary row.
-        result.stdout.fnmatch_lines([
-            "*contains failed", "    expected: contains 'absent'", "    actual:   missing 'absent'",
-        ])
-        result.stdout.re_match_lines([
-            r"anthropic:claude-haiku-4-5\s+6\s+4/6\s+67%\s+2/6\s+33%\s+\+33pp",
-        ])
+        result.stdout.fnmatch_lines(
+            [
+                "*contains failed",
+                "    expected: contains 'absent'",
+                "    actual:   missing 'absent'",
+            ]
+        )
+        result.stdout.re_match_lines(
+            [
+                r"anthropic:claude-haiku-4-5\s+6\s+4/6\s+67%\s+2/6\s+33%\s+\+33pp",
+            ]
+        )

@@ -47,8 +47,12 @@ def anthropic_runner(server: LoopbackServer, tmp_path: Path | None = None, **opt
     spec = ModelSpec("haiku", "anthropic", "claude-haiku-4-5", base_url=server.url)
     settings = Settings(timeout=5.0)
     cache = ResponseCache(tmp_path / "cache") if tmp_path else None
-    return Runner(cache=cache, mode="auto" if cache else "off",
-                  backend_factory=lambda _spec: AnthropicBackend(spec, settings), **options)
+    return Runner(
+        cache=cache,
+        mode="auto" if cache else "off",
+        backend_factory=lambda _spec: AnthropicBackend(spec, settings),
+        **options,
+    )
 
 
 def call(prompt: str, system: str | None = None, trial: int = 0) -> Call:
@@ -167,7 +171,8 @@ def test_exclusive_backends_run_one_at_a_time_grouped_by_skill() -> None:
 
 
 def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
-    pytester: pytest.Pytester, tmp_path: Path,
+    pytester: pytest.Pytester,
+    tmp_path: Path,
 ) -> None:
     cases = "\n".join(
         f"  - {{id: c{i}, input: question {i}, expect: {{contains: echo}}}}" for i in range(6)
@@ -183,13 +188,28 @@ def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
         return echo(wire)
 
     with LoopbackServer(responder=responder) as server:
-        env = {**os.environ, "ANTHROPIC_API_KEY": "test-key-0000", "ANTHROPIC_BASE_URL":
-               server.url, "CI": ""}
-        command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--skill-model",
-                   HAIKU, f"--skill-cache-dir={cache}", "--skill-concurrency", "1",
-                   str(pytester.path)]
-        process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.STDOUT, text=True)
+        env = {
+            **os.environ,
+            "ANTHROPIC_API_KEY": "test-key-0000",
+            "ANTHROPIC_BASE_URL": server.url,
+            "CI": "",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--skill-model",
+            HAIKU,
+            f"--skill-cache-dir={cache}",
+            "--skill-concurrency",
+            "1",
+            str(pytester.path),
+        ]
+        process = subprocess.Popen(
+            command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
         while len(server.calls) < 2:
             time.sleep(0.05)
         process.send_signal(signal.SIGINT)

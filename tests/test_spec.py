@@ -44,13 +44,21 @@ def write(path: Path, text: str) -> Path:
 
 # --- skill_meta.json, article form ------------------------------------------------------
 
+
 def test_article_form(tmp_path: Path, registry: CheckRegistry) -> None:
     directory = skill_dir(tmp_path)
     meta = directory / "skill_meta.json"
-    meta.write_text(json.dumps({"cases": [
-        {"input": "Create a build.toml for H100", "expected": {"contains": "9.0"}},
-        {"input": "And for A100?", "expected": {"contains": "8.0"}},
-    ]}, indent=2))
+    meta.write_text(
+        json.dumps(
+            {
+                "cases": [
+                    {"input": "Create a build.toml for H100", "expected": {"contains": "9.0"}},
+                    {"input": "And for A100?", "expected": {"contains": "8.0"}},
+                ]
+            },
+            indent=2,
+        )
+    )
 
     suite = load_suite(meta, registry)
 
@@ -70,7 +78,9 @@ def test_article_form(tmp_path: Path, registry: CheckRegistry) -> None:
 
 def test_json_line_numbers_are_kept(tmp_path: Path, registry: CheckRegistry) -> None:
     directory = skill_dir(tmp_path)
-    meta = write(directory / "skill_meta.json", """
+    meta = write(
+        directory / "skill_meta.json",
+        """
         {
           "cases": [
             {
@@ -83,7 +93,8 @@ def test_json_line_numbers_are_kept(tmp_path: Path, registry: CheckRegistry) -> 
             }
           ]
         }
-    """)
+    """,
+    )
     suite = load_suite(meta, registry)
     # A case's line is where its mapping opens.
     assert [case.line for case in suite.cases] == [3, 7]
@@ -91,22 +102,32 @@ def test_json_line_numbers_are_kept(tmp_path: Path, registry: CheckRegistry) -> 
 
 # --- skill_meta.json, upskill form ------------------------------------------------------
 
+
 def test_upskill_form(tmp_path: Path, registry: CheckRegistry) -> None:
     directory = skill_dir(tmp_path)
     meta = directory / "skill_meta.json"
-    meta.write_text(json.dumps({
-        "metadata": {"name": "kernel-builder", "version": "1.0"},
-        "tests": [{
-            "input": "Fix the build file",
-            "context": {"files": {
-                "build.toml": '[general]\nname = "k"\n',
-                "kernel.cu": "__global__ void k() {}",
-            }},
-            "expected": {"contains": ["capabilities", "9.0"]},
-            "verifiers": [{"type": "file_exists", "path": "build.toml"}],
-            "output_file": "build.toml",
-        }],
-    }, indent=2))
+    meta.write_text(
+        json.dumps(
+            {
+                "metadata": {"name": "kernel-builder", "version": "1.0"},
+                "tests": [
+                    {
+                        "input": "Fix the build file",
+                        "context": {
+                            "files": {
+                                "build.toml": '[general]\nname = "k"\n',
+                                "kernel.cu": "__global__ void k() {}",
+                            }
+                        },
+                        "expected": {"contains": ["capabilities", "9.0"]},
+                        "verifiers": [{"type": "file_exists", "path": "build.toml"}],
+                        "output_file": "build.toml",
+                    }
+                ],
+            },
+            indent=2,
+        )
+    )
 
     suite = load_suite(meta, registry)
 
@@ -132,10 +153,13 @@ def test_upskill_form(tmp_path: Path, registry: CheckRegistry) -> None:
 
 # --- *.skill.yaml, native form ----------------------------------------------------------
 
+
 def test_native_form(tmp_path: Path, registry: CheckRegistry) -> None:
     skills = tmp_path / "skills"
     skill_dir(skills)
-    test_file = write(tmp_path / "tests" / "kernel.skill.yaml", r"""
+    test_file = write(
+        tmp_path / "tests" / "kernel.skill.yaml",
+        r"""
         skill: ../skills/kernel-builder/SKILL.md
         defaults: {temperature: 0.2, max_tokens: 256}
         cases:
@@ -150,7 +174,8 @@ def test_native_form(tmp_path: Path, registry: CheckRegistry) -> None:
             max_tokens: 64
             expected:
               contains: "8.0"
-    """)
+    """,
+    )
 
     suite = load_suite(test_file, registry)
 
@@ -175,11 +200,14 @@ def test_native_skill_defaults_to_skill_md_beside_the_file(
     tmp_path: Path, registry: CheckRegistry
 ) -> None:
     directory = skill_dir(tmp_path)
-    test_file = write(directory / "x.skill.yaml", """
+    test_file = write(
+        directory / "x.skill.yaml",
+        """
         cases:
           - input: hi
             expect: {equals: hello}
-    """)
+    """,
+    )
     suite = load_suite(test_file, registry)
     assert suite.skill.path == directory / "SKILL.md"
     assert suite.defaults == {}
@@ -187,54 +215,86 @@ def test_native_skill_defaults_to_skill_md_beside_the_file(
 
 def test_skill_may_name_a_directory(tmp_path: Path, registry: CheckRegistry) -> None:
     skill_dir(tmp_path / "skills")
-    test_file = write(tmp_path / "x.skill.yaml", """
+    test_file = write(
+        tmp_path / "x.skill.yaml",
+        """
         skill: skills/kernel-builder
         cases:
           - input: hi
             expect: {equals: hello}
-    """)
+    """,
+    )
     assert load_suite(test_file, registry).skill.name == "kernel-builder"
 
 
 def test_integer_ids_become_strings(tmp_path: Path, registry: CheckRegistry) -> None:
     directory = skill_dir(tmp_path)
-    test_file = write(directory / "x.skill.yaml", """
+    test_file = write(
+        directory / "x.skill.yaml",
+        """
         cases:
           - id: 7
             input: hi
             expect: {contains: h}
-    """)
+    """,
+    )
     assert load_suite(test_file, registry).cases[0].id == "7"
 
 
 # --- errors the parser reports ----------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "line", "fragment"),
     [
-        ("cases:\n  - input: hi\n    expect: {contains: a}\n    colour: red\n", 4,
-         "unknown key 'colour' in case 1"),
+        (
+            "cases:\n  - input: hi\n    expect: {contains: a}\n    colour: red\n",
+            4,
+            "unknown key 'colour' in case 1",
+        ),
         ("cases:\n  - input: hi\n    expect: {shout: a}\n", 3, "unknown check kind 'shout'"),
         ("cases:\n  - input: hi\n    expect:\n      regex: '(['\n", 4, "bad regular expression"),
         ("cases: []\n", 1, "'cases' is empty"),
-        ("cases:\n  - id: a\n    input: x\n    expect: {contains: a}\n"
-         "  - id: a\n    input: y\n    expect: {contains: b}\n", 5, "case id 'a' is used twice"),
-        ("colour: red\ncases:\n  - input: hi\n    expect: {contains: a}\n", 1,
-         "unknown key 'colour' in the top level"),
+        (
+            "cases:\n  - id: a\n    input: x\n    expect: {contains: a}\n"
+            "  - id: a\n    input: y\n    expect: {contains: b}\n",
+            5,
+            "case id 'a' is used twice",
+        ),
+        (
+            "colour: red\ncases:\n  - input: hi\n    expect: {contains: a}\n",
+            1,
+            "unknown key 'colour' in the top level",
+        ),
         ("cases:\n  - input: hi\n", 2, "needs an 'expect' mapping"),
         ("cases:\n  - expect: {contains: a}\n", 2, "non-empty 'input'"),
         ("cases:\n  - input: hi\n    expect: {}\n", 3, "expected a mapping of check kinds"),
-        ("cases:\n  - input: hi\n    expect: {contains: a}\n    expected: {contains: b}\n", 4,
-         "either 'expect' or 'expected'"),
-        ("defaults: {temperature: hot}\ncases:\n  - input: hi\n    expect: {contains: a}\n", 1,
-         "temperature must be a number"),
-        ("cases:\n  - input: hi\n    expect: {contains: a}\n  - plain string\n", 4,
-         "case 2 must be a mapping"),
+        (
+            "cases:\n  - input: hi\n    expect: {contains: a}\n    expected: {contains: b}\n",
+            4,
+            "either 'expect' or 'expected'",
+        ),
+        (
+            "defaults: {temperature: hot}\ncases:\n  - input: hi\n    expect: {contains: a}\n",
+            1,
+            "temperature must be a number",
+        ),
+        (
+            "cases:\n  - input: hi\n    expect: {contains: a}\n  - plain string\n",
+            4,
+            "case 2 must be a mapping",
+        ),
         ("cases:\n  - input: [unclosed\n", 3, "invalid YAML"),
-        ("cases:\n  - id: 'a::b'\n    input: hi\n    expect: {contains: a}\n", 2,
-         "'id' 'a::b' must not contain '::'"),
-        ("cases:\n  - id: ''\n    input: hi\n    expect: {contains: a}\n", 2,
-         "'id' must be a non-empty string"),
+        (
+            "cases:\n  - id: 'a::b'\n    input: hi\n    expect: {contains: a}\n",
+            2,
+            "'id' 'a::b' must not contain '::'",
+        ),
+        (
+            "cases:\n  - id: ''\n    input: hi\n    expect: {contains: a}\n",
+            2,
+            "'id' must be a non-empty string",
+        ),
     ],
 )
 def test_errors_name_file_line_and_problem(
@@ -262,11 +322,14 @@ def test_invalid_json_names_the_line(tmp_path: Path, registry: CheckRegistry) ->
 
 
 def test_missing_skill_md_is_an_error(tmp_path: Path, registry: CheckRegistry) -> None:
-    test_file = write(tmp_path / "lonely" / "x.skill.yaml", """
+    test_file = write(
+        tmp_path / "lonely" / "x.skill.yaml",
+        """
         cases:
           - input: hi
             expect: {contains: a}
-    """)
+    """,
+    )
     with pytest.raises(SpecFileError, match=r"no skill file at .*SKILL\.md"):
         load_suite(test_file, registry)
 
@@ -287,14 +350,25 @@ def test_top_level_must_be_a_mapping(tmp_path: Path, registry: CheckRegistry) ->
 
 def test_context_files_must_map_names_to_text(tmp_path: Path, registry: CheckRegistry) -> None:
     meta = skill_dir(tmp_path) / "skill_meta.json"
-    meta.write_text(json.dumps({"tests": [
-        {"input": "x", "context": {"files": {"a.txt": 3}}, "expected": {"contains": "a"}},
-    ]}))
+    meta.write_text(
+        json.dumps(
+            {
+                "tests": [
+                    {
+                        "input": "x",
+                        "context": {"files": {"a.txt": 3}},
+                        "expected": {"contains": "a"},
+                    },
+                ]
+            }
+        )
+    )
     with pytest.raises(SpecFileError, match=r"'context\.files' must map file names"):
         load_suite(meta, registry)
 
 
 # --- SKILL.md -------------------------------------------------------------------------
+
 
 def test_skill_block_is_the_body_under_the_skill_name(tmp_path: Path) -> None:
     skill = load_skill(skill_dir(tmp_path) / "SKILL.md")
@@ -303,21 +377,33 @@ def test_skill_block_is_the_body_under_the_skill_name(tmp_path: Path) -> None:
     assert skill.warnings == ()
     assert "---" not in skill.body and "description:" not in skill.body
     assert skill.block == (
-        "# Skill: kernel-builder\n\n# How to build\n\nTarget H100 with capabilities = [\"9.0\"].\n"
+        '# Skill: kernel-builder\n\n# How to build\n\nTarget H100 with capabilities = ["9.0"].\n'
     )
 
 
 @pytest.mark.parametrize(
     ("front_matter", "directory", "warning", "name"),
     [
-        ("name: Kernel_Builder\ndescription: d", "Kernel_Builder", "breaks the Agent Skills rule",
-         "Kernel_Builder"),
-        ("name: double--hyphen\ndescription: d", "double--hyphen", "breaks the Agent Skills rule",
-         "double--hyphen"),
+        (
+            "name: Kernel_Builder\ndescription: d",
+            "Kernel_Builder",
+            "breaks the Agent Skills rule",
+            "Kernel_Builder",
+        ),
+        (
+            "name: double--hyphen\ndescription: d",
+            "double--hyphen",
+            "breaks the Agent Skills rule",
+            "double--hyphen",
+        ),
         (f"name: {'a' * 65}\ndescription: d", "long", "breaks the Agent Skills rule", "a" * 65),
         ("name: kernel-builder", "kernel-builder", "no 'description'", "kernel-builder"),
-        ("name: other-name\ndescription: d", "kernel-builder", "differs from its directory",
-         "other-name"),
+        (
+            "name: other-name\ndescription: d",
+            "kernel-builder",
+            "differs from its directory",
+            "other-name",
+        ),
         ("description: d", "from-dir", "no 'name'", "from-dir"),
         (f"name: long-desc\ndescription: {'x' * 1025}", "long-desc", "limit is 1024", "long-desc"),
         ("name: [unclosed\n", "broken", "not valid YAML", "broken"),
@@ -343,11 +429,14 @@ def test_no_front_matter_warns_and_keeps_the_whole_text(tmp_path: Path) -> None:
 
 def test_front_matter_warnings_do_not_stop_a_suite(tmp_path: Path, registry: CheckRegistry) -> None:
     directory = skill_dir(tmp_path, "demo", "---\nname: Bad Name\n---\nBody.\n")
-    test_file = write(directory / "x.skill.yaml", """
+    test_file = write(
+        directory / "x.skill.yaml",
+        """
         cases:
           - input: hi
             expect: {contains: a}
-    """)
+    """,
+    )
     suite = load_suite(test_file, registry)
     assert len(suite.cases) == 1
     assert len(suite.skill.warnings) == 2  # bad name, no description

@@ -33,11 +33,16 @@ from pytest_skills.stats import (
 )
 
 
-def table_pairs(both: int, with_only: int, baseline_only: int, neither: int
-                ) -> list[tuple[bool, bool]]:
+def table_pairs(
+    both: int, with_only: int, baseline_only: int, neither: int
+) -> list[tuple[bool, bool]]:
     """Per-case (with_skill_passed, baseline_passed) pairs for a paired 2x2 table."""
-    return ([(True, True)] * both + [(True, False)] * with_only
-            + [(False, True)] * baseline_only + [(False, False)] * neither)
+    return (
+        [(True, True)] * both
+        + [(True, False)] * with_only
+        + [(False, True)] * baseline_only
+        + [(False, False)] * neither
+    )
 
 
 def assert_well_formed(lift: Lift) -> None:
@@ -124,7 +129,8 @@ def test_mcnemar_matches_statsmodels_and_scipy(b: int) -> None:
         assert mcnemar_exact(b, c) == pytest.approx(expected, rel=1e-12, abs=1e-300)
         if b + c:
             assert mcnemar_exact(b, c) == pytest.approx(
-                binomtest(b, b + c, 0.5).pvalue, rel=1e-9, abs=1e-300)
+                binomtest(b, b + c, 0.5).pvalue, rel=1e-9, abs=1e-300
+            )
         assert mcnemar_exact(b, c) == mcnemar_exact(c, b)
 
 
@@ -162,8 +168,9 @@ NEWCOMBE_1998_TABLE_II = [
 
 
 @pytest.mark.parametrize(("cells", "diff", "low", "high"), NEWCOMBE_1998_TABLE_II)
-def test_newcombe_method10_published_examples(cells: tuple[int, int, int, int],
-                                              diff: float, low: float, high: float) -> None:
+def test_newcombe_method10_published_examples(
+    cells: tuple[int, int, int, int], diff: float, low: float, high: float
+) -> None:
     lift = paired_lift(table_pairs(*cells))
     assert lift.method == "newcombe10"
     assert lift.cases == sum(cells)
@@ -172,8 +179,9 @@ def test_newcombe_method10_published_examples(cells: tuple[int, int, int, int],
     assert lift.ci is not None
     assert lift.ci[0] == pytest.approx(low, abs=5e-5)
     assert lift.ci[1] == pytest.approx(high, abs=5e-5)
-    assert lift.p_value == pytest.approx(mcnemar([[cells[0], cells[1]],
-                                                  [cells[2], cells[3]]], exact=True).pvalue)
+    assert lift.p_value == pytest.approx(
+        mcnemar([[cells[0], cells[1]], [cells[2], cells[3]]], exact=True).pvalue
+    )
     assert_well_formed(lift)
 
 
@@ -249,8 +257,15 @@ def test_newcombe_coverage_by_simulation() -> None:
 
 
 def test_paired_lift_edge_cases() -> None:
-    assert paired_lift([]) == Lift(lift=None, ci=None, p_value=None, method="none",
-                                   cases=0, discordant=(0, 0), verdict="no data")
+    assert paired_lift([]) == Lift(
+        lift=None,
+        ci=None,
+        p_value=None,
+        method="none",
+        cases=0,
+        discordant=(0, 0),
+        verdict="no data",
+    )
     for pair in [(True, False), (False, True), (True, True), (False, False)]:
         one = paired_lift([pair])
         assert_well_formed(one)
@@ -265,8 +280,9 @@ def test_paired_lift_edge_cases() -> None:
 # --- bootstrap ----------------------------------------------------------------------
 
 
-def _random_case_rates(rng: random.Random, cases: int, trials: int,
-                       p_with: float, p_base: float) -> list[tuple[float, float]]:
+def _random_case_rates(
+    rng: random.Random, cases: int, trials: int, p_with: float, p_base: float
+) -> list[tuple[float, float]]:
     out = []
     for _ in range(cases):
         w = sum(rng.random() < p_with for _ in range(trials)) / trials
@@ -304,8 +320,14 @@ def test_bootstrap_contains_point_estimate_and_is_clipped() -> None:
 def test_bootstrap_matches_scipy_percentile_bootstrap() -> None:
     rates = _random_case_rates(random.Random(3), 40, 5, 0.65, 0.45)
     diffs = np.array([w - b for w, b in rates])
-    ref = scipy_bootstrap((diffs,), np.mean, n_resamples=20000, method="percentile",
-                          confidence_level=0.95, rng=np.random.default_rng(0))
+    ref = scipy_bootstrap(
+        (diffs,),
+        np.mean,
+        n_resamples=20000,
+        method="percentile",
+        confidence_level=0.95,
+        rng=np.random.default_rng(0),
+    )
     lift = bootstrap_lift(rates, resamples=20000)
     assert lift.ci is not None
     # Different random streams: agree to Monte Carlo error (a few thousandths here).
@@ -314,8 +336,14 @@ def test_bootstrap_matches_scipy_percentile_bootstrap() -> None:
 
 
 def test_bootstrap_p_value_uses_majority_verdicts() -> None:
-    rates = ([(1.0, 0.0)] * 7 + [(2 / 3, 1 / 3)] * 2 + [(1 / 3, 2 / 3)] * 1
-             + [(1.0, 2 / 3)] * 5 + [(0.5, 0.0)] * 3 + [(0.0, 0.0)] * 4)
+    rates = (
+        [(1.0, 0.0)] * 7
+        + [(2 / 3, 1 / 3)] * 2
+        + [(1 / 3, 2 / 3)] * 1
+        + [(1.0, 2 / 3)] * 5
+        + [(0.5, 0.0)] * 3
+        + [(0.0, 0.0)] * 4
+    )
     lift = bootstrap_lift(rates)
     # Majority differs: 7 + 2 with-skill-only, 1 baseline-only; (1.0, 2/3) is a pass
     # in both and a fraction of exactly 0.5 is not a majority pass.

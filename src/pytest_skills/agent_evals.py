@@ -25,11 +25,12 @@ from pytest_skills.verify import relative_path
 
 FORMAT = "agentskills"
 TOP_KEYS = frozenset({"skill_name", "evals", "$schema"})
-EVAL_KEYS = frozenset({"id", "prompt", "expected_output", "files", "assertions",
-                       "expectations"})
+EVAL_KEYS = frozenset({"id", "prompt", "expected_output", "files", "assertions", "expectations"})
 #: The judge's rubric for an eval that only describes its expected output.
-REFERENCE_RUBRIC = ("The answer accomplishes what the reference describes: it has the "
-                    "substance a successful answer needs, in any wording.")
+REFERENCE_RUBRIC = (
+    "The answer accomplishes what the reference describes: it has the "
+    "substance a successful answer needs, in any wording."
+)
 
 
 def is_evals_file(path: Path) -> bool:
@@ -43,8 +44,9 @@ def _strings(parser: _Parser, raw: Any, path: Path_, what: str) -> list[str]:
         raise parser.fail(f"'{what}' must be a list of strings", path)
     for index, item in enumerate(raw):
         if not isinstance(item, str) or not item.strip():
-            raise parser.fail(f"'{what}' entry {index + 1} must be a non-empty string",
-                              (*path, index))
+            raise parser.fail(
+                f"'{what}' entry {index + 1} must be a non-empty string", (*path, index)
+            )
     return list(raw)
 
 
@@ -58,13 +60,17 @@ def _files(parser: _Parser, raw: Any, path: Path_, skill_dir: Path) -> tuple[tup
             raise parser.fail(f"file {error}", where) from None
         target = skill_dir / name
         if not target.is_file():
-            raise parser.fail(f"no file {name} in the skill directory {skill_dir} "
-                              "('files' are relative to it)", where)
+            raise parser.fail(
+                f"no file {name} in the skill directory {skill_dir} ('files' are relative to it)",
+                where,
+            )
         try:
             files.append((name, target.read_text(encoding="utf-8-sig")))
         except UnicodeDecodeError:
-            raise parser.fail(f"{name} is not UTF-8 text; only text files can be given to "
-                              "a model as context", where) from None
+            raise parser.fail(
+                f"{name} is not UTF-8 text; only text files can be given to a model as context",
+                where,
+            ) from None
         except OSError as error:
             raise parser.fail(f"cannot read {name}: {error}", where) from None
     return tuple(files)
@@ -79,8 +85,7 @@ def _case(parser: _Parser, raw: Any, index: int, path: Path_, skill_dir: Path) -
     if not isinstance(prompt, str) or not prompt.strip():
         raise parser.fail(f"{what} needs a non-empty 'prompt' string", path)
     case_id = raw.get("id", f"eval-{index + 1}")
-    if isinstance(case_id, bool) or not isinstance(case_id, (str, int)) \
-            or not str(case_id).strip():
+    if isinstance(case_id, bool) or not isinstance(case_id, (str, int)) or not str(case_id).strip():
         raise parser.fail("'id' must be a number or a non-empty string", (*path, "id"))
     if "::" in str(case_id):
         raise parser.fail(f"'id' {case_id!r} must not contain '::'", (*path, "id"))
@@ -88,13 +93,13 @@ def _case(parser: _Parser, raw: Any, index: int, path: Path_, skill_dir: Path) -
     if expected is not None and not isinstance(expected, str):
         raise parser.fail("'expected_output' must be a string", (*path, "expected_output"))
     if "assertions" in raw and "expectations" in raw:
-        raise parser.fail("give either 'assertions' or 'expectations', not both",
-                          (*path, "expectations"))
+        raise parser.fail(
+            "give either 'assertions' or 'expectations', not both", (*path, "expectations")
+        )
     key = "expectations" if "expectations" in raw else "assertions"
     assertions = _strings(parser, raw.get(key), (*path, key), key)
     if not assertions and not (expected or "").strip():
-        raise parser.fail(f"{what} has no '{key}' and no 'expected_output': nothing to grade",
-                          path)
+        raise parser.fail(f"{what} has no '{key}' and no 'expected_output': nothing to grade", path)
     judges = []
     for rubric in assertions or [REFERENCE_RUBRIC]:
         value = {"rubric": rubric, "task": prompt}
@@ -135,17 +140,23 @@ def load_evals(path: Path, registry: CheckRegistry) -> Suite:
     skill_dir = path.parent.parent
     skill_md = skill_dir / "SKILL.md"
     if not skill_md.is_file():
-        raise parser.fail(f"no SKILL.md in the skill directory {skill_dir} "
-                          "(the parent of evals/)")
+        raise parser.fail(f"no SKILL.md in the skill directory {skill_dir} (the parent of evals/)")
     cases = tuple(_case(parser, item, i, ("evals", i), skill_dir) for i, item in enumerate(raw))
     seen: dict[str, int] = {}
     for index, case in enumerate(cases):
         if case.id in seen:
-            raise parser.fail(f"eval id {case.id!r} is used twice (evals {seen[case.id] + 1} "
-                              f"and {index + 1})", ("evals", index, "id"))
+            raise parser.fail(
+                f"eval id {case.id!r} is used twice (evals {seen[case.id] + 1} and {index + 1})",
+                ("evals", index, "id"),
+            )
         seen[case.id] = index
     skill = load_skill(skill_md)
     if name and name != skill.name:
-        skill = replace(skill, warnings=(
-            *skill.warnings, f"evals.json names the skill {name!r}, its SKILL.md {skill.name!r}"))
+        skill = replace(
+            skill,
+            warnings=(
+                *skill.warnings,
+                f"evals.json names the skill {name!r}, its SKILL.md {skill.name!r}",
+            ),
+        )
     return Suite(path=path, format=FORMAT, skill=skill, cases=cases)

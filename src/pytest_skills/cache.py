@@ -108,8 +108,9 @@ class ResponseCache:
                     self._store = _ReadOnlyStore(self.directory)
                     return self._store
                 self.directory.mkdir(parents=True, exist_ok=True)
-                self._store = diskcache.Cache(str(self.directory), eviction_policy="none",
-                                              size_limit=2**40)
+                self._store = diskcache.Cache(
+                    str(self.directory), eviction_policy="none", size_limit=2**40
+                )
             except (OSError, sqlite3.Error) as error:
                 raise CacheError(
                     f"cannot open the response cache at {self.directory}: {error}. "
@@ -142,8 +143,12 @@ class ResponseCache:
     def _decode(self, key: str, raw: Any) -> Entry:
         try:
             data = json.loads(raw)
-            return Entry(key, data.get("label", ""), data["fields"],
-                         Response.from_json(data["response"], cached=True))
+            return Entry(
+                key,
+                data.get("label", ""),
+                data["fields"],
+                Response.from_json(data["response"], cached=True),
+            )
         except (TypeError, ValueError, KeyError) as error:
             raise CacheError(
                 f"cache entry {key[:12]} in {self.directory} is unreadable ({error}); "
@@ -188,8 +193,11 @@ class ResponseCache:
             return "nothing is recorded for this case and model"
         details = []
         for name in best[1]:
-            details.append(FIELD_LABELS[name] if name in ("system", "prompt")
-                           else f"{FIELD_LABELS[name]} ({wanted.get(name)!r})")
+            details.append(
+                FIELD_LABELS[name]
+                if name in ("system", "prompt")
+                else f"{FIELD_LABELS[name]} ({wanted.get(name)!r})"
+            )
         return "the nearest recorded entry differs in: " + ", ".join(details)
 
     def release_thread(self) -> None:
@@ -216,8 +224,7 @@ class _ReadOnlyStore:
         self.directory = directory
         uri = (directory / "cache.db").resolve().as_uri()
         # immutable: no locks, no -wal/-shm files; nothing writes during a replay.
-        self._db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True,
-                                   check_same_thread=False)
+        self._db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
 
     def get(self, key: str) -> str | None:

@@ -12,8 +12,14 @@ from pathlib import Path
 from pytest_skills.models import ModelSpec, Request, Sampling
 
 
-def request_for(spec: ModelSpec, *, prompt: str, system: str | None = None,
-                sampling: Sampling | None = None, trial: int = 0) -> Request:
+def request_for(
+    spec: ModelSpec,
+    *,
+    prompt: str,
+    system: str | None = None,
+    sampling: Sampling | None = None,
+    trial: int = 0,
+) -> Request:
     is_local = spec.provider == "gguf"
     return Request(
         provider=spec.provider,

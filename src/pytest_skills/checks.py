@@ -92,7 +92,9 @@ class CheckRegistry:
         """Add (or replace) a kind. ``validate`` normalises the YAML value or raises ValueError."""
         if name in COMBINATORS:
             raise ValueError(f"{name!r} is a combinator and cannot be redefined")
-        self._kinds[name] = CheckKind(name, evaluate, validate or (lambda value: value), description)
+        self._kinds[name] = CheckKind(
+            name, evaluate, validate or (lambda value: value), description
+        )
 
     def __contains__(self, name: object) -> bool:
         return name in self._kinds or name in COMBINATORS
@@ -104,9 +106,7 @@ class CheckRegistry:
     def parse(self, expect: Any, path: tuple[str | int, ...] = ()) -> Check:
         """Turn an ``expect`` mapping into one Check; several keys mean all must pass."""
         if not isinstance(expect, Mapping) or not expect:
-            raise CheckSpecError(
-                "expected a mapping of check kinds, e.g. {contains: '9.0'}", path
-            )
+            raise CheckSpecError("expected a mapping of check kinds, e.g. {contains: '9.0'}", path)
         checks = tuple(self._parse_one(str(k), v, (*path, str(k))) for k, v in expect.items())
         return checks[0] if len(checks) == 1 else Check("all", checks, path)
 
@@ -131,17 +131,22 @@ class CheckRegistry:
             combine = all if check.kind == "all" else any
             passed = combine(child.passed for child in children)
             summary = f"{sum(c.passed for c in children)} of {len(children)} passed"
-            return CheckResult(check.kind, passed, f"{check.kind} of {len(children)}", summary, children)
+            return CheckResult(
+                check.kind, passed, f"{check.kind} of {len(children)}", summary, children
+            )
         return self._kinds[check.kind].evaluate(check.value, answer)
 
 
 # --- built-in kinds -------------------------------------------------------------------
 
+
 def _strings(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, (str, int, float)) else value
     if not isinstance(items, Sequence) or not items:
         raise ValueError("expected a string or a non-empty list of strings")
-    if not all(isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in items):
+    if not all(
+        isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in items
+    ):
         raise ValueError("expected a string or a list of strings")
     strings = tuple(str(item) for item in items)
     if not all(strings):
@@ -198,13 +203,18 @@ def _regex(pattern: re.Pattern[str], answer: str) -> CheckResult:
 
 def _equals(expected: str, answer: str) -> CheckResult:
     # Surrounding whitespace is noise from every model; inner text must be exact.
-    return CheckResult("equals", answer.strip() == expected.strip(), repr(expected.strip()),
-                       repr(answer.strip()))
+    return CheckResult(
+        "equals", answer.strip() == expected.strip(), repr(expected.strip()), repr(answer.strip())
+    )
 
 
 def _starts_with(prefix: str, answer: str) -> CheckResult:
-    return CheckResult("starts_with", answer.lstrip().startswith(prefix),
-                       f"starts with {prefix!r}", _excerpt(answer, 60))
+    return CheckResult(
+        "starts_with",
+        answer.lstrip().startswith(prefix),
+        f"starts with {prefix!r}",
+        _excerpt(answer, 60),
+    )
 
 
 _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
@@ -225,8 +235,9 @@ def _json(should_parse: bool, answer: str) -> CheckResult:
         parsed, detail = True, "valid JSON"
     except ValueError as error:
         parsed, detail = False, f"not JSON ({error})"
-    return CheckResult("json", parsed == should_parse,
-                       "valid JSON" if should_parse else "not JSON", detail)
+    return CheckResult(
+        "json", parsed == should_parse, "valid JSON" if should_parse else "not JSON", detail
+    )
 
 
 def register_builtin_checks(registry: CheckRegistry) -> None:

@@ -46,6 +46,7 @@ _SKILLS_KEY = pytest.StashKey[dict[Path, Skill]]()
 
 # --- answers -------------------------------------------------------------------------------
 
+
 @dataclass(eq=False)
 class Answer:
     """A model's answer to :meth:`SkillModel.ask`."""
@@ -86,8 +87,9 @@ class Answer:
         try:
             parsed = registry.parse(expect)
         except CheckSpecError as error:
-            raise ValueError(f"check {dict(expect) if isinstance(expect, Mapping) else expect!r}"
-                             f": {error}") from None
+            raise ValueError(
+                f"check {dict(expect) if isinstance(expect, Mapping) else expect!r}: {error}"
+            ) from None
         try:
             result = registry.evaluate(parsed, self.text)
         except CheckError as error:
@@ -101,8 +103,11 @@ class Answer:
         if not result.passed:
             lines = [f"{self.model}: the {self.condition.replace('_', ' ')} answer failed"]
             for leaf in result.failures():
-                lines += [f"  {leaf.kind} failed", f"    expected: {leaf.expected}",
-                          f"    actual:   {leaf.actual}"]
+                lines += [
+                    f"  {leaf.kind} failed",
+                    f"    expected: {leaf.expected}",
+                    f"    actual:   {leaf.actual}",
+                ]
             lines += ["answer" + (" (replayed)" if self.replayed else "") + ":", self.text]
             pytest.fail("\n".join(lines), pytrace=False)
         return result
@@ -118,6 +123,7 @@ class _Asked:
 
 
 # --- the fixture's object ---------------------------------------------------------------------
+
 
 class SkillModel:
     """One configured model, as seen by one test (the ``skill_model`` fixture)."""
@@ -157,8 +163,13 @@ class SkillModel:
         text = with_files(prompt, tuple((str(k), str(v)) for k, v in (files or {}).items()))
         overrides = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
         sampling = Sampling().merged({k: v for k, v in overrides.items() if v is not None})
-        request = request_for(self.spec, prompt=text, sampling=sampling, trial=trial,
-                              system=chosen.block if chosen else None)
+        request = request_for(
+            self.spec,
+            prompt=text,
+            sampling=sampling,
+            trial=trial,
+            system=chosen.block if chosen else None,
+        )
         call = Call(request, self.spec, case_label(self.item))
         outcome = self.run.runner.outcome(call)
         for warning in outcome.warnings:
@@ -171,8 +182,15 @@ class SkillModel:
         condition = "baseline" if baseline else "with_skill"
         answer = None
         if outcome.response is not None:
-            answer = Answer(outcome.response.text, outcome.response, self.spec.name, condition,
-                            text, chosen, self.run)
+            answer = Answer(
+                outcome.response.text,
+                outcome.response,
+                self.spec.name,
+                condition,
+                text,
+                chosen,
+                self.run,
+            )
         self.asked.append(_Asked(condition, text, call, outcome, answer))
         if answer is None:
             pytest.fail(self._describe(outcome), pytrace=False)
@@ -211,8 +229,11 @@ class SkillModel:
         cache = self.item.config.stash.setdefault(_SKILLS_KEY, {})
         if target not in cache:
             if not target.is_file():
-                pytest.fail(f"{self.item.nodeid}: no skill at {target}: name a skill directory "
-                            "or its SKILL.md, relative to the test file", pytrace=False)
+                pytest.fail(
+                    f"{self.item.nodeid}: no skill at {target}: name a skill directory "
+                    "or its SKILL.md, relative to the test file",
+                    pytrace=False,
+                )
             try:
                 cache[target] = load_skill(target)
             except SpecFileError as error:
@@ -229,8 +250,9 @@ class SkillModel:
         for asked in self.asked:
             if asked.condition == "with_skill" and asked.answer is not None:
                 applied.setdefault(asked.prompt, []).extend(c for c, _ in asked.answer.checks)
-        results = [self._result(asked, test_passed, applied.get(asked.prompt, []))
-                   for asked in self.asked]
+        results = [
+            self._result(asked, test_passed, applied.get(asked.prompt, [])) for asked in self.asked
+        ]
         skills = [a.answer.skill for a in self.asked if a.answer and a.answer.skill]
         marked = marker_path(self.item)
         name = skills[0].name if skills else (Path(marked).name if marked else "")
@@ -244,8 +266,9 @@ class SkillModel:
             "results": results,
         }
 
-    def _result(self, asked: _Asked, test_passed: bool | None,
-                same_prompt_checks: list[Check]) -> dict[str, Any]:
+    def _result(
+        self, asked: _Asked, test_passed: bool | None, same_prompt_checks: list[Check]
+    ) -> dict[str, Any]:
         answer, error = asked.answer, asked.outcome.error
         passed: bool | None = None
         graded_by = None
@@ -255,8 +278,10 @@ class SkillModel:
             passed, graded_by = test_passed, (None if test_passed is None else "test outcome")
         elif answer is not None and same_prompt_checks:
             try:
-                passed = all(self.run.registry.evaluate(check, answer.text).passed
-                             for check in same_prompt_checks)
+                passed = all(
+                    self.run.registry.evaluate(check, answer.text).passed
+                    for check in same_prompt_checks
+                )
                 graded_by = "check"
             except CheckError as failure:
                 error = failure.message
@@ -279,12 +304,16 @@ def _usage(response: Response | None) -> dict[str, int] | None:
     if response is None:
         return None
     usage = response.usage
-    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens,
-            "cache_read_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens}
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_read_tokens": usage.cache_read_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+    }
 
 
 # --- names -----------------------------------------------------------------------------------
+
 
 def marker_path(item: pytest.Item) -> str | Path | None:
     """The path of the closest ``@pytest.mark.skill(path)``; bare ``skill`` marks are skipped."""
@@ -327,7 +356,7 @@ def case_name(item: pytest.Item, spec: ModelSpec) -> str:
     elif ids.endswith(f"-{name}"):
         ids = ids[: -len(name) - 1]
     elif ids.startswith(f"{name}-"):
-        ids = ids[len(name) + 1:]
+        ids = ids[len(name) + 1 :]
     elif f"-{name}-" in ids:
         ids = ids.replace(f"-{name}-", "-", 1)
     return f"{base}[{ids}]" if ids else base
@@ -335,12 +364,14 @@ def case_name(item: pytest.Item, spec: ModelSpec) -> str:
 
 # --- hooks' helpers ------------------------------------------------------------------------
 
+
 def parametrize(metafunc: pytest.Metafunc, run: SkillRun) -> None:
     """One test per configured model, with the model's name as the id."""
     if FIXTURE not in metafunc.fixturenames or not run.settings.models:
         return
     metafunc.parametrize(
-        FIXTURE, [pytest.param(spec, id=spec.name) for spec in run.settings.models],
+        FIXTURE,
+        [pytest.param(spec, id=spec.name) for spec in run.settings.models],
         indirect=True,
     )
 

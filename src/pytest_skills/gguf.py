@@ -243,8 +243,19 @@ def file_sha256(path: Path) -> str:
 # --- metadata ---------------------------------------------------------------------------
 
 # GGUF value type ids -> struct format of a scalar (little endian).
-_SCALARS = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
-            10: "<Q", 11: "<q", 12: "<d"}
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
 _STRING, _ARRAY = 8, 9
 _DEFAULT_ALIGNMENT = 32
 

@@ -139,7 +139,7 @@ def parse_verdict(text: str) -> tuple[bool | None, str]:
         matches = list(_VERDICT.finditer(_MARKDOWN.sub("", lines[index])))
         if matches:
             passed = matches[-1].group(1).lower() == "pass"
-            reasoning = "\n".join(lines[:index] + lines[index + 1:]).strip()
+            reasoning = "\n".join(lines[:index] + lines[index + 1 :]).strip()
             return passed, reasoning
     return None, text.strip()
 
@@ -158,8 +158,9 @@ class JudgeCheck:
         spec = self.run.settings.judge_model
         if spec is None:
             raise CheckError(NO_JUDGE)
-        request = request_for(spec, system=JUDGE_SYSTEM, prompt=judge_prompt(rubric, answer),
-                              sampling=JUDGE_SAMPLING)
+        request = request_for(
+            spec, system=JUDGE_SYSTEM, prompt=judge_prompt(rubric, answer), sampling=JUDGE_SAMPLING
+        )
         digest = hashlib.sha256(rubric.rubric.encode("utf-8")).hexdigest()[:12]
         # Not a test file's label: the unused-entry count and prune leave judge entries alone.
         return Call(request, spec, f"judge::{digest}")
@@ -169,20 +170,27 @@ class JudgeCheck:
         name = call.spec.name
         outcome = self.run.runner.outcome(call)
         if outcome.response is None:
-            raise CheckError(f"the judge {name} could not grade: {outcome.error}",
-                             replay_miss=outcome.replay_miss)
+            raise CheckError(
+                f"the judge {name} could not grade: {outcome.error}",
+                replay_miss=outcome.replay_miss,
+            )
         verdict, reasoning = parse_verdict(outcome.response.text)
         expected = f"the judge ({name}) passes it on: {rubric.rubric.strip()}"
         if verdict is None:
             return CheckResult(
-                "judge", False, expected,
+                "judge",
+                False,
+                expected,
                 "the judge gave no verdict (its reply must end with 'VERDICT: PASS' or "
                 f"'VERDICT: FAIL'); it said:\n{_indented(outcome.response.text)}",
             )
         label = "PASS" if verdict else "FAIL"
-        return CheckResult("judge", verdict, expected,
-                           f"{label}; the judge's reasoning:\n{_indented(reasoning)}"
-                           if reasoning else label)
+        return CheckResult(
+            "judge",
+            verdict,
+            expected,
+            f"{label}; the judge's reasoning:\n{_indented(reasoning)}" if reasoning else label,
+        )
 
 
 def register_judge_check(registry: CheckRegistry, run: SkillRun) -> JudgeCheck | None:
@@ -190,8 +198,9 @@ def register_judge_check(registry: CheckRegistry, run: SkillRun) -> JudgeCheck |
     if "judge" in registry:
         return None
     judge = JudgeCheck(run)
-    registry.register("judge", judge, validate=parse_rubric,
-                      description="a rubric graded by the judge model")
+    registry.register(
+        "judge", judge, validate=parse_rubric, description="a rubric graded by the judge model"
+    )
     return judge
 
 

@@ -162,8 +162,12 @@ class Usage:
 
     @property
     def total(self) -> int:
-        return (self.input_tokens + self.output_tokens
-                + self.cache_read_tokens + self.cache_write_tokens)
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_read_tokens
+            + self.cache_write_tokens
+        )
 
 
 @dataclass(frozen=True)

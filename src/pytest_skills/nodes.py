@@ -163,8 +163,7 @@ class SkillItem(pytest.Item):
                 try:
                     check = run.registry.evaluate(self.case.check, outcome.response.text)
                 except CheckError as error:  # e.g. no judge model: an error, not a verdict
-                    outcome = replace(outcome, error=error.message,
-                                      replay_miss=error.replay_miss)
+                    outcome = replace(outcome, error=error.message, replay_miss=error.replay_miss)
             results.append(
                 ConditionResult(condition, call.request.trial, outcome, check, call.request.key)
             )
@@ -185,10 +184,20 @@ class SkillItem(pytest.Item):
         for condition in CONDITIONS:
             judged = [r for r in results if r.condition == condition and r.check is not None]
             if judged:
-                flat.append((f"skill_{condition}", f"{sum(r.passed for r in judged)}/{len(judged)}"))
-        flat.append(("skill_replayed", str(all(r.outcome.response is not None
-                                                 and r.outcome.response.cached
-                                                 for r in results)).lower()))
+                flat.append(
+                    (f"skill_{condition}", f"{sum(r.passed for r in judged)}/{len(judged)}")
+                )
+        flat.append(
+            (
+                "skill_replayed",
+                str(
+                    all(
+                        r.outcome.response is not None and r.outcome.response.cached
+                        for r in results
+                    )
+                ).lower(),
+            )
+        )
         return [*flat, (RESULT_PROPERTY, json.dumps(self.record(results), sort_keys=True))]
 
     def record(self, results: list[ConditionResult]) -> dict[str, Any]:
@@ -223,7 +232,11 @@ class SkillItem(pytest.Item):
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         line = self.case.line - 1 if self.case.line else None
-        return self.path, line, f"skill case {self.case.id} [{self.spec.name if self.spec else '-'}]"
+        return (
+            self.path,
+            line,
+            f"skill case {self.case.id} [{self.spec.name if self.spec else '-'}]",
+        )
 
 
 class FailureRepr(TerminalRepr):
@@ -237,8 +250,11 @@ class FailureRepr(TerminalRepr):
         results = self.error.results
         passed = sum(r.passed for r in results)
         model = self.item.spec.name if self.item.spec else ""
-        tw.line(f"{model}: with the skill, {passed} of {len(results)} trial(s) passed "
-                f"(needed {self.error.needed})", bold=True)
+        tw.line(
+            f"{model}: with the skill, {passed} of {len(results)} trial(s) passed "
+            f"(needed {self.error.needed})",
+            bold=True,
+        )
         for result in results:
             if result.passed or result.check is None:
                 continue
@@ -249,8 +265,10 @@ class FailureRepr(TerminalRepr):
                 tw.line(f"    actual:   {leaf.actual}")
         first = next((r for r in results if not r.passed and r.outcome.response), None)
         if first is not None and first.outcome.response is not None:
-            tw.sep("-", "answer with the skill" + (" (replayed)" if first.outcome.response.cached
-                                                    else ""))
+            tw.sep(
+                "-",
+                "answer with the skill" + (" (replayed)" if first.outcome.response.cached else ""),
+            )
             tw.line(first.outcome.response.text)
         location = f"{self.item.suite.path}:{self.item.case.line or ''}"
         tw.line("")

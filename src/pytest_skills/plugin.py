@@ -64,8 +64,11 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if (file_path.name in SKILL_FILE_NAMES or file_path.name.endswith(SKILL_FILE_SUFFIXES)
-            or (file_path.name == "evals.json" and file_path.parent.name == "evals")):
+    if (
+        file_path.name in SKILL_FILE_NAMES
+        or file_path.name.endswith(SKILL_FILE_SUFFIXES)
+        or (file_path.name == "evals.json" and file_path.parent.name == "evals")
+    ):
         return SkillFile.from_parent(parent, path=file_path)
     return None
 

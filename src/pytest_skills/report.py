@@ -61,8 +61,10 @@ def _condition(results: Sequence[Mapping[str, Any]], resolved: str) -> Condition
     return ConditionSummary(
         # passed null: an answer nobody graded (the skill_model fixture's unjudged
         # baseline); its tokens and latency count, its pass rate cannot.
-        rate=proportion(sum(bool(r["passed"]) for r in ok if r.get("passed") is not None),
-                        sum(r.get("passed") is not None for r in ok)),
+        rate=proportion(
+            sum(bool(r["passed"]) for r in ok if r.get("passed") is not None),
+            sum(r.get("passed") is not None for r in ok),
+        ),
         tokens=fmean(tokens) if tokens else None,
         latency_s=fmean(latencies) if latencies else None,
         cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
@@ -101,18 +103,21 @@ def summarise(records: Iterable[Mapping[str, Any]], settings: Any) -> list[Model
         results = [r for record in model_records for r in record["results"]]
         with_skill = [r for r in results if r["condition"] == "with_skill"]
         baseline = [r for r in results if r["condition"] == "baseline"]
-        summaries.append(ModelSummary(
-            model=name,
-            resolved=resolved,
-            cases=len(model_records),
-            with_skill=_condition(with_skill, resolved),
-            baseline=_condition(baseline, resolved) if baseline else None,
-            lift=_lift(model_records, getattr(settings, "trials", 1)) if baseline else None,
-        ))
+        summaries.append(
+            ModelSummary(
+                model=name,
+                resolved=resolved,
+                cases=len(model_records),
+                with_skill=_condition(with_skill, resolved),
+                baseline=_condition(baseline, resolved) if baseline else None,
+                lift=_lift(model_records, getattr(settings, "trials", 1)) if baseline else None,
+            )
+        )
     return summaries
 
 
 # --- terminal -------------------------------------------------------------------------
+
 
 def _rate(p: Proportion) -> str:
     if p.rate is None:
@@ -132,12 +137,18 @@ def _tokens(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
-def table(models: Sequence[ModelSummary], *, verbose: bool = False,
-          records: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+def table(
+    models: Sequence[ModelSummary],
+    *,
+    verbose: bool = False,
+    records: Sequence[Mapping[str, Any]] = (),
+) -> list[str]:
     """The summary table; every line fits in 100 columns (rate intervals go in -v)."""
     width = min(max([len("model"), *(len(m.model) for m in models)]), 28)
-    head = (f"{'model':<{width}} {'cases':>5}  {'with skill':>10}  {'baseline':>10} "
-            f"{'lift':>7} {'95% CI':<11} {'p':>6} {'tokens w/b':>14}")
+    head = (
+        f"{'model':<{width}} {'cases':>5}  {'with skill':>10}  {'baseline':>10} "
+        f"{'lift':>7} {'95% CI':<11} {'p':>6} {'tokens w/b':>14}"
+    )
     lines = ["", "skills: pass rate with and without the skill", head]
     for m in models:
         ws = _rate(m.with_skill.rate)
@@ -151,8 +162,10 @@ def table(models: Sequence[ModelSummary], *, verbose: bool = False,
             bs, lift, ci, p = "skipped", "-", "", "-"
             tokens = _tokens(m.with_skill.tokens)
         name = m.model if len(m.model) <= width else m.model[: width - 1] + "…"
-        lines.append(f"{name:<{width}} {m.cases:>5}  {ws:>10}  {bs:>10} "
-                     f"{lift:>7} {ci:<11} {p:>6} {tokens:>14}")
+        lines.append(
+            f"{name:<{width}} {m.cases:>5}  {ws:>10}  {bs:>10} "
+            f"{lift:>7} {ci:<11} {p:>6} {tokens:>14}"
+        )
     notes = []
     for m in models:
         if m.lift is not None and m.lift.verdict == "inconclusive":
@@ -161,8 +174,10 @@ def table(models: Sequence[ModelSummary], *, verbose: bool = False,
         if errors:
             notes.append(f"{m.model}: {errors} call(s) failed and are left out of the rates")
         if m.token_change is not None:
-            notes.append(f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}"
-                         + _cost_note(m))
+            notes.append(
+                f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}"
+                + _cost_note(m)
+            )
     lines.extend(_wrapped(notes))
     if verbose:
         lines.extend(_intervals(models))
@@ -173,8 +188,11 @@ def table(models: Sequence[ModelSummary], *, verbose: bool = False,
 
 def _wrapped(notes: Iterable[str]) -> list[str]:
     # Long model names must not push a note past 100 columns.
-    return [line for note in notes
-            for line in textwrap.wrap(note, 100, initial_indent="  ", subsequent_indent="    ")]
+    return [
+        line
+        for note in notes
+        for line in textwrap.wrap(note, 100, initial_indent="  ", subsequent_indent="    ")
+    ]
 
 
 def _intervals(models: Sequence[ModelSummary]) -> list[str]:
@@ -204,18 +222,28 @@ def _per_skill(records: Sequence[Mapping[str, Any]]) -> list[str]:
         groups[(record["skill"], record["model"])].append(record)
     lines = ["", "skills: by skill"]
     for (skill, model), group in sorted(groups.items()):
-        results = [r for record in group for r in record["results"]
-                   if r.get("error") is None and r.get("passed") is not None]
-        ws = proportion(sum(r["passed"] for r in results if r["condition"] == "with_skill"),
-                        sum(r["condition"] == "with_skill" for r in results))
-        bs = proportion(sum(r["passed"] for r in results if r["condition"] == "baseline"),
-                        sum(r["condition"] == "baseline" for r in results))
-        lines.append(f"  {skill[:30]:<30} {model[:20]:<20} with {_rate(ws):<10} "
-                     f"baseline {_rate(bs)}")
+        results = [
+            r
+            for record in group
+            for r in record["results"]
+            if r.get("error") is None and r.get("passed") is not None
+        ]
+        ws = proportion(
+            sum(r["passed"] for r in results if r["condition"] == "with_skill"),
+            sum(r["condition"] == "with_skill" for r in results),
+        )
+        bs = proportion(
+            sum(r["passed"] for r in results if r["condition"] == "baseline"),
+            sum(r["condition"] == "baseline" for r in results),
+        )
+        lines.append(
+            f"  {skill[:30]:<30} {model[:20]:<20} with {_rate(ws):<10} baseline {_rate(bs)}"
+        )
     return lines
 
 
 # --- gates ----------------------------------------------------------------------------
+
 
 def gate_failures(models: Sequence[ModelSummary], settings: Any) -> list[str]:
     threshold = getattr(settings, "min_lift", None)
@@ -224,74 +252,102 @@ def gate_failures(models: Sequence[ModelSummary], settings: Any) -> list[str]:
     failures = []
     for m in models:
         if m.lift is None or m.lift.lift is None:
-            failures.append(f"{m.model}: no lift measured (baseline skipped or no answers); "
-                            f"--skill-min-lift {threshold:g} needs one")
+            failures.append(
+                f"{m.model}: no lift measured (baseline skipped or no answers); "
+                f"--skill-min-lift {threshold:g} needs one"
+            )
             continue
         if settings.min_lift_significant:
             low = (m.lift.ci or (m.lift.lift, m.lift.lift))[0] * 100
             if low < threshold:
-                failures.append(f"{m.model}: the lift's 95% interval starts at {low:+.1f} points, "
-                                f"below the required {threshold:g}")
+                failures.append(
+                    f"{m.model}: the lift's 95% interval starts at {low:+.1f} points, "
+                    f"below the required {threshold:g}"
+                )
         elif m.lift.lift * 100 < threshold:
-            failures.append(f"{m.model}: lift {m.lift.lift * 100:+.1f} points is below the "
-                            f"required {threshold:g}")
+            failures.append(
+                f"{m.model}: lift {m.lift.lift * 100:+.1f} points is below the "
+                f"required {threshold:g}"
+            )
     return failures
 
 
 # --- JSON and markdown ----------------------------------------------------------------
 
+
 def _proportion_json(p: Proportion) -> dict[str, Any]:
-    return {"passed": p.passed, "total": p.total, "rate": p.rate,
-            "ci": list(p.ci) if p.ci else None}
+    return {
+        "passed": p.passed,
+        "total": p.total,
+        "rate": p.rate,
+        "ci": list(p.ci) if p.ci else None,
+    }
 
 
-def to_json(models: Sequence[ModelSummary], records: Sequence[Mapping[str, Any]],
-            settings: Any) -> dict[str, Any]:
+def to_json(
+    models: Sequence[ModelSummary], records: Sequence[Mapping[str, Any]], settings: Any
+) -> dict[str, Any]:
     model_rows = []
     for m in models:
-        model_rows.append({
-            "model": m.model,
-            "resolved": m.resolved,
-            "cases": m.cases,
-            "with_skill": _proportion_json(m.with_skill.rate),
-            "baseline": _proportion_json(m.baseline.rate) if m.baseline else None,
-            "lift": m.lift.lift if m.lift else None,
-            "lift_ci": list(m.lift.ci) if m.lift and m.lift.ci else None,
-            "p_value": m.lift.p_value if m.lift else None,
-            "verdict": m.lift.verdict if m.lift else None,
-            "lift_method": m.lift.method if m.lift else None,
-            "tokens": {"with_skill": m.with_skill.tokens,
-                       "baseline": m.baseline.tokens if m.baseline else None,
-                       "relative_change": m.token_change},
-            "latency_s": {"with_skill": m.with_skill.latency_s,
-                          "baseline": m.baseline.latency_s if m.baseline else None},
-            "cost_usd": {"with_skill": m.with_skill.cost_usd,
-                         "baseline": m.baseline.cost_usd if m.baseline else None},
-            "errors": m.with_skill.errors + (m.baseline.errors if m.baseline else 0),
-        })
+        model_rows.append(
+            {
+                "model": m.model,
+                "resolved": m.resolved,
+                "cases": m.cases,
+                "with_skill": _proportion_json(m.with_skill.rate),
+                "baseline": _proportion_json(m.baseline.rate) if m.baseline else None,
+                "lift": m.lift.lift if m.lift else None,
+                "lift_ci": list(m.lift.ci) if m.lift and m.lift.ci else None,
+                "p_value": m.lift.p_value if m.lift else None,
+                "verdict": m.lift.verdict if m.lift else None,
+                "lift_method": m.lift.method if m.lift else None,
+                "tokens": {
+                    "with_skill": m.with_skill.tokens,
+                    "baseline": m.baseline.tokens if m.baseline else None,
+                    "relative_change": m.token_change,
+                },
+                "latency_s": {
+                    "with_skill": m.with_skill.latency_s,
+                    "baseline": m.baseline.latency_s if m.baseline else None,
+                },
+                "cost_usd": {
+                    "with_skill": m.with_skill.cost_usd,
+                    "baseline": m.baseline.cost_usd if m.baseline else None,
+                },
+                "errors": m.with_skill.errors + (m.baseline.errors if m.baseline else 0),
+            }
+        )
     results = []
     for record in sorted(records, key=lambda r: (r["file"], r["case"], r["model"])):
         for result in record["results"]:
-            results.append({
-                "nodeid": record.get("nodeid", ""),
-                "skill": record["skill"],
-                "case": record["case"],
-                "model": record["model"],
-                **{k: v for k, v in result.items() if k != "cache_key"},
-            })
+            results.append(
+                {
+                    "nodeid": record.get("nodeid", ""),
+                    "skill": record["skill"],
+                    "case": record["case"],
+                    "model": record["model"],
+                    **{k: v for k, v in result.items() if k != "cache_key"},
+                }
+            )
     return {
         "version": REPORT_VERSION,
-        "settings": {"trials": settings.trials, "cache_mode": settings.cache_mode,
-                     "baseline": settings.baseline},
+        "settings": {
+            "trials": settings.trials,
+            "cache_mode": settings.cache_mode,
+            "baseline": settings.baseline,
+        },
         "models": model_rows,
         "results": results,
     }
 
 
 def markdown(models: Sequence[ModelSummary]) -> str:
-    lines = ["### Skill lift by model", "",
-             "| model | cases | with skill | baseline | lift | 95% CI | p |",
-             "|---|---:|---:|---:|---:|---|---:|"]
+    lines = [
+        "### Skill lift by model",
+        "",
+        "| model | cases | with skill | baseline | lift | 95% CI | p |",
+        "|---|---:|---:|---:|---:|---|---:|",
+    ]
     for m in models:
         ws = _rate(m.with_skill.rate)
         bs = _rate(m.baseline.rate) if m.baseline else "skipped"

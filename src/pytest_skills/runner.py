@@ -127,8 +127,9 @@ class Runner:
                 return
             if self.mode == "replay":
                 explanation = self.cache.explain_miss(call.request, call.label)
-                self._finish(future, Outcome(error=f"not in the cache ({explanation})",
-                                             replay_miss=True))
+                self._finish(
+                    future, Outcome(error=f"not in the cache ({explanation})", replay_miss=True)
+                )
                 return
         backend = self._backend(call.spec)
         if isinstance(backend, BackendError):
@@ -152,8 +153,12 @@ class Runner:
 
     def _ensure_pool(self) -> None:
         while len(self._pool_threads) < self.concurrency:
-            thread = threading.Thread(target=self._drain, args=(self._pool,), daemon=True,
-                                      name=f"pytest-skills-{len(self._pool_threads)}")
+            thread = threading.Thread(
+                target=self._drain,
+                args=(self._pool,),
+                daemon=True,
+                name=f"pytest-skills-{len(self._pool_threads)}",
+            )
             thread.start()
             self._pool_threads.append(thread)
 
@@ -161,8 +166,9 @@ class Runner:
         if id(backend) not in self._exclusive:
             work: queue.Queue[Any] = queue.Queue()
             self._exclusive[id(backend)] = work
-            thread = threading.Thread(target=self._drain, args=(work,), daemon=True,
-                                      name="pytest-skills-local")
+            thread = threading.Thread(
+                target=self._drain, args=(work,), daemon=True, name="pytest-skills-local"
+            )
             thread.start()
             self._exclusive_threads.append(thread)
         return self._exclusive[id(backend)]

@@ -53,8 +53,9 @@ class SkillRun:
     @property
     def cache(self) -> ResponseCache:
         if self._cache is None:
-            self._cache = ResponseCache(self.settings.cache_dir,
-                                        read_only=self.settings.cache_mode == "replay")
+            self._cache = ResponseCache(
+                self.settings.cache_dir, read_only=self.settings.cache_mode == "replay"
+            )
         return self._cache
 
     @property
@@ -82,8 +83,12 @@ class SkillRun:
 
     def header(self) -> list[str]:
         s = self.settings
-        models = ", ".join(f"{m.name} ({m.resolved})" if m.name != m.resolved else m.name
-                           for m in s.models) or "none (skill items skip)"
+        models = (
+            ", ".join(
+                f"{m.name} ({m.resolved})" if m.name != m.resolved else m.name for m in s.models
+            )
+            or "none (skill items skip)"
+        )
         return [
             f"skills: models: {models}",
             f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
@@ -95,7 +100,9 @@ class SkillRun:
 
     def execute(self, items: Sequence[pytest.Item], reporter: Any) -> None:
         """Run every call the selected items need before they run (controller or -n 0)."""
-        calls = [call for item in items if isinstance(item, SkillItem) for _, call in item.planned_calls]
+        calls = [
+            call for item in items if isinstance(item, SkillItem) for _, call in item.planned_calls
+        ]
         if not calls:
             return
         runner = self.runner
@@ -121,9 +128,11 @@ class SkillRun:
                 path = locate_gguf(spec.model, self.settings.gguf_dirs)
                 actual = file_sha256(path)
                 if actual != recorded:
-                    message = (f"{spec.name}: {path} (sha256 {actual[:12]}) differs from the "
-                               f"file the cached answers came from ({recorded[:12]}); re-record "
-                               "with --skill-cache=refresh if the model changed")
+                    message = (
+                        f"{spec.name}: {path} (sha256 {actual[:12]}) differs from the "
+                        f"file the cached answers came from ({recorded[:12]}); re-record "
+                        "with --skill-cache=refresh if the model changed"
+                    )
             except (BackendError, OSError):
                 pass
             self._gguf_checked[spec.resolved] = message
@@ -155,8 +164,9 @@ class SkillRun:
         lines: list[str] = []
         if self.records:
             models = report.summarise(self.records, self.settings)
-            lines += report.table(models, verbose=reporter.config.option.verbose > 0,
-                                  records=self.records)
+            lines += report.table(
+                models, verbose=reporter.config.option.verbose > 0, records=self.records
+            )
         if self.unused_keys:
             verb = "removed" if self.settings.cache_prune else "unused by this run"
             hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
@@ -201,11 +211,14 @@ class SkillRun:
     def _find_unused(self) -> None:
         # Only entries this run could have used count: same files, same models.
         files = {record["file"] for record in self.records}
-        models = {(m.provider, m.model if m.provider != "gguf" else Path(m.model).name)
-                  for m in self.settings.models}
+        models = {
+            (m.provider, m.model if m.provider != "gguf" else Path(m.model).name)
+            for m in self.settings.models
+        }
         try:
             unused = [
-                entry.key for entry in self.cache.entries()
+                entry.key
+                for entry in self.cache.entries()
                 if entry.label.rpartition("::")[0] in files
                 and (entry.fields.get("provider"), entry.fields.get("model")) in models
                 and entry.key not in self.used_keys
@@ -241,8 +254,10 @@ class _ProgressLine:
         self.shown = False
 
     def text(self, progress: Progress) -> str:
-        return (f"skills: {progress.done}/{progress.total} calls, {progress.cached} from cache, "
-                f"{progress.failed} failed, {progress.elapsed:.1f}s")
+        return (
+            f"skills: {progress.done}/{progress.total} calls, {progress.cached} from cache, "
+            f"{progress.failed} failed, {progress.elapsed:.1f}s"
+        )
 
     def show(self, progress: Progress) -> None:
         if self.enabled:
@@ -268,8 +283,9 @@ def _queued_items(config: pytest.Config, current: SkillItem) -> list[SkillItem]:
         try:
             with queue.lock() as pending:
                 indices = [i for i in pending if isinstance(i, int)]
-            items.extend(session.items[i] for i in indices
-                         if isinstance(session.items[i], SkillItem))
+            items.extend(
+                session.items[i] for i in indices if isinstance(session.items[i], SkillItem)
+            )
         except Exception:  # xdist internals changed: fall back to one item at a time
             pass
     return items

@@ -57,63 +57,98 @@ SETTINGS_KEY = pytest.StashKey[Settings]()
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("skills", "agent skill tests (pytest-skills)")
     group.addoption(
-        "--skill-model", action="append", default=[], metavar="SPEC",
+        "--skill-model",
+        action="append",
+        default=[],
+        metavar="SPEC",
         help="model to run skill cases on: alias (haiku, gemma3-270m) or "
         "provider:name[@base_url]; repeatable. ini: skill_models",
     )
     group.addoption(
-        "--no-skill-baseline", action="store_true", default=False,
+        "--no-skill-baseline",
+        action="store_true",
+        default=False,
         help="skip the baseline (without-skill) calls; no lift is reported",
     )
     group.addoption(
-        "--skill-cache", choices=CACHE_MODES, default=None,
+        "--skill-cache",
+        choices=CACHE_MODES,
+        default=None,
         help="response cache mode: auto (default), replay (default when CI is set), "
         "refresh, off. ini: skill_cache",
     )
     group.addoption(
-        "--skill-cache-dir", default=None, metavar="DIR",
+        "--skill-cache-dir",
+        default=None,
+        metavar="DIR",
         help="response cache directory (default: .skill-cache under rootdir). ini: skill_cache_dir",
     )
     group.addoption(
-        "--skill-cache-prune", action="store_true", default=False,
+        "--skill-cache-prune",
+        action="store_true",
+        default=False,
         help="after a full run, delete cache entries that no selected item used",
     )
     group.addoption(
-        "--skill-concurrency", type=int, default=None, metavar="N",
+        "--skill-concurrency",
+        type=int,
+        default=None,
+        metavar="N",
         help="model calls in flight at once (default 8). ini: skill_concurrency",
     )
     group.addoption(
-        "--skill-retries", type=int, default=None, metavar="N",
+        "--skill-retries",
+        type=int,
+        default=None,
+        metavar="N",
         help="retries for rate limits, overload, 5xx and timeouts (default 4)",
     )
     group.addoption(
-        "--skill-timeout", type=float, default=None, metavar="SECONDS",
+        "--skill-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
         help="timeout of one model call (default 120)",
     )
     group.addoption(
-        "--skill-trials", type=int, default=None, metavar="N",
+        "--skill-trials",
+        type=int,
+        default=None,
+        metavar="N",
         help="run every condition N times (default 1). ini: skill_trials",
     )
     group.addoption(
-        "--skill-pass-threshold", type=float, default=None, metavar="FRACTION",
+        "--skill-pass-threshold",
+        type=float,
+        default=None,
+        metavar="FRACTION",
         help="fraction of with-skill trials that must pass (default 1.0: all)",
     )
     group.addoption(
-        "--skill-report", default=None, metavar="PATH", help="write the JSON report to PATH",
+        "--skill-report",
+        default=None,
+        metavar="PATH",
+        help="write the JSON report to PATH",
     )
     group.addoption(
-        "--skill-min-lift", default=None, metavar="POINTS",
+        "--skill-min-lift",
+        default=None,
+        metavar="POINTS",
         help="fail the session when a model's lift is below POINTS percentage points; "
         "'POINTS:ci' demands the interval's lower bound clear it",
     )
     group.addoption(
-        "--skill-judge-model", default=None, metavar="SPEC",
+        "--skill-judge-model",
+        default=None,
+        metavar="SPEC",
         help="model that grades 'judge' checks. ini: skill_judge_model",
     )
     parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
     parser.addini(
-        "skill_model_aliases", "extra model aliases, one 'alias = spec' per line",
-        type="linelist", default=[],
+        "skill_model_aliases",
+        "extra model aliases, one 'alias = spec' per line",
+        type="linelist",
+        default=[],
     )
     parser.addini("skill_cache", "response cache mode", default="")
     parser.addini("skill_cache_dir", "response cache directory", default="")
@@ -121,8 +156,10 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("skill_trials", "trials per condition", default="")
     parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
     parser.addini(
-        "skill_gguf_dirs", "directories searched for GGUF files named by aliases",
-        type="paths", default=[],
+        "skill_gguf_dirs",
+        "directories searched for GGUF files named by aliases",
+        type="paths",
+        default=[],
     )
 
 
@@ -186,8 +223,9 @@ def resolve(config: pytest.Config) -> Settings:
         aliases = {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
         typed = list(config.getoption("skill_model")) or list(config.getini("skill_models"))
         models = tuple(parse_model_spec(text, aliases) for text in typed)
-        judge_text = (config.getoption("skill_judge_model")
-                      or str(config.getini("skill_judge_model")))
+        judge_text = config.getoption("skill_judge_model") or str(
+            config.getini("skill_judge_model")
+        )
         judge = parse_model_spec(judge_text, aliases) if judge_text.strip() else None
     except SpecError as error:
         raise pytest.UsageError(f"pytest-skills: {error}") from None
@@ -202,8 +240,9 @@ def resolve(config: pytest.Config) -> Settings:
     if not cache_dir.is_absolute():
         cache_dir = config.rootpath / cache_dir
 
-    concurrency = _pick(config.getoption("skill_concurrency"),
-                        config.getini("skill_concurrency"), 8)
+    concurrency = _pick(
+        config.getoption("skill_concurrency"), config.getini("skill_concurrency"), 8
+    )
     trials = _pick(config.getoption("skill_trials"), config.getini("skill_trials"), 1)
     retries = config.getoption("skill_retries")
     timeout = config.getoption("skill_timeout")

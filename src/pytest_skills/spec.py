@@ -33,8 +33,17 @@ _ARTICLE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "des
 _UPSKILL_TOP = frozenset({"tests", "skill", "defaults", "metadata", "name", "description"})
 _NATIVE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
 _CASE_KEYS = frozenset(
-    {"id", "input", "expected", "expect", "context", "description", "verifiers", "output_file",
-     "xfail"}
+    {
+        "id",
+        "input",
+        "expected",
+        "expect",
+        "context",
+        "description",
+        "verifiers",
+        "output_file",
+        "xfail",
+    }
     | SAMPLING_KEYS
 )
 
@@ -176,8 +185,9 @@ class _Parser:
                 key == "seed" and value is None
             )
             if not ok or (key == "max_tokens" and (not isinstance(value, int) or value < 1)):
-                raise self.fail(f"{key} must be a number (max_tokens a positive integer)",
-                                (*path, key))
+                raise self.fail(
+                    f"{key} must be a number (max_tokens a positive integer)", (*path, key)
+                )
         return values
 
     def defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -193,9 +203,7 @@ class _Parser:
         if not isinstance(raw, Mapping) or set(raw) - {"files"}:
             raise self.fail("'context' must be a mapping with 'files: {name: content}'", path)
         files = raw.get("files") or {}
-        if not isinstance(files, Mapping) or not all(
-            isinstance(v, str) for v in files.values()
-        ):
+        if not isinstance(files, Mapping) or not all(isinstance(v, str) for v in files.values()):
             raise self.fail("'context.files' must map file names to their text", (*path, "files"))
         return tuple((str(name), content) for name, content in files.items())
 
@@ -229,8 +237,9 @@ class _Parser:
             raise self.fail("'output_file' must be a file name", (*path, "output_file"))
         xfail = raw.get("xfail")
         if xfail is not None and (not isinstance(xfail, str) or not xfail.strip()):
-            raise self.fail("'xfail' takes the reason the case is expected to fail",
-                            (*path, "xfail"))
+            raise self.fail(
+                "'xfail' takes the reason the case is expected to fail", (*path, "xfail")
+            )
         files = self.context_files(raw.get("context"), (*path, "context"))
         if verifiers:
             check = self.verified(check, verifiers, output_file, files, path)
@@ -246,17 +255,23 @@ class _Parser:
             xfail=xfail,
         )
 
-    def verified(self, check: Check, verifiers: list[Mapping[str, Any]],
-                 output_file: str | None, files: tuple[tuple[str, str], ...],
-                 path: Path_) -> Check:
+    def verified(
+        self,
+        check: Check,
+        verifiers: list[Mapping[str, Any]],
+        output_file: str | None,
+        files: tuple[tuple[str, str], ...],
+        path: Path_,
+    ) -> Check:
         """upskill's verifiers become one ``verify`` check, ANDed with ``expected``."""
         parsed = []
         for index, raw in enumerate(verifiers):
             try:
                 parsed.append(parse_verifier(raw))
             except ValueError as error:
-                raise self.fail(f"verifier {index + 1}: {error}",
-                                (*path, "verifiers", index)) from None
+                raise self.fail(
+                    f"verifier {index + 1}: {error}", (*path, "verifiers", index)
+                ) from None
         try:
             target = relative_path(output_file or DEFAULT_OUTPUT_FILE)
         except ValueError as error:
@@ -265,8 +280,10 @@ class _Parser:
             try:
                 relative_path(name)
             except ValueError as error:
-                raise self.fail(f"context file: {error} (verifiers write it to a workspace)",
-                                (*path, "context", "files", name)) from None
+                raise self.fail(
+                    f"context file: {error} (verifiers write it to a workspace)",
+                    (*path, "context", "files", name),
+                ) from None
         value = Verification(tuple(parsed), target, files)
         try:
             verify = self.registry.parse({"verify": value}, (*path, "verifiers"))
@@ -317,7 +334,7 @@ def load_skill(path: Path) -> Skill:
     body = text
     match = re.match(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", text, re.DOTALL)
     if match:
-        body = text[match.end():]
+        body = text[match.end() :]
         try:
             loaded = yaml.safe_load(match.group(1))
         except yaml.YAMLError as error:
@@ -361,8 +378,9 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise SpecFileError(path, f"invalid JSON: {error.msg} (column {error.colno})",
-                                error.lineno) from None
+            raise SpecFileError(
+                path, f"invalid JSON: {error.msg} (column {error.colno})", error.lineno
+            ) from None
         # JSON is close enough to YAML to locate its keys; if not, lines go unnamed.
         try:
             return data, _line_map(_compose(text))
@@ -374,8 +392,9 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
-        raise SpecFileError(path, f"invalid YAML: {problem}",
-                            mark.line + 1 if mark else None) from None
+        raise SpecFileError(
+            path, f"invalid YAML: {problem}", mark.line + 1 if mark else None
+        ) from None
 
 
 def load_suite(path: Path, registry: CheckRegistry) -> Suite:
@@ -392,9 +411,11 @@ def load_suite(path: Path, registry: CheckRegistry) -> Suite:
     if is_json and "tests" in data:
         form, allowed, key = "upskill", _UPSKILL_TOP, "tests"
     elif "cases" in data:
-        form, allowed, key = ("article" if is_json else "native"), (
-            _ARTICLE_TOP if is_json else _NATIVE_TOP
-        ), "cases"
+        form, allowed, key = (
+            ("article" if is_json else "native"),
+            (_ARTICLE_TOP if is_json else _NATIVE_TOP),
+            "cases",
+        )
     else:
         wanted = "'cases' (or upskill's 'tests')" if is_json else "'cases'"
         raise parser.fail(f"no {wanted} list found")

@@ -95,8 +95,9 @@ class Lift:
     verdict: str
 
 
-_NO_DATA = Lift(lift=None, ci=None, p_value=None, method="none", cases=0,
-                discordant=(0, 0), verdict="no data")
+_NO_DATA = Lift(
+    lift=None, ci=None, p_value=None, method="none", cases=0, discordant=(0, 0), verdict="no data"
+)
 
 
 def _check_count(passed: int, total: int) -> None:
@@ -141,8 +142,9 @@ def proportion(passed: int, total: int) -> Proportion:
     _check_count(passed, total)
     if total == 0:
         return Proportion(passed=passed, total=total, rate=None, ci=None)
-    return Proportion(passed=passed, total=total, rate=passed / total,
-                      ci=wilson_interval(passed, total))
+    return Proportion(
+        passed=passed, total=total, rate=passed / total, ci=wilson_interval(passed, total)
+    )
 
 
 def mcnemar_exact(with_only: int, baseline_only: int) -> float:
@@ -180,8 +182,9 @@ def _verdict(ci: tuple[float, float]) -> str:
     return "inconclusive"
 
 
-def _newcombe10(both: int, with_only: int, baseline_only: int, neither: int,
-                z: float = Z95) -> tuple[float, float, float]:
+def _newcombe10(
+    both: int, with_only: int, baseline_only: int, neither: int, z: float = Z95
+) -> tuple[float, float, float]:
     """Newcombe (1998) method 10 for ``p1 - p2`` from a paired 2x2 table.
 
     Cells follow Newcombe's e, f, g, h: ``both`` (+,+), ``with_only`` (+,-),
@@ -252,9 +255,15 @@ def paired_lift(pairs: Sequence[tuple[bool, bool]]) -> Lift:
             neither += 1
     diff, lower, upper = _newcombe10(both, with_only, baseline_only, neither)
     ci = (lower, upper)
-    return Lift(lift=diff, ci=ci, p_value=mcnemar_exact(with_only, baseline_only),
-                method="newcombe10", cases=len(pairs),
-                discordant=(with_only, baseline_only), verdict=_verdict(ci))
+    return Lift(
+        lift=diff,
+        ci=ci,
+        p_value=mcnemar_exact(with_only, baseline_only),
+        method="newcombe10",
+        cases=len(pairs),
+        discordant=(with_only, baseline_only),
+        verdict=_verdict(ci),
+    )
 
 
 def _quantile(sorted_values: Sequence[float], q: float) -> float:
@@ -269,8 +278,9 @@ def _quantile(sorted_values: Sequence[float], q: float) -> float:
     return sorted_values[i] + (h - i) * (sorted_values[i + 1] - sorted_values[i])
 
 
-def bootstrap_lift(case_rates: Sequence[tuple[float, float]], *, resamples: int = 2000,
-                   seed: int = 20240611) -> Lift:
+def bootstrap_lift(
+    case_rates: Sequence[tuple[float, float]], *, resamples: int = 2000, seed: int = 20240611
+) -> Lift:
     """Lift from several trials per case: per case ``(with_fraction, baseline_fraction)``.
 
     With repeated trials a case's outcome is a pass fraction, not a yes/no, so the
@@ -304,8 +314,9 @@ def bootstrap_lift(case_rates: Sequence[tuple[float, float]], *, resamples: int 
     for with_rate, baseline_rate in case_rates:
         w, b = float(with_rate), float(baseline_rate)
         if not (0.0 <= w <= 1.0 and 0.0 <= b <= 1.0):
-            raise ValueError(f"pass fractions must lie in [0, 1], got ({with_rate}, "
-                             f"{baseline_rate})")
+            raise ValueError(
+                f"pass fractions must lie in [0, 1], got ({with_rate}, {baseline_rate})"
+            )
         diffs.append(w - b)
         if w > 0.5 and not b > 0.5:
             with_only += 1
@@ -326,9 +337,15 @@ def bootstrap_lift(case_rates: Sequence[tuple[float, float]], *, resamples: int 
     upper = _clip(_quantile(means, 0.975), -1.0, 1.0)
     ci = (lower, upper)
     verdict = "inconclusive" if n < 2 else _verdict(ci)
-    return Lift(lift=point, ci=ci, p_value=mcnemar_exact(with_only, baseline_only),
-                method="bootstrap", cases=n, discordant=(with_only, baseline_only),
-                verdict=verdict)
+    return Lift(
+        lift=point,
+        ci=ci,
+        p_value=mcnemar_exact(with_only, baseline_only),
+        method="bootstrap",
+        cases=n,
+        discordant=(with_only, baseline_only),
+        verdict=verdict,
+    )
 
 
 def relative_change(with_value: float | None, baseline_value: float | None) -> float | None:

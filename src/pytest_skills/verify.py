@@ -75,6 +75,7 @@ class Verification:
 
 # --- parsing -----------------------------------------------------------------------------
 
+
 def relative_path(value: Any) -> str:
     """A path inside the workspace: relative, without '..'."""
     if not isinstance(value, str) or not value.strip():
@@ -82,16 +83,19 @@ def relative_path(value: Any) -> str:
     for flavour in (PurePosixPath, PureWindowsPath):
         pure = flavour(value)
         if pure.is_absolute() or pure.anchor or ".." in pure.parts:
-            raise ValueError(f"{value!r} must be a relative path inside the workspace, "
-                             "without '..'")
+            raise ValueError(
+                f"{value!r} must be a relative path inside the workspace, without '..'"
+            )
     return value
 
 
 def _values(raw: Mapping[str, Any], kind: str) -> tuple[str, ...]:
     given = [key for key in _VALUE_KEYS if key in raw]
     if len(given) != 1:
-        raise ValueError(f"a {kind} verifier needs exactly one of 'value', 'values', "
-                         "'contains' (a string or a list of strings)")
+        raise ValueError(
+            f"a {kind} verifier needs exactly one of 'value', 'values', "
+            "'contains' (a string or a list of strings)"
+        )
     return _strings(raw[given[0]])
 
 
@@ -101,8 +105,12 @@ def _command(raw: Mapping[str, Any]) -> str | tuple[str, ...]:
     value = raw["command" if "command" in raw else "cmd"]
     if isinstance(value, str) and value.strip():
         return value
-    if (isinstance(value, Sequence) and not isinstance(value, str) and value
-            and all(isinstance(part, str) and part for part in value)):
+    if (
+        isinstance(value, Sequence)
+        and not isinstance(value, str)
+        and value
+        and all(isinstance(part, str) and part for part in value)
+    ):
         return tuple(value)
     raise ValueError("'command' must be a non-empty string or a list of strings")
 
@@ -124,8 +132,10 @@ def parse_verifier(raw: Any) -> Verifier:
         raise ValueError(f"{shown}; known types: {', '.join(VERIFIER_TYPES)}")
     for key in raw:
         if key not in _KEYS[kind]:
-            raise ValueError(f"unknown key {key!r} in a {kind} verifier; allowed: "
-                             f"{', '.join(sorted(_KEYS[kind]))}")
+            raise ValueError(
+                f"unknown key {key!r} in a {kind} verifier; allowed: "
+                f"{', '.join(sorted(_KEYS[kind]))}"
+            )
     if kind == "contains":
         return Verifier(kind, values=_values(raw, kind))
     path = relative_path(raw["path"]) if "path" in raw else None
@@ -157,6 +167,7 @@ def parse_verification(value: Any) -> Verification:
 
 # --- running -------------------------------------------------------------------------------
 
+
 def output_text(answer: str) -> str:
     """What goes into the output file: the fenced code blocks' contents, else the answer."""
     blocks = _FENCE.findall(answer)
@@ -186,14 +197,18 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
-def run_command(command: str | tuple[str, ...], cwd: Path,
-                timeout: float) -> tuple[int | None, str]:
+def run_command(
+    command: str | tuple[str, ...], cwd: Path, timeout: float
+) -> tuple[int | None, str]:
     """Exit status (None on timeout) and combined output of a command run in ``cwd``."""
     try:
         process = subprocess.Popen(
             command if isinstance(command, str) else list(command),
-            shell=isinstance(command, str), cwd=cwd, stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            shell=isinstance(command, str),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
             start_new_session=os.name == "posix",
         )
     except OSError as error:
@@ -223,35 +238,47 @@ def _run_one(verifier: Verifier, root: Path, answer: str, output_file: str) -> C
     kind = f"{verifier.type} verifier"
     if verifier.type == "contains":
         missing = [v for v in verifier.values if v.casefold() not in answer.casefold()]
-        return CheckResult(kind, not missing,
-                           "the answer contains " + ", ".join(map(repr, verifier.values)),
-                           f"missing {', '.join(map(repr, missing))}" if missing else "all present")
+        return CheckResult(
+            kind,
+            not missing,
+            "the answer contains " + ", ".join(map(repr, verifier.values)),
+            f"missing {', '.join(map(repr, missing))}" if missing else "all present",
+        )
     if verifier.type == "command":
         assert verifier.command is not None
         status, output = run_command(verifier.command, root, verifier.timeout)
-        expected = (f"`{_show(verifier.command)}` exits with status 0 "
-                    f"within {verifier.timeout:g}s")
+        expected = f"`{_show(verifier.command)}` exits with status 0 within {verifier.timeout:g}s"
         if status == 0:
             return CheckResult(kind, True, expected, "exit status 0")
-        what = f"timed out after {verifier.timeout:g}s" if status is None else (
-            f"exit status {status}")
-        return CheckResult(kind, False, expected,
-                           f"{what}; output:\n{_indented(_tail(output))}")
+        what = (
+            f"timed out after {verifier.timeout:g}s"
+            if status is None
+            else (f"exit status {status}")
+        )
+        return CheckResult(kind, False, expected, f"{what}; output:\n{_indented(_tail(output))}")
     path = verifier.path or output_file
     target = root / path
     if verifier.type == "file_exists":
         if target.exists():
             return CheckResult(kind, True, f"{path} exists", "exists")
         present = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-        return CheckResult(kind, False, f"{path} exists",
-                           f"missing; the workspace has {', '.join(present) or 'no files'}")
+        return CheckResult(
+            kind,
+            False,
+            f"{path} exists",
+            f"missing; the workspace has {', '.join(present) or 'no files'}",
+        )
     expected = f"{path} contains " + ", ".join(map(repr, verifier.values))
     if not target.is_file():
         return CheckResult(kind, False, expected, f"{path} does not exist")
     text = target.read_text(encoding="utf-8", errors="replace")
     missing = [v for v in verifier.values if v.casefold() not in text.casefold()]
-    return CheckResult(kind, not missing, expected,
-                       f"missing {', '.join(map(repr, missing))}" if missing else "all present")
+    return CheckResult(
+        kind,
+        not missing,
+        expected,
+        f"missing {', '.join(map(repr, missing))}" if missing else "all present",
+    )
 
 
 def _write(root: Path, name: str, text: str) -> None:
@@ -271,15 +298,18 @@ def evaluate_verification(verification: Verification, answer: str) -> CheckResul
                 _write(root, name, content)
             _write(root, verification.output_file, output_text(answer))
         except OSError as error:
-            return CheckResult("verify", False, expected,
-                               f"cannot write the workspace: {error}")
-        children = tuple(_run_one(v, root, answer, verification.output_file)
-                         for v in verification.verifiers)
+            return CheckResult("verify", False, expected, f"cannot write the workspace: {error}")
+        children = tuple(
+            _run_one(v, root, answer, verification.output_file) for v in verification.verifiers
+        )
     passed = sum(child.passed for child in children)
-    return CheckResult("verify", passed == count, expected, f"{passed} of {count} passed",
-                       children)
+    return CheckResult("verify", passed == count, expected, f"{passed} of {count} passed", children)
 
 
 def register_verify_check(registry: CheckRegistry) -> None:
-    registry.register("verify", evaluate_verification, validate=parse_verification,
-                      description="upskill's verifiers, run on the answer in a workspace")
+    registry.register(
+        "verify",
+        evaluate_verification,
+        validate=parse_verification,
+        description="upskill's verifiers, run on the answer in a workspace",
+    )

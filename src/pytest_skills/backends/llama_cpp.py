@@ -262,9 +262,7 @@ class LlamaCppBackend:
 
     def _chat(self, loaded: _Loaded, request: Request) -> Any:
         messages = chat_messages(request.system, request.prompt, system_role=loaded.system_role)
-        return loaded.llama.create_chat_completion(
-            messages=messages, **_sampling(request)
-        )
+        return loaded.llama.create_chat_completion(messages=messages, **_sampling(request))
 
     def _completion(self, llama: Llama, request: Request) -> Any:
         prompt = completion_prompt(request.system, request.prompt)
