@@ -217,3 +217,50 @@ def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
     assert len(ResponseCache(cache).keys()) == 1
+
+
+def test_progress_line_rewrites_itself_on_a_terminal(pytester: pytest.Pytester) -> None:
+    import pty
+
+    write_skill(pytester.path)
+    with LoopbackServer(latency=0.3) as server:
+        env = {
+            **os.environ,
+            "ANTHROPIC_API_KEY": "test-key-0000",
+            "ANTHROPIC_BASE_URL": server.url,
+            "CI": "",
+            "COLUMNS": "100",
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--skill-model",
+            HAIKU,
+            "--skill-cache=off",
+            "--skill-concurrency=1",
+            str(pytester.path),
+        ]
+        primary, secondary = pty.openpty()
+        process = subprocess.Popen(command, env=env, stdout=secondary, stderr=secondary)
+        os.close(secondary)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        process.wait(timeout=60)
+        os.close(primary)
+    output = b"".join(chunks).decode(errors="replace")
+    # Several states of the line, each rewritten in place with a carriage return.
+    states = {
+        line for line in output.split("\r") if line.startswith("skills: ") and "calls" in line
+    }
+    assert len(states) >= 3, output
+    assert "skills: 4/4 calls, 0 from cache, 0 failed" in output

@@ -242,13 +242,14 @@ class SkillRun:
 
 
 class _ProgressLine:
-    """A self-rewriting line on a terminal; silent when piped or under -qq."""
+    """A self-rewriting line on a terminal; when piped, one final line; none under -qq."""
 
     def __init__(self, reporter: Any):
         self.reporter = reporter
         self.enabled = (
             reporter is not None
-            and getattr(reporter, "isatty", False) is True
+            # pytest's isatty is a bool that is also callable: test its truth.
+            and bool(getattr(reporter, "isatty", False))
             and reporter.config.option.verbose > -2
         )
         self.shown = False
