@@ -137,11 +137,15 @@ def test_secrets_never_reach_the_cache(
     """,
     )
     cache = tmp_path / "cache"
-    result = run(pytester, cache)
+    report, junit = tmp_path / "report.json", tmp_path / "junit.xml"
+    result = run(pytester, cache, f"--skill-report={report}", f"--junitxml={junit}")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(
         ["*not cached: the answer contains the value of $MY_SERVICE_TOKEN*"]
     )
+    for written in (report, junit):
+        assert secret not in written.read_text()
+    assert "the token is [redacted $MY_SERVICE_TOKEN]" in report.read_text()
     stored = b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
     assert secret.encode() not in stored
     assert b"test-anthropic-key-123" not in stored

@@ -81,6 +81,17 @@ def find_secret(text: str, environ: Mapping[str, str] | None = None) -> str | No
     return None
 
 
+def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """``text`` with the value of every secret variable replaced by its name.
+
+    Reports and JUnit properties are files too: an answer that repeats a key must
+    not carry it there.
+    """
+    for name, value in secret_values(environ).items():
+        text = text.replace(value, f"[redacted ${name}]")
+    return text
+
+
 @dataclass(frozen=True)
 class Entry:
     key: str

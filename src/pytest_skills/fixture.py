@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_skills.cache import redact
 from pytest_skills.calls import request_for, with_files
 from pytest_skills.checks import Check, CheckError, CheckResult, CheckSpecError
 from pytest_skills.models import ModelSpec, Response, Sampling, Usage
@@ -291,7 +292,7 @@ class SkillModel:
             "trial": asked.call.request.trial,
             "passed": passed,
             "graded_by": graded_by,
-            "output": response.text if response else None,
+            "output": redact(response.text) if response else None,
             "cached": response.cached if response else False,
             "usage": _usage(response),
             "latency_s": response.latency_s if response else None,

@@ -13,6 +13,7 @@ import pytest
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
+from pytest_skills.cache import redact
 from pytest_skills.checks import CheckError, CheckResult
 from pytest_skills.models import ModelSpec, Request, Sampling
 from pytest_skills.runner import Call, Outcome
@@ -81,7 +82,7 @@ class ConditionResult:
             "condition": self.condition,
             "trial": self.trial,
             "passed": self.passed,
-            "output": response.text if response else None,
+            "output": redact(response.text) if response else None,
             "cached": response.cached if response else False,
             "usage": asdict(response.usage) if response else None,
             "latency_s": response.latency_s if response else None,
@@ -269,7 +270,7 @@ class FailureRepr(TerminalRepr):
                 "-",
                 "answer with the skill" + (" (replayed)" if first.outcome.response.cached else ""),
             )
-            tw.line(first.outcome.response.text)
+            tw.line(redact(first.outcome.response.text))
         location = f"{self.item.suite.path}:{self.item.case.line or ''}"
         tw.line("")
         tw.line(f"case {self.item.case.id} defined at {location}")
