@@ -35,7 +35,6 @@ class SkillRun:
     registry: CheckRegistry
     records: list[dict[str, Any]] = field(default_factory=list)
     used_keys: set[str] = field(default_factory=set)
-    items_run: int = 0
     deselected: int = 0
     unused_keys: list[str] = field(default_factory=list)
     gate_messages: list[str] = field(default_factory=list)
@@ -147,11 +146,9 @@ class SkillRun:
     # --- results --------------------------------------------------------------------
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        report_ = report
-        if report_.when != "call":
+        if report.when != "call":
             return
-        self.items_run += 1
-        for name, value in report_.user_properties:
+        for name, value in report.user_properties:
             if name == RESULT_PROPERTY:
                 record = value if isinstance(value, dict) else json.loads(value)
                 self.records.append(record)
