@@ -184,3 +184,21 @@ def test_verbose_adds_a_per_skill_breakdown_and_every_line_fits_100_columns(
     table = table[: next(i for i, line in enumerate(table) if line.startswith("=="))]
     assert all(len(line) <= 100 for line in table), max(table, key=len)
     result.stdout.fnmatch_lines(["skills: by skill", "*second-skill-with-a-long-name*"])
+
+
+def test_prompt_cache_tokens_and_latency_change_are_shown(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    write_skill(pytester.path, cases_yaml=CASES)
+    report = tmp_path / "report.json"
+    result = run(pytester, tmp_path, f"--skill-report={report}", "--skill-concurrency=1")
+    # The first with-skill call writes the skill into the provider's prompt cache and
+    # the two after it read it: the loopback counts them as Anthropic does.
+    tokens = json.loads(report.read_text())["models"][0]["tokens"]
+    assert tokens["cache_write"] > 0 and tokens["cache_read"] == 2 * tokens["cache_write"]
+    result.stdout.fnmatch_lines(
+        [
+            "*the skill changes tokens per call by +*% and latency by *%*",
+            "*prompt cache per with-skill call: * tokens read, * written",
+        ]
+    )

@@ -34,6 +34,10 @@ class ConditionSummary:
     latency_s: float | None
     cost_usd: float | None
     errors: int
+    #: Mean provider prompt-cache tokens per call (Anthropic cache_control, OpenAI
+    #: cached input, llama.cpp prefix reuse).
+    cache_read_tokens: float | None = None
+    cache_write_tokens: float | None = None
 
 
 @dataclass(frozen=True)
@@ -51,10 +55,17 @@ class ModelSummary:
             return None
         return relative_change(self.with_skill.tokens, self.baseline.tokens)
 
+    @property
+    def latency_change(self) -> float | None:
+        if self.baseline is None:
+            return None
+        return relative_change(self.with_skill.latency_s, self.baseline.latency_s)
+
 
 def _condition(results: Sequence[Mapping[str, Any]], resolved: str) -> ConditionSummary:
     ok = [r for r in results if r.get("error") is None]
-    tokens = [sum((r.get("usage") or {}).values()) for r in ok]
+    usages = [r.get("usage") or {} for r in ok]
+    tokens = [sum(usage.values()) for usage in usages]
     latencies = [r["latency_s"] for r in ok if r.get("latency_s") is not None]
     costs = [cost_usd(resolved, r.get("usage") or {}) for r in ok]
     known_costs = [c for c in costs if c is not None]
@@ -69,6 +80,8 @@ def _condition(results: Sequence[Mapping[str, Any]], resolved: str) -> Condition
         latency_s=fmean(latencies) if latencies else None,
         cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
         errors=len(results) - len(ok),
+        cache_read_tokens=fmean(u.get("cache_read_tokens", 0) for u in usages) if ok else None,
+        cache_write_tokens=fmean(u.get("cache_write_tokens", 0) for u in usages) if ok else None,
     )
 
 
@@ -174,9 +187,18 @@ def table(
         if errors:
             notes.append(f"{m.model}: {errors} call(s) failed and are left out of the rates")
         if m.token_change is not None:
+            latency = (
+                f" and latency by {m.latency_change:+.0%}" if m.latency_change is not None else ""
+            )
             notes.append(
-                f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}"
+                f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}{latency}"
                 + _cost_note(m)
+            )
+        read, written = m.with_skill.cache_read_tokens, m.with_skill.cache_write_tokens
+        if read or written:
+            notes.append(
+                f"{m.model}: prompt cache per with-skill call: {read or 0:,.0f} tokens read, "
+                f"{written or 0:,.0f} written"
             )
     lines.extend(_wrapped(notes))
     if verbose:
@@ -305,10 +327,13 @@ def to_json(
                     "with_skill": m.with_skill.tokens,
                     "baseline": m.baseline.tokens if m.baseline else None,
                     "relative_change": m.token_change,
+                    "cache_read": m.with_skill.cache_read_tokens,
+                    "cache_write": m.with_skill.cache_write_tokens,
                 },
                 "latency_s": {
                     "with_skill": m.with_skill.latency_s,
                     "baseline": m.baseline.latency_s if m.baseline else None,
+                    "relative_change": m.latency_change,
                 },
                 "cost_usd": {
                     "with_skill": m.with_skill.cost_usd,
