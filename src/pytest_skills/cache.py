@@ -14,7 +14,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,13 +81,13 @@ def find_secret(text: str, environ: Mapping[str, str] | None = None) -> str | No
     return None
 
 
-def redact(text: str, environ: Mapping[str, str] | None = None) -> str:
+def redact(text: str, secrets: Mapping[str, str] | None = None) -> str:
     """``text`` with the value of every secret variable replaced by its name.
 
     Reports and JUnit properties are files too: an answer that repeats a key must
-    not carry it there.
+    not carry it there. ``secrets`` defaults to :func:`secret_values`.
     """
-    for name, value in secret_values(environ).items():
+    for name, value in (secret_values() if secrets is None else secrets).items():
         text = text.replace(value, f"[redacted ${name}]")
     return text
 
@@ -166,10 +166,11 @@ class ResponseCache:
                 "re-record it with --skill-cache=refresh"
             ) from None
 
-    def entries(self) -> Iterator[Entry]:
+    def entries(self, skip: Container[str] = ()) -> Iterator[Entry]:
+        """Every entry, except those whose key is in ``skip`` (never read nor decoded)."""
         with self._guard("read"):
             store = self._open()
-            keys = list(store.iterkeys())
+            keys = [key for key in store.iterkeys() if key not in skip]
         for key in keys:
             with self._guard("read"):
                 raw = store.get(key)
@@ -237,12 +238,21 @@ class _ReadOnlyStore:
         # immutable: no locks, no -wal/-shm files; nothing writes during a replay.
         self._db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
         self._lock = threading.Lock()
+        self._all: dict[str, tuple[int, str | None, Any]] | None = None
+
+    def _rows(self) -> dict[str, tuple[int, str | None, Any]]:
+        # One query for the whole table: a replay reads nearly every entry anyway,
+        # and a query per key costs more than the row.
+        with self._lock:
+            if self._all is None:
+                rows = self._db.execute(
+                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 ORDER BY rowid"
+                ).fetchall()
+                self._all = {key: (mode, filename, value) for key, mode, filename, value in rows}
+            return self._all
 
     def get(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT mode, filename, value FROM Cache WHERE key = ? AND raw = 1", (key,)
-            ).fetchone()
+        row = self._rows().get(key)
         if row is None:
             return None
         mode, filename, value = row
@@ -251,9 +261,7 @@ class _ReadOnlyStore:
         return value
 
     def iterkeys(self) -> Iterator[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT key FROM Cache WHERE raw = 1 ORDER BY rowid").fetchall()
-        return (key for (key,) in rows)
+        return iter(list(self._rows()))
 
     def close(self) -> None:
         self._db.close()

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_skills.cache import redact
 from pytest_skills.calls import request_for, with_files
 from pytest_skills.checks import Check, CheckError, CheckResult, CheckSpecError
 from pytest_skills.models import ModelSpec, Response, Sampling, Usage
@@ -292,7 +291,7 @@ class SkillModel:
             "trial": asked.call.request.trial,
             "passed": passed,
             "graded_by": graded_by,
-            "output": redact(response.text) if response else None,
+            "output": self.run.redact(response.text) if response else None,
             "cached": response.cached if response else False,
             "usage": _usage(response),
             "latency_s": response.latency_s if response else None,

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from typing import Any
 
@@ -111,7 +111,7 @@ class Sampling:
 
     def merged(self, overrides: Mapping[str, Any]) -> Sampling:
         known = {k: v for k, v in overrides.items() if k in {"temperature", "max_tokens", "seed"}}
-        return Sampling(**{**asdict(self), **known})
+        return replace(self, **known) if known else self
 
 
 @dataclass(frozen=True)

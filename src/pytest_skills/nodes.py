@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
 from functools import cached_property
 from pathlib import Path
@@ -13,7 +13,6 @@ import pytest
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
-from pytest_skills.cache import redact
 from pytest_skills.checks import CheckError, CheckResult
 from pytest_skills.models import ModelSpec, Request, Sampling
 from pytest_skills.runner import Call, Outcome
@@ -76,7 +75,7 @@ class ConditionResult:
     def passed(self) -> bool:
         return self.check is not None and self.check.passed
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
         response = self.outcome.response
         return {
             "condition": self.condition,
@@ -210,7 +209,7 @@ class SkillItem(pytest.Item):
             "file": self.parent.nodeid if self.parent else "",
             "model": self.spec.name,
             "resolved": self.spec.resolved,
-            "results": [r.to_json() for r in results],
+            "results": [r.to_json(self.run.redact) for r in results],
         }
 
     def describe_error(self, outcome: Outcome) -> str:
@@ -270,7 +269,7 @@ class FailureRepr(TerminalRepr):
                 "-",
                 "answer with the skill" + (" (replayed)" if first.outcome.response.cached else ""),
             )
-            tw.line(redact(first.outcome.response.text))
+            tw.line(self.item.run.redact(first.outcome.response.text))
         location = f"{self.item.suite.path}:{self.item.case.line or ''}"
         tw.line("")
         tw.line(f"case {self.item.case.id} defined at {location}")

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_skills import report
 from pytest_skills.backends import Backend, BackendError
-from pytest_skills.cache import CacheError, ResponseCache
+from pytest_skills.cache import CacheError, ResponseCache, redact, secret_values
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.models import ModelSpec, Response
 from pytest_skills.nodes import RESULT_PROPERTY, SkillItem
@@ -38,9 +38,11 @@ class SkillRun:
     deselected: int = 0
     unused_keys: list[str] = field(default_factory=list)
     gate_messages: list[str] = field(default_factory=list)
+    summaries: list[report.ModelSummary] = field(default_factory=list)
     _runner: Runner | None = None
     _gguf_checked: dict[str, str | None] = field(default_factory=dict)
     _cache: ResponseCache | None = None
+    _secrets: dict[str, str] | None = None
 
     @property
     def no_model_reason(self) -> str:
@@ -48,6 +50,13 @@ class SkillRun:
             "no skill model named: pass --skill-model SPEC (e.g. haiku, gemma3-270m, "
             "openai:gpt-4.1-mini) or set skill_models in the ini file"
         )
+
+    def redact(self, text: str) -> str:
+        """``text`` without the values of secret variables, for reports and JUnit."""
+        if self._secrets is None:
+            # Read once per run: scanning the environment per answer is measurable.
+            self._secrets = secret_values()
+        return redact(text, self._secrets) if self._secrets else text
 
     @property
     def cache(self) -> ResponseCache:
@@ -160,7 +169,8 @@ class SkillRun:
     def summary(self, reporter: Any) -> None:
         lines: list[str] = []
         if self.records:
-            models = report.summarise(self.records, self.settings)
+            # finish() ran first (pytest prints the summary after sessionfinish).
+            models = self.summaries or report.summarise(self.records, self.settings)
             lines += report.table(
                 models, verbose=reporter.config.option.verbose > 0, records=self.records
             )
@@ -174,7 +184,7 @@ class SkillRun:
 
     def finish(self, session: pytest.Session) -> None:
         s = self.settings
-        models = report.summarise(self.records, s)
+        models = self.summaries = report.summarise(self.records, s)
         if s.report_path is not None:
             s.report_path.parent.mkdir(parents=True, exist_ok=True)
             s.report_path.write_text(
@@ -215,10 +225,9 @@ class SkillRun:
         try:
             unused = [
                 entry.key
-                for entry in self.cache.entries()
+                for entry in self.cache.entries(skip=self.used_keys)
                 if entry.label.rpartition("::")[0] in files
                 and (entry.fields.get("provider"), entry.fields.get("model")) in models
-                and entry.key not in self.used_keys
             ]
             if unused and self.settings.cache_prune:
                 writable = ResponseCache(self.settings.cache_dir)
