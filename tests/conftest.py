@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import os
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -54,6 +56,24 @@ def provider_env(monkeypatch: pytest.MonkeyPatch, loopback: LoopbackServer) -> L
     for name in ("CI", "GITHUB_STEP_SUMMARY", "PYTEST_ADDOPTS", "ANTHROPIC_AUTH_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     return loopback
+
+
+def plugin_subprocess(
+    server: LoopbackServer, directory: Path, *options: str
+) -> tuple[list[str], dict[str, str]]:
+    """Command and environment for a separate pytest process on ``directory``.
+
+    For what an in-process run cannot show: a kill, a Ctrl-C, a terminal.
+    """
+    env = {
+        **os.environ,
+        "ANTHROPIC_API_KEY": "test-key-0000",
+        "ANTHROPIC_BASE_URL": server.url,
+        "CI": "",
+        "COLUMNS": "100",
+    }
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--skill-model", HAIKU]
+    return [*command, *options, str(directory)], env
 
 
 def write_skill(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +12,7 @@ import pytest
 
 from pytest_skills.cache import CacheError, ResponseCache, SecretInEntry, find_secret
 from pytest_skills.models import Request, Response, Sampling, Usage
-from tests.conftest import HAIKU, write_skill
+from tests.conftest import HAIKU, plugin_subprocess, write_skill
 from tests.loopback import LoopbackServer
 
 
@@ -217,22 +215,10 @@ def test_killed_run_leaves_a_usable_cache(pytester: pytest.Pytester, tmp_path: P
     )
     write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
     cache = tmp_path / "cache"
-    env = {**os.environ, "ANTHROPIC_API_KEY": "test-key-0000", "CI": ""}
-    command = [
-        sys.executable,
-        "-m",
-        "pytest",
-        "-p",
-        "no:cacheprovider",
-        "--skill-model",
-        HAIKU,
-        f"--skill-cache-dir={cache}",
-        "--skill-concurrency",
-        "2",
-        str(pytester.path),
-    ]
     with LoopbackServer(latency=0.2) as server:
-        env["ANTHROPIC_BASE_URL"] = server.url
+        command, env = plugin_subprocess(
+            server, pytester.path, f"--skill-cache-dir={cache}", "--skill-concurrency=2"
+        )
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from pytest_skills.cache import ResponseCache
 from pytest_skills.models import ModelSpec, Request, Response
 from pytest_skills.runner import Call, Runner
 from pytest_skills.settings import Settings
-from tests.conftest import HAIKU, write_skill
+from tests.conftest import plugin_subprocess, write_skill
 from tests.loopback import Call as WireCall
 from tests.loopback import LoopbackServer, echo
 
@@ -188,25 +187,9 @@ def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
         return echo(wire)
 
     with LoopbackServer(responder=responder) as server:
-        env = {
-            **os.environ,
-            "ANTHROPIC_API_KEY": "test-key-0000",
-            "ANTHROPIC_BASE_URL": server.url,
-            "CI": "",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--skill-model",
-            HAIKU,
-            f"--skill-cache-dir={cache}",
-            "--skill-concurrency",
-            "1",
-            str(pytester.path),
-        ]
+        command, env = plugin_subprocess(
+            server, pytester.path, f"--skill-cache-dir={cache}", "--skill-concurrency=1"
+        )
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
@@ -224,25 +207,9 @@ def test_progress_line_rewrites_itself_on_a_terminal(pytester: pytest.Pytester) 
 
     write_skill(pytester.path)
     with LoopbackServer(latency=0.3) as server:
-        env = {
-            **os.environ,
-            "ANTHROPIC_API_KEY": "test-key-0000",
-            "ANTHROPIC_BASE_URL": server.url,
-            "CI": "",
-            "COLUMNS": "100",
-        }
-        command = [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-p",
-            "no:cacheprovider",
-            "--skill-model",
-            HAIKU,
-            "--skill-cache=off",
-            "--skill-concurrency=1",
-            str(pytester.path),
-        ]
+        command, env = plugin_subprocess(
+            server, pytester.path, "--skill-cache=off", "--skill-concurrency=1"
+        )
         primary, secondary = pty.openpty()
         process = subprocess.Popen(command, env=env, stdout=secondary, stderr=secondary)
         os.close(secondary)
