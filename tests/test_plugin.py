@@ -697,3 +697,31 @@ def test_xdist_gives_the_same_outcomes_and_report(
                 r"anthropic:claude-haiku-4-5\s+6\s+4/6\s+67%\s+2/6\s+33%\s+\+33pp",
             ]
         )
+
+
+def test_a_conftest_beside_the_skill_files_adds_check_kinds(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    # Not an initial conftest: pytest loads it during collection, after configure.
+    directory = write_skill(
+        pytester.path / "deep" / "skills",
+        cases_yaml="""
+            cases:
+              - {id: short, input: hi, expect: {max_words: 50}}
+              - {id: long, input: hi, expect: {max_words: 2}}
+        """,
+    )
+    (directory / "conftest.py").write_text(
+        "from pytest_skills.checks import CheckResult\n\n"
+        "def pytest_skills_register_checks(registry):\n"
+        "    def max_words(limit, answer):\n"
+        "        words = len(answer.split())\n"
+        "        return CheckResult('max_words', words <= limit, f'at most {limit} words',\n"
+        "                           f'{words} words')\n"
+        "    registry.register('max_words', max_words, validate=int)\n"
+    )
+    result = pytester.runpytest(
+        "--skill-model", "anthropic:claude-haiku-4-5", "--skill-cache=off", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*max_words failed*", "*expected: at most 2 words*"])

@@ -13,7 +13,7 @@ import pytest
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
-from pytest_skills.checks import CheckError, CheckResult
+from pytest_skills.checks import CheckError, CheckRegistry, CheckResult
 from pytest_skills.models import ModelSpec, Request, Sampling
 from pytest_skills.runner import Call, Outcome
 from pytest_skills.spec import Case, SpecFileError, Suite, load_suite
@@ -36,8 +36,9 @@ class SkillFile(pytest.File):
         from pytest_skills.session import RUN_KEY
 
         run = self.config.stash[RUN_KEY]
+        self.registry = run.registry_for(self)
         try:
-            suite = load_suite(self.path, run.registry)
+            suite = load_suite(self.path, self.registry)
         except SpecFileError as error:
             raise SkillCollectError(str(error)) from None
         for warning in suite.skill.warnings:
@@ -112,6 +113,12 @@ class SkillItem(pytest.Item):
         self.add_marker(pytest.mark.skill)
 
     @property
+    def registry(self) -> CheckRegistry:
+        """The check kinds known where this item's file lives (its conftests included)."""
+        parent = self.parent
+        return parent.registry if isinstance(parent, SkillFile) else self.run.registry
+
+    @property
     def run(self) -> SkillRun:
         from pytest_skills.session import RUN_KEY
 
@@ -161,7 +168,7 @@ class SkillItem(pytest.Item):
             check = None
             if outcome.response is not None:
                 try:
-                    check = run.registry.evaluate(self.case.check, outcome.response.text)
+                    check = self.registry.evaluate(self.case.check, outcome.response.text)
                 except CheckError as error:  # e.g. no judge model: an error, not a verdict
                     outcome = replace(outcome, error=error.message, replay_miss=error.replay_miss)
             results.append(

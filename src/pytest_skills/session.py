@@ -16,6 +16,7 @@ from pytest_skills import report
 from pytest_skills.backends import Backend, BackendError
 from pytest_skills.cache import CacheError, ResponseCache, redact, secret_values
 from pytest_skills.checks import CheckRegistry
+from pytest_skills.judge import register_judge_check
 from pytest_skills.models import ModelSpec, Response
 from pytest_skills.nodes import RESULT_PROPERTY, SkillItem
 from pytest_skills.runner import Progress, Runner
@@ -50,6 +51,17 @@ class SkillRun:
             "no skill model named: pass --skill-model SPEC (e.g. haiku, gemma3-270m, "
             "openai:gpt-4.1-mini) or set skill_models in the ini file"
         )
+
+    def registry_for(self, node: pytest.Collector) -> CheckRegistry:
+        """The check kinds for files under ``node``, asked of the conftests in its path.
+
+        ``self.registry`` only hears plugins and the conftests loaded before configure;
+        a conftest beside the skill files registers its kinds here.
+        """
+        registry = CheckRegistry()
+        node.ihook.pytest_skills_register_checks(registry=registry)
+        register_judge_check(registry, self)
+        return registry
 
     def redact(self, text: str) -> str:
         """``text`` without the values of secret variables, for reports and JUnit."""
