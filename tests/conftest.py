@@ -76,6 +76,10 @@ def plugin_subprocess(
     return [*command, *options, str(directory)], env
 
 
+def output(result: pytest.RunResult) -> str:
+    return "\n".join(result.outlines + result.errlines)
+
+
 def write_skill(
     root: Path,
     name: str = "demo",

@@ -8,6 +8,7 @@ import anthropic  # noqa: F401  (imported once, not in every in-process run)
 import pytest
 
 from tests.conftest import HAIKU, SKILL_MD, write_skill
+from tests.conftest import output as everything
 
 pytestmark = pytest.mark.usefixtures("provider_env")
 
@@ -18,10 +19,6 @@ def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
     return pytester.runpytest(
         "--skill-model", HAIKU, "-p", "no:cacheprovider", "--skill-cache=off", *args
     )
-
-
-def everything(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
 
 
 def write_file(

@@ -14,7 +14,7 @@ import pytest
 
 import pytest_skills.backends.anthropic
 import pytest_skills.backends.openai  # noqa: F401
-from tests.conftest import HAIKU, SKILL_MD
+from tests.conftest import HAIKU, SKILL_MD, output
 from tests.loopback import LoopbackServer
 
 pytestmark = pytest.mark.usefixtures("provider_env")
@@ -41,10 +41,6 @@ def run(
 
 def write_test(pytester: pytest.Pytester, source: str, name: str = "test_app") -> Path:
     return pytester.makepyfile(**{name: textwrap.dedent(source)})
-
-
-def output(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
 
 
 def results_by(report: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:

@@ -15,7 +15,7 @@ import pytest
 import pytest_skills.backends.anthropic
 import pytest_skills.backends.openai  # noqa: F401
 from pytest_skills.judge import JUDGE_SYSTEM, Rubric, judge_prompt, parse_rubric, parse_verdict
-from tests.conftest import HAIKU, write_skill
+from tests.conftest import HAIKU, output, write_skill
 from tests.loopback import Call, LoopbackServer, echo
 
 pytestmark = pytest.mark.usefixtures("provider_env")
@@ -63,10 +63,6 @@ def run(
         f"--skill-cache={cache}",
         *args,
     )
-
-
-def output(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
 
 
 # --- verdicts ------------------------------------------------------------------------------

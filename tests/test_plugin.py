@@ -15,7 +15,7 @@ import pytest
 
 import pytest_skills.backends.anthropic
 import pytest_skills.backends.openai  # noqa: F401
-from tests.conftest import HAIKU, write_skill
+from tests.conftest import HAIKU, output, write_skill
 from tests.loopback import LoopbackServer
 
 SKILL_BLOCK = "# Skill: demo\n\nWhen asked anything, mention the word demo.\n"
@@ -31,10 +31,6 @@ pytestmark = pytest.mark.usefixtures("provider_env")
 def run(pytester: pytest.Pytester, *args: str, model: str | None = HAIKU) -> pytest.RunResult:
     model_args = ("--skill-model", model) if model else ()
     return pytester.runpytest(*model_args, "-p", "no:cacheprovider", "--skill-cache=off", *args)
-
-
-def output(result: pytest.RunResult) -> str:
-    return "\n".join(result.outlines + result.errlines)
 
 
 def read_report(path: Path) -> dict[str, Any]:

@@ -33,10 +33,6 @@ REFERENCE_RUBRIC = (
 )
 
 
-def is_evals_file(path: Path) -> bool:
-    return path.name == "evals.json" and path.parent.name == "evals"
-
-
 def _strings(parser: _Parser, raw: Any, path: Path_, what: str) -> list[str]:
     if raw is None:
         return []
@@ -142,14 +138,7 @@ def load_evals(path: Path, registry: CheckRegistry) -> Suite:
     if not skill_md.is_file():
         raise parser.fail(f"no SKILL.md in the skill directory {skill_dir} (the parent of evals/)")
     cases = tuple(_case(parser, item, i, ("evals", i), skill_dir) for i, item in enumerate(raw))
-    seen: dict[str, int] = {}
-    for index, case in enumerate(cases):
-        if case.id in seen:
-            raise parser.fail(
-                f"eval id {case.id!r} is used twice (evals {seen[case.id] + 1} and {index + 1})",
-                ("evals", index, "id"),
-            )
-        seen[case.id] = index
+    parser.unique_ids(cases, "evals", "eval")
     skill = load_skill(skill_md)
     if name and name != skill.name:
         skill = replace(

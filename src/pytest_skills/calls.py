@@ -1,8 +1,6 @@
-"""Requests for calls made outside a planned :class:`~pytest_skills.nodes.SkillItem`:
-the ``skill_model`` fixture's questions and the judge's gradings.
-
-They are built exactly as planned requests are, so they share the cache's key rules
-(a local model is named by its file name, never its path).
+"""Every :class:`Request`, built one way: a planned :class:`~pytest_skills.nodes.SkillItem`'s
+calls, the ``skill_model`` fixture's questions and the judge's gradings, so all share the
+cache's key rules (a local model is named by its file name, never its path).
 """
 
 from __future__ import annotations
@@ -10,6 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_skills.models import ModelSpec, Request, Sampling
+
+
+def cache_model(spec: ModelSpec) -> str:
+    """The model as a cache key names it: a local model by its file name, never its path."""
+    return Path(spec.model).name if spec.provider == "gguf" else spec.model
 
 
 def request_for(
@@ -20,16 +23,15 @@ def request_for(
     sampling: Sampling | None = None,
     trial: int = 0,
 ) -> Request:
-    is_local = spec.provider == "gguf"
     return Request(
         provider=spec.provider,
-        model=Path(spec.model).name if is_local else spec.model,
+        model=cache_model(spec),
         base_url=spec.base_url,
         system=system,
         prompt=prompt,
         sampling=sampling or Sampling(),
         trial=trial,
-        prompt_format="auto" if is_local else None,
+        prompt_format="auto" if spec.provider == "gguf" else None,
     )
 
 

@@ -166,13 +166,18 @@ def _excerpt(answer: str, limit: int = 160) -> str:
     return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
 
+def missing(needles: Sequence[str], text: str) -> list[str]:
+    """The needles that do not appear in ``text``, ignoring case (upskill's ``contains``)."""
+    lowered = text.casefold()
+    return [n for n in needles if n.casefold() not in lowered]
+
+
 def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     # upskill's meaning: every listed string appears, ignoring case.
-    lowered = answer.casefold()
-    missing = [n for n in needles if n.casefold() not in lowered]
+    absent = missing(needles, answer)
     expected = "contains " + ", ".join(repr(n) for n in needles)
-    actual = f"missing {', '.join(repr(m) for m in missing)}" if missing else "all present"
-    return CheckResult("contains", not missing, expected, actual)
+    actual = f"missing {', '.join(repr(m) for m in absent)}" if absent else "all present"
+    return CheckResult("contains", not absent, expected, actual)
 
 
 def _icontains(needles: tuple[str, ...], answer: str) -> CheckResult:
@@ -220,6 +225,12 @@ def _starts_with(prefix: str, answer: str) -> CheckResult:
 _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
 
+def unfenced(text: str) -> str:
+    """The content of ``text`` when it is one code fence, else ``text`` itself."""
+    fenced = _FENCE.match(text)
+    return fenced.group(1) if fenced else text
+
+
 def _json_flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
@@ -228,10 +239,8 @@ def _json_flag(value: Any) -> bool:
 
 def _json(should_parse: bool, answer: str) -> CheckResult:
     # Models often wrap JSON in one code fence; the content is still the answer.
-    fenced = _FENCE.match(answer)
-    text = fenced.group(1) if fenced else answer
     try:
-        json.loads(text)
+        json.loads(unfenced(answer))
         parsed, detail = True, "valid JSON"
     except ValueError as error:
         parsed, detail = False, f"not JSON ({error})"

@@ -31,7 +31,7 @@ import pytest
 from pytest_skills.calls import request_for, with_files
 from pytest_skills.checks import Check, CheckError, CheckResult, CheckSpecError
 from pytest_skills.models import ModelSpec, Response, Sampling, Usage
-from pytest_skills.nodes import RESULT_PROPERTY
+from pytest_skills.nodes import RESULT_PROPERTY, answer_fields, replay_hint
 from pytest_skills.runner import Call, Outcome
 from pytest_skills.spec import Skill, SpecFileError, load_skill
 
@@ -172,13 +172,8 @@ class SkillModel:
         )
         call = Call(request, self.spec, case_label(self.item))
         outcome = self.run.runner.outcome(call)
-        for warning in outcome.warnings:
+        for warning in self.run.call_warnings(self.spec, outcome):
             self.item.warn(pytest.PytestWarning(warning))
-        mismatch = getattr(self.run, "gguf_mismatch", None)
-        if outcome.response is not None and mismatch is not None:
-            message = mismatch(self.spec, outcome.response)
-            if message:
-                self.item.warn(pytest.PytestWarning(message))
         condition = "baseline" if baseline else "with_skill"
         answer = None
         if outcome.response is not None:
@@ -199,11 +194,7 @@ class SkillModel:
     def _describe(self, outcome: Outcome) -> str:
         message = f"{self.spec.name}: {outcome.error or 'unknown error'}"
         if outcome.replay_miss:
-            message += (
-                f"\nTo record it, run with the model reachable:\n"
-                f"    pytest '{self.item.nodeid}' --skill-model {self.spec.name} "
-                f"--skill-cache=auto"
-            )
+            message += replay_hint(self.item.nodeid, self.spec.name)
         return message
 
     def _skill(self, skill: str | Path | Skill | None) -> Skill:
@@ -285,31 +276,15 @@ class SkillModel:
                 graded_by = "check"
             except CheckError as failure:
                 error = failure.message
-        response = asked.outcome.response
         return {
             "condition": asked.condition,
             "trial": asked.call.request.trial,
             "passed": passed,
             "graded_by": graded_by,
-            "output": self.run.redact(response.text) if response else None,
-            "cached": response.cached if response else False,
-            "usage": _usage(response),
-            "latency_s": response.latency_s if response else None,
+            **answer_fields(asked.outcome.response, self.run.redact),
             "error": error,
             "cache_key": asked.call.request.key,
         }
-
-
-def _usage(response: Response | None) -> dict[str, int] | None:
-    if response is None:
-        return None
-    usage = response.usage
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_read_tokens": usage.cache_read_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-    }
 
 
 # --- names -----------------------------------------------------------------------------------

@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from pytest_skills.calls import request_for
-from pytest_skills.checks import COMBINATORS, Check, CheckError, CheckRegistry, CheckResult
+from pytest_skills.checks import (
+    COMBINATORS,
+    Check,
+    CheckError,
+    CheckRegistry,
+    CheckResult,
+    unfenced,
+)
 from pytest_skills.models import Sampling
 from pytest_skills.runner import Call
 
@@ -51,7 +58,6 @@ _VERDICT = re.compile(
     re.IGNORECASE,
 )
 _MARKDOWN = re.compile(r"[*_`#>]")
-_FENCED = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 _REASON_KEYS = ("reasoning", "reason", "explanation", "rationale")
 
 
@@ -106,9 +112,8 @@ def judge_prompt(rubric: Rubric, answer: str) -> str:
 
 
 def _json_verdict(text: str) -> tuple[bool | None, str] | None:
-    fenced = _FENCED.match(text)
     try:
-        data = json.loads(fenced.group(1) if fenced else text)
+        data = json.loads(unfenced(text))
     except ValueError:
         return None
     if not isinstance(data, Mapping):

@@ -13,8 +13,9 @@ import pytest
 from _pytest._code.code import TerminalRepr
 from _pytest._io import TerminalWriter
 
+from pytest_skills.calls import request_for
 from pytest_skills.checks import CheckError, CheckRegistry, CheckResult
-from pytest_skills.models import ModelSpec, Request, Sampling
+from pytest_skills.models import ModelSpec, Response, Sampling
 from pytest_skills.runner import Call, Outcome
 from pytest_skills.spec import Case, SpecFileError, Suite, load_suite
 
@@ -64,6 +65,24 @@ class SkillFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
+def answer_fields(response: Response | None, redact: Callable[[str], str]) -> dict[str, Any]:
+    """A recorded answer's text, cache flag, usage and latency (``None``s without one)."""
+    return {
+        "output": redact(response.text) if response else None,
+        "cached": response.cached if response else False,
+        "usage": asdict(response.usage) if response else None,
+        "latency_s": response.latency_s if response else None,
+    }
+
+
+def replay_hint(nodeid: str, model: str) -> str:
+    """How to record an answer that a replay missed."""
+    return (
+        f"\nTo record it, run with the model reachable:\n"
+        f"    pytest '{nodeid}' --skill-model {model} --skill-cache=auto"
+    )
+
+
 @dataclass(frozen=True)
 class ConditionResult:
     condition: str
@@ -77,15 +96,11 @@ class ConditionResult:
         return self.check is not None and self.check.passed
 
     def to_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
-        response = self.outcome.response
         return {
             "condition": self.condition,
             "trial": self.trial,
             "passed": self.passed,
-            "output": redact(response.text) if response else None,
-            "cached": response.cached if response else False,
-            "usage": asdict(response.usage) if response else None,
-            "latency_s": response.latency_s if response else None,
+            **answer_fields(self.outcome.response, redact),
             "error": self.outcome.error,
             "cache_key": self.cache_key,
         }
@@ -135,21 +150,16 @@ class SkillItem(pytest.Item):
             return []
         settings = self.run.settings
         sampling = Sampling().merged(self.suite.defaults).merged(self.case.sampling)
-        is_local = self.spec.provider == "gguf"
         conditions = CONDITIONS if settings.baseline else CONDITIONS[:1]
         planned = []
         for condition in conditions:
             for trial in range(settings.trials):
-                request = Request(
-                    provider=self.spec.provider,
-                    # The cache key names a local model by file name, never by path.
-                    model=Path(self.spec.model).name if is_local else self.spec.model,
-                    base_url=self.spec.base_url,
+                request = request_for(
+                    self.spec,
                     system=self.suite.skill.block if condition == "with_skill" else None,
                     prompt=self.case.prompt,
                     sampling=sampling,
                     trial=trial,
-                    prompt_format="auto" if is_local else None,
                 )
                 planned.append((condition, Call(request, self.spec, self.label)))
         return planned
@@ -160,11 +170,8 @@ class SkillItem(pytest.Item):
         results = []
         for condition, call in self.planned_calls:
             outcome = run.runner.outcome(call)
-            for warning in outcome.warnings:
+            for warning in run.call_warnings(self.spec, outcome):
                 self.warn(pytest.PytestWarning(warning))
-            mismatch = outcome.response and run.gguf_mismatch(self.spec, outcome.response)
-            if mismatch:
-                self.warn(pytest.PytestWarning(mismatch))
             check = None
             if outcome.response is not None:
                 try:
@@ -223,10 +230,7 @@ class SkillItem(pytest.Item):
         message = outcome.error or "unknown error"
         if outcome.replay_miss:
             assert self.spec is not None
-            message += (
-                f"\nTo record it, run with the model reachable:\n"
-                f"    pytest '{self.nodeid}' --skill-model {self.spec.name} --skill-cache=auto"
-            )
+            message += replay_hint(self.nodeid, self.spec.name)
         return message
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:

@@ -16,6 +16,7 @@ from pytest_skills.models import ModelSpec
 from pytest_skills.nodes import SkillFile, SkillItem
 from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, resolve
+from pytest_skills.spec import is_evals_file
 
 SKILL_FILE_NAMES = ("skill_meta.json",)
 SKILL_FILE_SUFFIXES = (".skill.yaml", ".skill.yml")
@@ -67,7 +68,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if (
         file_path.name in SKILL_FILE_NAMES
         or file_path.name.endswith(SKILL_FILE_SUFFIXES)
-        or (file_path.name == "evals.json" and file_path.parent.name == "evals")
+        or is_evals_file(file_path)
     ):
         return SkillFile.from_parent(parent, path=file_path)
     return None

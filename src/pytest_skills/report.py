@@ -50,6 +50,11 @@ class ModelSummary:
     lift: Lift | None
 
     @property
+    def errors(self) -> int:
+        """Failed calls, both conditions."""
+        return self.with_skill.errors + (self.baseline.errors if self.baseline else 0)
+
+    @property
     def token_change(self) -> float | None:
         if self.baseline is None:
             return None
@@ -100,10 +105,15 @@ def _lift(records: Sequence[Mapping[str, Any]], trials: int) -> Lift:
     return bootstrap_lift([(fmean(w), fmean(b)) for w, b in per_case])
 
 
+def _sorted(records: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Records in a fixed order, so figures and reports never depend on arrival order."""
+    return sorted(records, key=lambda r: (r["file"], r["case"], r["model"]))
+
+
 def summarise(records: Iterable[Mapping[str, Any]], settings: Any) -> list[ModelSummary]:
     by_model: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     order: list[str] = []
-    for record in sorted(records, key=lambda r: (r["file"], r["case"], r["model"])):
+    for record in _sorted(records):
         if record["model"] not in by_model:
             order.append(record["model"])
         by_model[record["model"]].append(record)
@@ -183,9 +193,8 @@ def table(
     for m in models:
         if m.lift is not None and m.lift.verdict == "inconclusive":
             notes.append(f"{m.model}: lift inconclusive (its 95% interval spans zero)")
-        errors = m.with_skill.errors + (m.baseline.errors if m.baseline else 0)
-        if errors:
-            notes.append(f"{m.model}: {errors} call(s) failed and are left out of the rates")
+        if m.errors:
+            notes.append(f"{m.model}: {m.errors} call(s) failed and are left out of the rates")
         if m.token_change is not None:
             latency = (
                 f" and latency by {m.latency_change:+.0%}" if m.latency_change is not None else ""
@@ -339,11 +348,11 @@ def to_json(
                     "with_skill": m.with_skill.cost_usd,
                     "baseline": m.baseline.cost_usd if m.baseline else None,
                 },
-                "errors": m.with_skill.errors + (m.baseline.errors if m.baseline else 0),
+                "errors": m.errors,
             }
         )
     results = []
-    for record in sorted(records, key=lambda r: (r["file"], r["case"], r["model"])):
+    for record in _sorted(records):
         for result in record["results"]:
             results.append(
                 {

@@ -94,7 +94,6 @@ class Runner:
         self._pool_threads: list[threading.Thread] = []
         self._exclusive_threads: list[threading.Thread] = []
         self._exclusive: dict[int, queue.Queue[Any]] = {}
-        self.used_keys: set[str] = set()
 
     # --- planning -------------------------------------------------------------------
 
@@ -221,7 +220,7 @@ class Runner:
     def _finish(self, future: Future[Outcome], outcome: Outcome) -> None:
         with self._lock:
             self.progress.done += 1
-            if outcome.ok and outcome.response is not None and outcome.response.cached:
+            if outcome.response is not None and outcome.response.cached:
                 self.progress.cached += 1
             if not outcome.ok:
                 self.progress.failed += 1
@@ -247,7 +246,6 @@ class Runner:
     def outcome(self, call: Call) -> Outcome:
         """The outcome of one call, submitting and waiting for it if needed."""
         self.submit([call])
-        self.used_keys.add(call.request.key)
         try:
             return self._futures[call.request.key].result()
         except KeyboardInterrupt:

@@ -7,7 +7,6 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,11 +14,12 @@ import pytest
 from pytest_skills import report
 from pytest_skills.backends import Backend, BackendError
 from pytest_skills.cache import CacheError, ResponseCache, redact, secret_values
+from pytest_skills.calls import cache_model
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.judge import register_judge_check
 from pytest_skills.models import ModelSpec, Response
 from pytest_skills.nodes import RESULT_PROPERTY, SkillItem
-from pytest_skills.runner import Progress, Runner
+from pytest_skills.runner import Outcome, Progress, Runner
 from pytest_skills.settings import Settings
 
 RUN_KEY = pytest.StashKey["SkillRun"]()
@@ -159,6 +159,14 @@ class SkillRun:
             return message
         return None
 
+    def call_warnings(self, spec: ModelSpec, outcome: Outcome) -> list[str]:
+        """What a finished call warns its test of: an answer not cached, a changed GGUF file."""
+        warnings = list(outcome.warnings)
+        mismatch = outcome.response and self.gguf_mismatch(spec, outcome.response)
+        if mismatch:
+            warnings.append(mismatch)
+        return warnings
+
     def prefetch(self, item: SkillItem) -> None:
         """Under xdist: start the calls of this worker's queued items, not just this one's."""
         queued = _queued_items(self.config, item)
@@ -230,10 +238,7 @@ class SkillRun:
     def _find_unused(self) -> None:
         # Only entries this run could have used count: same files, same models.
         files = {record["file"] for record in self.records}
-        models = {
-            (m.provider, m.model if m.provider != "gguf" else Path(m.model).name)
-            for m in self.settings.models
-        }
+        models = {(m.provider, cache_model(m)) for m in self.settings.models}
         try:
             unused = [
                 entry.key

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -43,7 +43,6 @@ class Settings:
     min_lift_significant: bool = False
     judge_model: ModelSpec | None = None
     gguf_dirs: tuple[Path, ...] = ()
-    aliases: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_ALIASES))
 
     @property
     def required_passes(self) -> int:
@@ -274,5 +273,4 @@ def resolve(config: pytest.Config) -> Settings:
         min_lift_significant=significant,
         judge_model=judge,
         gguf_dirs=tuple(env_dirs + ini_dirs),
-        aliases=aliases,
     )

@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from pytest_skills.calls import with_files
 from pytest_skills.checks import Check, CheckRegistry, CheckSpecError
 from pytest_skills.verify import (
     DEFAULT_OUTPUT_FILE,
@@ -29,9 +30,9 @@ from pytest_skills.verify import (
 NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
 
-_ARTICLE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
+#: The top-level keys of the article and native forms (``cases``) and upskill's (``tests``).
+_CASES_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
 _UPSKILL_TOP = frozenset({"tests", "skill", "defaults", "metadata", "name", "description"})
-_NATIVE_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
 _CASE_KEYS = frozenset(
     {
         "id",
@@ -95,10 +96,7 @@ class Case:
     @property
     def prompt(self) -> str:
         """The user message: the input, then every context file as a fenced block."""
-        parts = [self.input.rstrip()]
-        for name, content in self.context_files:
-            parts.append(f"File `{name}`:\n```\n{content.rstrip()}\n```")
-        return "\n\n".join(parts)
+        return with_files(self.input, self.context_files)
 
 
 @dataclass(frozen=True)
@@ -297,15 +295,19 @@ class _Parser:
         if not raw:
             raise self.fail(f"'{key}' is empty; add at least one case", (key,))
         cases = tuple(self.case(item, i, (key, i)) for i, item in enumerate(raw))
+        self.unique_ids(cases, key, "case")
+        return cases
+
+    def unique_ids(self, cases: tuple[Case, ...], key: str, noun: str) -> None:
+        """Fail on the first case id used twice in the list under ``key``."""
         seen: dict[str, int] = {}
         for i, case in enumerate(cases):
-            if case.id in seen:
+            first = seen.setdefault(case.id, i)
+            if first != i:
                 raise self.fail(
-                    f"case id {case.id!r} is used twice (cases {seen[case.id] + 1} and {i + 1})",
+                    f"{noun} id {case.id!r} is used twice ({noun}s {first + 1} and {i + 1})",
                     (key, i, "id"),
                 )
-            seen[case.id] = i
-        return cases
 
     def skill_path(self, data: Mapping[str, Any]) -> Path:
         named = data.get("skill", "SKILL.md")
@@ -397,9 +399,14 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
         ) from None
 
 
+def is_evals_file(path: Path) -> bool:
+    """An Agent Skills ``evals/evals.json`` (loaded by ``agent_evals.py``)."""
+    return path.name == "evals.json" and path.parent.name == "evals"
+
+
 def load_suite(path: Path, registry: CheckRegistry) -> Suite:
     """Load any of the formats, chosen by file name and top-level keys."""
-    if path.name == "evals.json" and path.parent.name == "evals":
+    if is_evals_file(path):
         from pytest_skills.agent_evals import load_evals  # the Agent Skills eval format
 
         return load_evals(path, registry)
@@ -411,11 +418,7 @@ def load_suite(path: Path, registry: CheckRegistry) -> Suite:
     if is_json and "tests" in data:
         form, allowed, key = "upskill", _UPSKILL_TOP, "tests"
     elif "cases" in data:
-        form, allowed, key = (
-            ("article" if is_json else "native"),
-            (_ARTICLE_TOP if is_json else _NATIVE_TOP),
-            "cases",
-        )
+        form, allowed, key = ("article" if is_json else "native"), _CASES_TOP, "cases"
     else:
         wanted = "'cases' (or upskill's 'tests')" if is_json else "'cases'"
         raise parser.fail(f"no {wanted} list found")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
-from pytest_skills.checks import CheckResult, _strings
+from pytest_skills.checks import CheckResult, _strings, missing
 
 if TYPE_CHECKING:
     from pytest_skills.checks import CheckRegistry
@@ -237,13 +237,8 @@ def _show(command: str | tuple[str, ...]) -> str:
 def _run_one(verifier: Verifier, root: Path, answer: str, output_file: str) -> CheckResult:
     kind = f"{verifier.type} verifier"
     if verifier.type == "contains":
-        missing = [v for v in verifier.values if v.casefold() not in answer.casefold()]
-        return CheckResult(
-            kind,
-            not missing,
-            "the answer contains " + ", ".join(map(repr, verifier.values)),
-            f"missing {', '.join(map(repr, missing))}" if missing else "all present",
-        )
+        expected = "the answer contains " + ", ".join(map(repr, verifier.values))
+        return _all_present(kind, expected, verifier.values, answer)
     if verifier.type == "command":
         assert verifier.command is not None
         status, output = run_command(verifier.command, root, verifier.timeout)
@@ -272,13 +267,13 @@ def _run_one(verifier: Verifier, root: Path, answer: str, output_file: str) -> C
     if not target.is_file():
         return CheckResult(kind, False, expected, f"{path} does not exist")
     text = target.read_text(encoding="utf-8", errors="replace")
-    missing = [v for v in verifier.values if v.casefold() not in text.casefold()]
-    return CheckResult(
-        kind,
-        not missing,
-        expected,
-        f"missing {', '.join(map(repr, missing))}" if missing else "all present",
-    )
+    return _all_present(kind, expected, verifier.values, text)
+
+
+def _all_present(kind: str, expected: str, values: tuple[str, ...], text: str) -> CheckResult:
+    absent = missing(values, text)
+    actual = f"missing {', '.join(map(repr, absent))}" if absent else "all present"
+    return CheckResult(kind, not absent, expected, actual)
 
 
 def _write(root: Path, name: str, text: str) -> None:

@@ -13,15 +13,17 @@ no longer accepts the arguments), and the API has never had a seed. So only
 
 from __future__ import annotations
 
-import email.utils
-import json
 import os
 import time
-from collections.abc import Mapping
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pytest_skills.backends import BackendError, MissingCredentials
+from pytest_skills.backends import (
+    BackendError,
+    MissingCredentials,
+    body_excerpt,
+    recorded_now,
+    sdk_error,
+)
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -82,7 +84,7 @@ class AnthropicBackend:
             latency_s=latency,
             stop_reason=message.stop_reason,
             reported_model=message.model,
-            recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            recorded_at=recorded_now(),
         )
 
     def close(self) -> None:
@@ -93,67 +95,8 @@ class AnthropicBackend:
         """Translate an SDK exception into one line the runner can show and act on."""
         import anthropic
 
-        if isinstance(error, anthropic.APIStatusError):
-            status = error.status_code
-            headers = error.response.headers
-            detail = error.api_message or body_excerpt(error.body) or error.response.reason_phrase
-            return BackendError(
-                f"{PROVIDER} {status}: {detail}",
-                retryable=is_retryable(status, headers),
-                retry_after=retry_after(headers),
-            )
-        if isinstance(error, anthropic.APITimeoutError):  # before its base class
-            return BackendError(
-                f"{PROVIDER}: no answer within {self._timeout:g}s from {error.request.url}",
-                retryable=True,
-            )
-        if isinstance(error, anthropic.APIConnectionError):
-            cause = error.__cause__ or error.message
-            return BackendError(
-                f"{PROVIDER}: cannot reach {error.request.url}: {cause}", retryable=True
-            )
-        return BackendError(f"{PROVIDER}: {error}")
+        return sdk_error(PROVIDER, anthropic, error, self._timeout, _status_detail)
 
 
-def is_retryable(status: int, headers: Mapping[str, str]) -> bool:
-    """Rate limits, overload (529), server errors and request timeouts are worth a retry."""
-    # Both providers may say so explicitly; the SDKs obey this header, and so do we.
-    verdict = headers.get("x-should-retry")
-    if verdict in ("true", "false"):
-        return verdict == "true"
-    return status in (408, 429) or status >= 500
-
-
-def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait as the server asks: ``retry-after-ms``, or ``retry-after`` as
-    (possibly fractional) seconds or an HTTP date. ``None`` when it does not say."""
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            return max(float(value) * scale, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        return max(when.timestamp() - time.time(), 0.0)
-    return None
-
-
-def body_excerpt(body: object) -> str | None:
-    """A short excerpt of an error body that has no provider message (a proxy's page)."""
-    if body is None:
-        return None
-    if isinstance(body, bytes):
-        text = body.decode(errors="replace")
-    elif isinstance(body, str):
-        text = body
-    else:
-        text = json.dumps(body, default=str)
-    text = " ".join(text.split())
-    return text[:200] or None
+def _status_detail(error: Any) -> str:
+    return error.api_message or body_excerpt(error.body) or error.response.reason_phrase

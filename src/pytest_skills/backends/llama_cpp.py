@@ -23,11 +23,10 @@ import os
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_skills.backends import BackendError
+from pytest_skills.backends import BackendError, recorded_now
 from pytest_skills.gguf import file_sha256, locate_gguf, read_gguf_header
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
@@ -237,7 +236,7 @@ class LlamaCppBackend:
             latency_s=latency,
             stop_reason=choice.get("finish_reason"),
             reported_model=self.path.name,
-            recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            recorded_at=recorded_now(),
             extra={
                 "gguf_file": self.path.name,
                 "gguf_sha256": file_sha256(self.path),

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 import time
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from pytest_skills.backends import BackendError, MissingCredentials
-
-# Provider-neutral HTTP helpers; both SDKs expose the same headers and status codes.
-from pytest_skills.backends.anthropic import body_excerpt, is_retryable, retry_after
+from pytest_skills.backends import (
+    BackendError,
+    MissingCredentials,
+    body_excerpt,
+    recorded_now,
+    sdk_error,
+)
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -85,7 +87,7 @@ class OpenAIBackend:
             latency_s=latency,
             stop_reason=choice.finish_reason,
             reported_model=completion.model,
-            recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            recorded_at=recorded_now(),
         )
 
     def close(self) -> None:
@@ -96,30 +98,16 @@ class OpenAIBackend:
         """Translate an SDK exception into one line the runner can show and act on."""
         import openai
 
-        if isinstance(error, openai.APIStatusError):
-            status = error.status_code
-            headers = error.response.headers
-            # The SDK has already unwrapped {"error": {...}} into error.body.
-            body = error.body
-            message = body.get("message") if isinstance(body, dict) else None
-            if not isinstance(message, str) or not message:
-                message = body_excerpt(body) or error.response.reason_phrase
-            return BackendError(
-                f"{PROVIDER} {status}: {message}",
-                retryable=is_retryable(status, headers),
-                retry_after=retry_after(headers),
-            )
-        if isinstance(error, openai.APITimeoutError):  # before its base class
-            return BackendError(
-                f"{PROVIDER}: no answer within {self._timeout:g}s from {error.request.url}",
-                retryable=True,
-            )
-        if isinstance(error, openai.APIConnectionError):
-            cause = error.__cause__ or error.message
-            return BackendError(
-                f"{PROVIDER}: cannot reach {error.request.url}: {cause}", retryable=True
-            )
-        return BackendError(f"{PROVIDER}: {error}")
+        return sdk_error(PROVIDER, openai, error, self._timeout, _status_detail)
+
+
+def _status_detail(error: Any) -> str:
+    # The SDK has already unwrapped {"error": {...}} into error.body.
+    body = error.body
+    message = body.get("message") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message:
+        message = body_excerpt(body) or error.response.reason_phrase
+    return message
 
 
 def _usage(usage: CompletionUsage | None) -> Usage:
