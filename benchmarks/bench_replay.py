@@ -17,7 +17,7 @@ from _suite import timed_pytest, write_suite
 
 from tests.loopback import LoopbackServer
 
-ITEMS, REPEATS = 2000, 3
+ITEMS, REPEATS = 2000, 5
 
 PLAIN_TESTS = f"""
 import pytest

@@ -160,6 +160,10 @@ class Usage:
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
 
+    def as_dict(self) -> dict[str, int]:
+        # Flat ints: vars() is all it takes, and it is on every item's hot path.
+        return dict(vars(self))
+
     @property
     def total(self) -> int:
         return (

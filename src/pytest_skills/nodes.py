@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -70,7 +70,7 @@ def answer_fields(response: Response | None, redact: Callable[[str], str]) -> di
     return {
         "output": redact(response.text) if response else None,
         "cached": response.cached if response else False,
-        "usage": asdict(response.usage) if response else None,
+        "usage": response.usage.as_dict() if response else None,
         "latency_s": response.latency_s if response else None,
     }
 
