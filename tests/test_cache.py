@@ -329,7 +329,7 @@ def test_unopenable_directory_is_a_cache_error(tmp_path: Path) -> None:
         ResponseCache(blocker / "cache").get(_request())
 
 
-def test_replay_leaves_a_committed_cache_byte_for_byte_unchanged(
+def test_replay_and_cached_auto_runs_leave_the_cache_byte_for_byte_unchanged(
     pytester: pytest.Pytester,
     provider_env: LoopbackServer,
     tmp_path: Path,
@@ -340,6 +340,16 @@ def test_replay_leaves_a_committed_cache_byte_for_byte_unchanged(
     before = {p.name: p.read_bytes() for p in cache.iterdir()}
     run(pytester, cache, "--skill-cache=replay").assert_outcomes(passed=2)
     assert {p.name: p.read_bytes() for p in cache.iterdir()} == before
+    # An auto run served wholly from the cache writes nothing either...
+    run(pytester, cache).assert_outcomes(passed=2)
+    assert {p.name: p.read_bytes() for p in cache.iterdir()} == before
+    # ...and one that records reads the old entries and adds the new one.
+    yaml_file = pytester.path / "demo" / "demo.skill.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("Repeat after me", "Say it again"))
+    calls_before = len(provider_env.calls)
+    run(pytester, cache).assert_outcomes(passed=2)
+    assert len(provider_env.calls) == calls_before + 2
+    assert len(ResponseCache(cache).keys()) == 6
 
 
 def test_prune_works_in_replay_mode(

@@ -74,16 +74,16 @@ def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
     cache_dir = tmp_path / "cache"
     shutil.copytree(ROOT / ".skill-cache", cache_dir)
     cache = ResponseCache(cache_dir)
+    # Rewrite the entries in place, as if they had come from another model file.
     for entry in list(cache.entries()):
-        stored = cache._decode(entry.key, cache._open().get(entry.key))
         altered = dataclasses.replace(
-            stored.response, extra={**stored.response.extra, "gguf_sha256": "0" * 64}
+            entry.response, extra={**entry.response.extra, "gguf_sha256": "0" * 64}
         )
         payload = json.dumps(
             {"label": entry.label, "fields": dict(entry.fields), "response": altered.to_json()},
             sort_keys=True,
         )
-        cache._open().set(entry.key, payload)
+        cache._writing().set(entry.key, payload)
     cache.close()
     result = run_main_job("-k", "release-codes", cache=cache_dir)
     assert result.returncode == 0, result.stdout[-3000:]

@@ -101,41 +101,64 @@ class Entry:
 
 
 class ResponseCache:
-    """Read and write recorded responses. Opened lazily: replay-free runs never touch disk."""
+    """Read and write recorded responses. Opened lazily: replay-free runs never touch disk.
 
-    def __init__(self, directory: Path, *, read_only: bool = False):
+    diskcache's open alone rewrites its database file, which would dirty a committed
+    cache on every run. So replays (``read_only``) never open it for writing, and with
+    ``defer_writes`` a run reads through a read-only view until its first write.
+    Deferring is for one process only: the view is a snapshot, fine while no other
+    process writes (xdist workers open for writing at once).
+    """
+
+    def __init__(self, directory: Path, *, read_only: bool = False, defer_writes: bool = False):
         self.directory = directory
-        #: Replays read without opening diskcache for writing: its open alone rewrites
-        #: the database file, which would dirty a committed cache on every CI run.
         self.read_only = read_only
-        self._store: Any = None
+        self.defer_writes = defer_writes
+        self._reader: _ReadOnlyStore | None = None
+        self._writer: Any = None
+        self._lock = threading.Lock()
 
-    def _open(self) -> Any:
-        if self._store is None:
-            import diskcache
+    def _reading(self) -> Any:
+        """The store to read: the writer once open, else a read-only view (None: no file)."""
+        if self._writer is not None:
+            return self._writer
+        if not (self.read_only or self.defer_writes):
+            return self._writing()
+        with self._lock:
+            if self._reader is None and (self.directory / "cache.db").is_file():
+                self._reader = _ReadOnlyStore(self.directory)
+            return self._writer or self._reader
 
-            try:
-                if self.read_only and (self.directory / "cache.db").is_file():
-                    self._store = _ReadOnlyStore(self.directory)
-                    return self._store
-                self.directory.mkdir(parents=True, exist_ok=True)
-                self._store = diskcache.Cache(
-                    str(self.directory), eviction_policy="none", size_limit=2**40
-                )
-            except (OSError, sqlite3.Error) as error:
-                raise CacheError(
-                    f"cannot open the response cache at {self.directory}: {error}. "
-                    "Check its permissions, point --skill-cache-dir elsewhere, or delete the "
-                    "directory and record again (or run with --skill-cache=off)."
-                ) from None
-        return self._store
+    def _writing(self) -> Any:
+        with self._lock:
+            if self._writer is None:
+                if self.read_only:
+                    raise CacheError(f"the response cache at {self.directory} is read-only")
+                self._writer = self._open_writer()
+                # From here on the writer sees everything; the view is only a snapshot.
+                self._reader = None
+            return self._writer
+
+    def _open_writer(self) -> Any:
+        import diskcache
+
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            return diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**40)
+        except (OSError, sqlite3.Error) as error:
+            raise CacheError(
+                f"cannot open the response cache at {self.directory}: {error}. "
+                "Check its permissions, point --skill-cache-dir elsewhere, or delete the "
+                "directory and record again (or run with --skill-cache=off)."
+            ) from None
 
     def _guard(self, action: str) -> Any:
         return _Guard(self.directory, action)
 
     def get(self, request: Request) -> Response | None:
         with self._guard("read"):
-            raw = self._open().get(request.key)
+            store = self._reading()
+            raw = store.get(request.key) if store is not None else None
         if raw is None:
             return None
         return self._decode(request.key, raw).response
@@ -149,7 +172,7 @@ class ResponseCache:
         if leaked:
             raise SecretInEntry(leaked)
         with self._guard("write"):
-            self._open().set(request.key, payload)
+            self._writing().set(request.key, payload)
 
     def _decode(self, key: str, raw: Any) -> Entry:
         try:
@@ -169,8 +192,8 @@ class ResponseCache:
     def entries(self, skip: Container[str] = ()) -> Iterator[Entry]:
         """Every entry, except those whose key is in ``skip`` (never read nor decoded)."""
         with self._guard("read"):
-            store = self._open()
-            keys = [key for key in store.iterkeys() if key not in skip]
+            store = self._reading()
+            keys = [] if store is None else [k for k in store.iterkeys() if k not in skip]
         for key in keys:
             with self._guard("read"):
                 raw = store.get(key)
@@ -179,12 +202,13 @@ class ResponseCache:
 
     def keys(self) -> set[str]:
         with self._guard("read"):
-            return set(self._open().iterkeys())
+            store = self._reading()
+            return set() if store is None else set(store.iterkeys())
 
     def delete(self, keys: Iterable[str]) -> int:
         removed = 0
         with self._guard("write"):
-            store = self._open()
+            store = self._writing()
             for key in keys:
                 removed += bool(store.delete(key))
         return removed
@@ -214,13 +238,14 @@ class ResponseCache:
 
     def release_thread(self) -> None:
         """Close the calling thread's connection (diskcache opens one per thread)."""
-        if self._store is not None and not isinstance(self._store, _ReadOnlyStore):
-            self._store.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def close(self) -> None:
-        if self._store is not None:
-            self._store.close()
-            self._store = None
+        for store in (self._writer, self._reader):
+            if store is not None:
+                store.close()
+        self._writer = self._reader = None
 
 
 class _ReadOnlyStore:

@@ -74,7 +74,10 @@ class SkillRun:
     def cache(self) -> ResponseCache:
         if self._cache is None:
             self._cache = ResponseCache(
-                self.settings.cache_dir, read_only=self.settings.cache_mode == "replay"
+                self.settings.cache_dir,
+                read_only=self.settings.cache_mode == "replay",
+                # One process reads a snapshot until it writes; workers write at once.
+                defer_writes=not is_xdist_worker(self.config),
             )
         return self._cache
 
