@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from pytest_skills.backends.gguf import DEMO_MODEL_NAME
 from pytest_skills.backends.llama_cpp import LlamaCppBackend
-from pytest_skills.gguf import DEMO_MODEL_NAME
 from pytest_skills.models import ModelSpec, Request, Response, Sampling, Usage
 from pytest_skills.settings import Settings
 

@@ -12,8 +12,8 @@ import pytest
 import pytest_skills.backends.anthropic
 import pytest_skills.backends.openai  # noqa: F401
 from pytest_skills.checks import CheckRegistry, CheckResult, register_builtin_checks
-from pytest_skills.judge import Rubric, parse_rubric
-from pytest_skills.spec import SpecFileError, load_suite
+from pytest_skills.checks.judge import Rubric, parse_rubric
+from pytest_skills.formats import FormatError, load_suite
 from tests.conftest import HAIKU, SKILL_MD
 from tests.loopback import LoopbackServer
 from tests.test_judge import JUDGE, judge_calls, judge_responder
@@ -250,7 +250,7 @@ def test_bad_evals_files_are_collection_errors(
 def test_missing_skill_md_is_a_collection_error(tmp_path: Path) -> None:
     path = write_evals(tmp_path, {"evals": [GOOD]}, skill=False)
     with pytest.raises(
-        SpecFileError,
+        FormatError,
         match=r"no SKILL.md in the skill directory .*/demo "
         r"\(the parent of evals/\)",
     ):

@@ -9,16 +9,15 @@ from datetime import datetime
 
 import pytest
 
-from pytest_skills.backends import Backend, BackendError, MissingCredentials
+from pytest_skills.backends import Backend, BackendError, BackendOptions, MissingCredentials
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
 from pytest_skills.models import ModelSpec, Request, Response, Sampling, parse_model_spec
-from pytest_skills.settings import Settings
 from tests.loopback import LoopbackServer
 
 SKILL = '# kernel-builder\n\nTarget H100 with capabilities = ["9.0"].'
 SKILL_TOKENS = len(SKILL.split())  # the loopback counts words as tokens
-SETTINGS = Settings(timeout=5.0)
+SETTINGS = BackendOptions(timeout=5.0)
 
 #: Variables that would point the SDKs elsewhere or change what they send.
 _SDK_VARIABLES = (
@@ -49,12 +48,14 @@ def server() -> Iterator[LoopbackServer]:
         yield running
 
 
-def anthropic_backend(server: LoopbackServer, settings: Settings = SETTINGS) -> AnthropicBackend:
+def anthropic_backend(
+    server: LoopbackServer, settings: BackendOptions = SETTINGS
+) -> AnthropicBackend:
     spec = ModelSpec("haiku", "anthropic", "claude-haiku-4-5", base_url=server.url)
     return AnthropicBackend(spec, settings)
 
 
-def openai_backend(server: LoopbackServer, settings: Settings = SETTINGS) -> OpenAIBackend:
+def openai_backend(server: LoopbackServer, settings: BackendOptions = SETTINGS) -> OpenAIBackend:
     spec = ModelSpec("mini", "openai", "gpt-4.1-mini", base_url=server.openai_url)
     return OpenAIBackend(spec, settings)
 
@@ -288,7 +289,7 @@ def test_connection_refused_is_retryable(
 @pytest.mark.parametrize(("make", "provider"), BACKENDS)
 def test_timeout_is_retryable(make: MakeBackend, provider: str) -> None:
     with LoopbackServer(latency=2.0) as slow:
-        error = error_from(make(slow, Settings(timeout=0.2)))
+        error = error_from(make(slow, BackendOptions(timeout=0.2)))
     assert error.retryable
     assert error.message.startswith(f"{provider}: no answer within 0.2s")
 

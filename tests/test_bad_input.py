@@ -174,7 +174,7 @@ def test_bad_file_is_one_clear_collection_error(
         ]
     )
     assert "Traceback" not in everything(result)
-    assert "SpecFileError" not in everything(result)
+    assert "FormatError" not in everything(result)
 
 
 def test_missing_skill_md_beside_the_file(pytester: pytest.Pytester) -> None:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.cache import CacheError, ResponseCache, SecretInEntry, find_secret
+from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry, find_secret
+from pytest_skills.execution.secrets import secret_values
 from pytest_skills.models import Request, Response, Sampling, Usage
 from tests.conftest import HAIKU, plugin_subprocess, write_skill
 from tests.loopback import LoopbackServer
@@ -310,8 +311,8 @@ def test_the_key_ignores_what_does_not_change_the_answer() -> None:
 
 def test_secret_detection_needs_a_secret_name_and_a_real_value() -> None:
     environ = {"OPENAI_API_KEY": "sk-abcdefgh123", "HOME": "/root", "GH_TOKEN": "1"}
-    assert find_secret("xx sk-abcdefgh123 yy", environ) == "OPENAI_API_KEY"
-    assert find_secret("/root and 1", environ) is None
+    assert find_secret("xx sk-abcdefgh123 yy", secret_values(environ)) == "OPENAI_API_KEY"
+    assert find_secret("/root and 1", secret_values(environ)) is None
 
 
 def test_put_refuses_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

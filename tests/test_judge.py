@@ -14,7 +14,13 @@ import pytest
 
 import pytest_skills.backends.anthropic
 import pytest_skills.backends.openai  # noqa: F401
-from pytest_skills.judge import JUDGE_SYSTEM, Rubric, judge_prompt, parse_rubric, parse_verdict
+from pytest_skills.checks.judge import (
+    JUDGE_SYSTEM,
+    Rubric,
+    judge_prompt,
+    parse_rubric,
+    parse_verdict,
+)
 from tests.conftest import HAIKU, output, write_skill
 from tests.loopback import Call, LoopbackServer, echo
 

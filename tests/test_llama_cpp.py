@@ -18,7 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.backends import BackendError
+from pytest_skills.backends import BackendError, BackendOptions
+from pytest_skills.backends.gguf import (
+    DEMO_MODEL_NAME,
+    GGUFNotFound,
+    file_sha256,
+    locate_gguf,
+    models_cache_dir,
+    read_gguf_header,
+)
 from pytest_skills.backends.llama_cpp import (
     CHAT_TEMPLATE,
     COMPLETION,
@@ -28,16 +36,7 @@ from pytest_skills.backends.llama_cpp import (
     completion_prompt,
     template_accepts_system,
 )
-from pytest_skills.gguf import (
-    DEMO_MODEL_NAME,
-    GGUFNotFound,
-    file_sha256,
-    locate_gguf,
-    models_cache_dir,
-    read_gguf_header,
-)
 from pytest_skills.models import ModelSpec, Request, Sampling
-from pytest_skills.settings import Settings
 
 SKILL = """\
 # kernel-builder
@@ -90,7 +89,7 @@ def gemma_path() -> Path:
 def gemma(gemma_path: Path) -> LlamaCppBackend:
     pytest.importorskip("llama_cpp")
     spec = ModelSpec(name="gemma3-270m", provider="gguf", model=DEMO_MODEL_NAME)
-    return LlamaCppBackend.shared(spec, Settings())
+    return LlamaCppBackend.shared(spec, BackendOptions())
 
 
 def tokens_of(backend: LlamaCppBackend, text: str, *, add_bos: bool = True) -> list[int]:
@@ -108,7 +107,9 @@ def test_shared_returns_one_instance_per_file_and_loads_once(
     by_path = ModelSpec(name="mine", provider="gguf", model=str(gemma_path))
     found: list[LlamaCppBackend] = []
     threads = [
-        threading.Thread(target=lambda: found.append(LlamaCppBackend.shared(by_path, Settings())))
+        threading.Thread(
+            target=lambda: found.append(LlamaCppBackend.shared(by_path, BackendOptions()))
+        )
         for _ in range(4)
     ]
     for thread in threads:

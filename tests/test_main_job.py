@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.cache import ResponseCache
+from pytest_skills.execution.cache import ResponseCache
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN_JOB = ["example_skills", "--skill-model", "gemma3-270m", "-p", "no:cacheprovider"]

@@ -11,13 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.backends import BackendError
+from pytest_skills.backends import BackendError, BackendOptions
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
-from pytest_skills.cache import ResponseCache
+from pytest_skills.execution.cache import ResponseCache
+from pytest_skills.execution.runner import Call, Runner
 from pytest_skills.models import ModelSpec, Request, Response
-from pytest_skills.runner import Call, Runner
-from pytest_skills.settings import Settings
 from tests.conftest import plugin_subprocess, write_skill
 from tests.loopback import Call as WireCall
 from tests.loopback import LoopbackServer, echo
@@ -44,7 +43,7 @@ class InFlight:
 
 def anthropic_runner(server: LoopbackServer, tmp_path: Path | None = None, **options) -> Runner:
     spec = ModelSpec("haiku", "anthropic", "claude-haiku-4-5", base_url=server.url)
-    settings = Settings(timeout=5.0)
+    settings = BackendOptions(timeout=5.0)
     cache = ResponseCache(tmp_path / "cache") if tmp_path else None
     return Runner(
         cache=cache,
@@ -169,7 +168,7 @@ def test_exclusive_backends_run_one_at_a_time_grouped_by_skill() -> None:
     assert sorted(runs, key=str) == sorted(["S1", "S2", None], key=str)
 
 
-def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
+def test_ctrl_c_does_not_wait_for_a_call_in_flight_and_keeps_finished_answers(
     pytester: pytest.Pytester,
     tmp_path: Path,
 ) -> None:
@@ -178,12 +177,15 @@ def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
     )
     write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
     cache = tmp_path / "cache"
-    slow_after = threading.Event()
+    first_answered = threading.Event()
+    # The second call is held until the process has ended: if Ctrl-C waited for the
+    # call in flight, the run would never end (and the guard below would say so).
+    process_ended = threading.Event()
 
     def responder(wire: WireCall) -> str:
-        if slow_after.is_set():
-            time.sleep(60)
-        slow_after.set()
+        if first_answered.is_set():
+            process_ended.wait()
+        first_answered.set()
         return echo(wire)
 
     with LoopbackServer(responder=responder) as server:
@@ -193,10 +195,16 @@ def test_ctrl_c_stops_promptly_and_keeps_finished_answers(
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        while len(server.calls) < 2:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGINT)
-        output, _ = process.communicate(timeout=20)
+        try:
+            while len(server.calls) < 2 and process.poll() is None:
+                time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            # A hang guard, not a speed limit: the run ends without the held call.
+            output, _ = process.communicate(timeout=600)
+        finally:
+            process_ended.set()
+            if process.poll() is None:
+                process.kill()
     assert process.returncode == pytest.ExitCode.INTERRUPTED, output
     assert "KeyboardInterrupt" in output
     assert len(ResponseCache(cache).keys()) == 1

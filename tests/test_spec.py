@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
-from pytest_skills.spec import SpecFileError, load_skill, load_suite
+from pytest_skills.formats import FormatError, load_skill, load_suite
 
 SKILL_MD = """\
 ---
@@ -303,7 +303,7 @@ def test_errors_name_file_line_and_problem(
     directory = skill_dir(tmp_path)
     test_file = directory / "x.skill.yaml"
     test_file.write_text(text, encoding="utf-8")
-    with pytest.raises(SpecFileError) as info:
+    with pytest.raises(FormatError) as info:
         load_suite(test_file, registry)
     error = info.value
     assert error.path == test_file
@@ -315,7 +315,7 @@ def test_errors_name_file_line_and_problem(
 def test_invalid_json_names_the_line(tmp_path: Path, registry: CheckRegistry) -> None:
     meta = skill_dir(tmp_path) / "skill_meta.json"
     meta.write_text('{\n  "cases": [\n    {"input": "x",}\n  ]\n}\n')
-    with pytest.raises(SpecFileError) as info:
+    with pytest.raises(FormatError) as info:
         load_suite(meta, registry)
     assert info.value.line == 3
     assert "invalid JSON" in info.value.message
@@ -330,21 +330,21 @@ def test_missing_skill_md_is_an_error(tmp_path: Path, registry: CheckRegistry) -
             expect: {contains: a}
     """,
     )
-    with pytest.raises(SpecFileError, match=r"no skill file at .*SKILL\.md"):
+    with pytest.raises(FormatError, match=r"no skill file at .*SKILL\.md"):
         load_suite(test_file, registry)
 
 
 def test_json_without_cases_is_an_error(tmp_path: Path, registry: CheckRegistry) -> None:
     meta = skill_dir(tmp_path) / "skill_meta.json"
     meta.write_text('{"metadata": {}}')
-    with pytest.raises(SpecFileError, match="no 'cases' \\(or upskill's 'tests'\\) list"):
+    with pytest.raises(FormatError, match="no 'cases' \\(or upskill's 'tests'\\) list"):
         load_suite(meta, registry)
 
 
 def test_top_level_must_be_a_mapping(tmp_path: Path, registry: CheckRegistry) -> None:
     meta = skill_dir(tmp_path) / "skill_meta.json"
     meta.write_text('[{"input": "x"}]')
-    with pytest.raises(SpecFileError, match="top level must be a mapping"):
+    with pytest.raises(FormatError, match="top level must be a mapping"):
         load_suite(meta, registry)
 
 
@@ -363,7 +363,7 @@ def test_context_files_must_map_names_to_text(tmp_path: Path, registry: CheckReg
             }
         )
     )
-    with pytest.raises(SpecFileError, match=r"'context\.files' must map file names"):
+    with pytest.raises(FormatError, match=r"'context\.files' must map file names"):
         load_suite(meta, registry)
 
 

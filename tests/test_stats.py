@@ -1,4 +1,4 @@
-"""Checks for pytest_skills.stats against independent references.
+"""Checks for pytest_skills.report.stats against independent references.
 
 * Wilson intervals and the exact McNemar test against statsmodels and scipy.
 * Newcombe's method 10 against the intervals published in Newcombe (1998),
@@ -21,7 +21,7 @@ from scipy.stats import bootstrap as scipy_bootstrap
 from statsmodels.stats.contingency_tables import mcnemar
 from statsmodels.stats.proportion import proportion_confint
 
-from pytest_skills.stats import (
+from pytest_skills.report.stats import (
     Z95,
     Lift,
     bootstrap_lift,

@@ -12,14 +12,14 @@ import pytest
 
 import pytest_skills.backends.anthropic  # noqa: F401
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
-from pytest_skills.spec import load_suite
-from pytest_skills.verify import (
+from pytest_skills.checks.verify import (
     Verification,
     Verifier,
     evaluate_verification,
     output_text,
     parse_verifier,
 )
+from pytest_skills.formats import load_suite
 from tests.conftest import HAIKU, SKILL_MD
 from tests.loopback import Call, LoopbackServer
 

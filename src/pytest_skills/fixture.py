@@ -20,23 +20,27 @@ shape of :meth:`SkillItem.record`. What ``passed`` means for each answer:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
-from pytest_skills.calls import request_for, with_files
-from pytest_skills.checks import Check, CheckError, CheckResult, CheckSpecError
-from pytest_skills.models import ModelSpec, Response, Sampling, Usage
-from pytest_skills.nodes import RESULT_PROPERTY, answer_fields, replay_hint
-from pytest_skills.runner import Call, Outcome
-from pytest_skills.spec import Skill, SpecFileError, load_skill
-
-if TYPE_CHECKING:
-    from pytest_skills.session import SkillRun
+from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult, CheckSpecError
+from pytest_skills.context import RunContext
+from pytest_skills.execution.runner import Call, Outcome
+from pytest_skills.formats import FormatError, Skill, load_skill, user_message
+from pytest_skills.models import ModelSpec, Response, Sampling, Usage, request_for
+from pytest_skills.nodes import replay_hint
+from pytest_skills.report.records import (
+    GRADED_BY_CHECK,
+    GRADED_BY_OUTCOME,
+    CallResult,
+    ItemRecord,
+    call_result,
+)
+from pytest_skills.settings import NO_MODEL_REASON
 
 FIXTURE = "skill_model"
 MARKER = "skill"
@@ -58,7 +62,7 @@ class Answer:
     condition: str
     prompt: str
     skill: Skill | None
-    _run: SkillRun = field(repr=False)
+    _registry: CheckRegistry = field(repr=False)
     #: Every check applied with :meth:`check`, with its result.
     checks: list[tuple[Check, CheckResult]] = field(default_factory=list, repr=False)
 
@@ -83,7 +87,7 @@ class Answer:
     def check(self, expect: Mapping[str, Any]) -> CheckResult:
         """Grade the answer with an ``expect`` mapping (``{"contains": "9.0"}``, ``{"judge":
         "..."}``, …); the result is recorded as this answer's pass/fail."""
-        registry = self._run.registry
+        registry = self._registry
         try:
             parsed = registry.parse(expect)
         except CheckSpecError as error:
@@ -128,9 +132,9 @@ class _Asked:
 class SkillModel:
     """One configured model, as seen by one test (the ``skill_model`` fixture)."""
 
-    def __init__(self, spec: ModelSpec, run: SkillRun, item: pytest.Item):
+    def __init__(self, spec: ModelSpec, context: RunContext, item: pytest.Item):
         self.spec = spec
-        self.run = run
+        self.context = context
         self.item = item
         self.asked: list[_Asked] = []
 
@@ -160,7 +164,7 @@ class SkillModel:
         if not isinstance(prompt, str) or not prompt.strip():
             raise ValueError("ask() needs a non-empty prompt string")
         chosen = None if baseline else self._skill(skill)
-        text = with_files(prompt, tuple((str(k), str(v)) for k, v in (files or {}).items()))
+        text = user_message(prompt, tuple((str(k), str(v)) for k, v in (files or {}).items()))
         overrides = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
         sampling = Sampling().merged({k: v for k, v in overrides.items() if v is not None})
         request = request_for(
@@ -171,8 +175,8 @@ class SkillModel:
             system=chosen.block if chosen else None,
         )
         call = Call(request, self.spec, case_label(self.item))
-        outcome = self.run.runner.outcome(call)
-        for warning in self.run.call_warnings(self.spec, outcome):
+        outcome = self.context.ask(call)
+        for warning in outcome.warnings:
             self.item.warn(pytest.PytestWarning(warning))
         condition = "baseline" if baseline else "with_skill"
         answer = None
@@ -184,7 +188,7 @@ class SkillModel:
                 condition,
                 text,
                 chosen,
-                self.run,
+                self.context.registry,
             )
         self.asked.append(_Asked(condition, text, call, outcome, answer))
         if answer is None:
@@ -227,7 +231,7 @@ class SkillModel:
                 )
             try:
                 cache[target] = load_skill(target)
-            except SpecFileError as error:
+            except FormatError as error:
                 pytest.fail(str(error), pytrace=False)
             for warning in cache[target].warnings:
                 self.item.warn(pytest.PytestWarning(f"{target}: {warning}"))
@@ -235,56 +239,57 @@ class SkillModel:
 
     # --- the record ----------------------------------------------------------------------
 
-    def record(self, test_passed: bool | None) -> dict[str, Any]:
-        """This test's answers, with the shape of :meth:`SkillItem.record`."""
+    def record(self, test_passed: bool | None) -> ItemRecord:
+        """This test's answers, as one record like a skill item's."""
         applied: dict[str, list[Check]] = {}
         for asked in self.asked:
             if asked.condition == "with_skill" and asked.answer is not None:
                 applied.setdefault(asked.prompt, []).extend(c for c, _ in asked.answer.checks)
-        results = [
+        results = tuple(
             self._result(asked, test_passed, applied.get(asked.prompt, [])) for asked in self.asked
-        ]
+        )
         skills = [a.answer.skill for a in self.asked if a.answer and a.answer.skill]
         marked = marker_path(self.item)
         name = skills[0].name if skills else (Path(marked).name if marked else "")
-        return {
-            "nodeid": self.item.nodeid,
-            "skill": name,
-            "case": case_name(self.item, self.spec),
-            "file": module_nodeid(self.item),
-            "model": self.spec.name,
-            "resolved": self.spec.resolved,
-            "results": results,
-        }
+        return ItemRecord(
+            nodeid=self.item.nodeid,
+            skill=name,
+            case=case_name(self.item, self.spec),
+            file=module_nodeid(self.item),
+            model=self.spec.name,
+            resolved=self.spec.resolved,
+            results=results,
+        )
 
     def _result(
         self, asked: _Asked, test_passed: bool | None, same_prompt_checks: list[Check]
-    ) -> dict[str, Any]:
+    ) -> CallResult:
         answer, error = asked.answer, asked.outcome.error
         passed: bool | None = None
         graded_by = None
         if answer is not None and answer.checks:
-            passed, graded_by = all(r.passed for _, r in answer.checks), "check"
+            passed, graded_by = all(r.passed for _, r in answer.checks), GRADED_BY_CHECK
         elif answer is not None and asked.condition == "with_skill":
-            passed, graded_by = test_passed, (None if test_passed is None else "test outcome")
+            passed, graded_by = test_passed, GRADED_BY_OUTCOME
         elif answer is not None and same_prompt_checks:
             try:
                 passed = all(
-                    self.run.registry.evaluate(check, answer.text).passed
+                    self.context.registry.evaluate(check, answer.text).passed
                     for check in same_prompt_checks
                 )
-                graded_by = "check"
+                graded_by = GRADED_BY_CHECK
             except CheckError as failure:
                 error = failure.message
-        return {
-            "condition": asked.condition,
-            "trial": asked.call.request.trial,
-            "passed": passed,
-            "graded_by": graded_by,
-            **answer_fields(asked.outcome.response, self.run.redact),
-            "error": error,
-            "cache_key": asked.call.request.key,
-        }
+        return call_result(
+            condition=asked.condition,
+            trial=asked.call.request.trial,
+            cache_key=asked.call.request.key,
+            response=asked.outcome.response,
+            error=error,
+            passed=passed,
+            graded_by=graded_by,
+            redact=self.context.redact,
+        )
 
 
 # --- names -----------------------------------------------------------------------------------
@@ -340,24 +345,22 @@ def case_name(item: pytest.Item, spec: ModelSpec) -> str:
 # --- hooks' helpers ------------------------------------------------------------------------
 
 
-def parametrize(metafunc: pytest.Metafunc, run: SkillRun) -> None:
+def parametrize(metafunc: pytest.Metafunc, models: tuple[ModelSpec, ...]) -> None:
     """One test per configured model, with the model's name as the id."""
-    if FIXTURE not in metafunc.fixturenames or not run.settings.models:
+    if FIXTURE not in metafunc.fixturenames or not models:
         return
     metafunc.parametrize(
-        FIXTURE,
-        [pytest.param(spec, id=spec.name) for spec in run.settings.models],
-        indirect=True,
+        FIXTURE, [pytest.param(spec, id=spec.name) for spec in models], indirect=True
     )
 
 
-def mark(item: pytest.Item, run: SkillRun) -> None:
+def mark(item: pytest.Item, models: tuple[ModelSpec, ...]) -> None:
     """Tests that ask models are skill tests (``-m "not skill"``); skipped without a model."""
     if FIXTURE not in getattr(item, "fixturenames", ()):
         return
     item.add_marker(MARKER)
-    if not run.settings.models:
-        item.add_marker(pytest.mark.skip(reason=run.no_model_reason))
+    if not models:
+        item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
 
 
 def _test_outcome(report: pytest.TestReport) -> bool | None:
@@ -368,27 +371,24 @@ def _test_outcome(report: pytest.TestReport) -> bool | None:
     return None  # skipped
 
 
-def attach_record(item: pytest.Item, report: pytest.TestReport) -> None:
-    """Put the test's record on its call report, where the controller collects it."""
+def record_of(item: pytest.Item, report: pytest.TestReport) -> ItemRecord | None:
+    """The record of a test that asked models, made when its call phase is reported."""
     model = item.stash.get(_MODEL_KEY, None)
     if model is None or not model.asked or report.when != "call":
-        return
-    record = model.record(_test_outcome(report))
-    report.user_properties.append((RESULT_PROPERTY, json.dumps(record, sort_keys=True)))
+        return None
+    return model.record(_test_outcome(report))
 
 
 _MODEL_KEY = pytest.StashKey[SkillModel]()
+CONTEXT_KEY = pytest.StashKey[RunContext]()
 
 
 @pytest.fixture
 def skill_model(request: pytest.FixtureRequest) -> SkillModel:
     """A configured model; ``skill_model.ask(prompt, skill=..., baseline=...)``."""
-    from pytest_skills.session import RUN_KEY
-
-    run = request.config.stash[RUN_KEY]
     spec = getattr(request, "param", None)
     if not isinstance(spec, ModelSpec):
-        pytest.skip(run.no_model_reason)
-    model = SkillModel(spec, run, request.node)
+        pytest.skip(NO_MODEL_REASON)
+    model = SkillModel(spec, request.config.stash[CONTEXT_KEY], request.node)
     request.node.stash[_MODEL_KEY] = model
     return model

@@ -2,58 +2,100 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
-from functools import cached_property
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
-from _pytest._code.code import TerminalRepr
-from _pytest._io import TerminalWriter
 
-from pytest_skills.calls import request_for
 from pytest_skills.checks import CheckError, CheckRegistry, CheckResult
-from pytest_skills.models import ModelSpec, Response, Sampling
-from pytest_skills.runner import Call, Outcome
-from pytest_skills.spec import Case, SpecFileError, Suite, load_suite
+from pytest_skills.context import RunContext
+from pytest_skills.execution.runner import Call, Outcome
+from pytest_skills.formats import Case, FormatError, Suite, load_suite
+from pytest_skills.models import ModelSpec, Sampling, request_for
+from pytest_skills.report.records import (
+    CONDITIONS,
+    GRADED_BY_CHECK,
+    ItemRecord,
+    call_result,
+)
+from pytest_skills.settings import NO_MODEL_REASON, Settings
 
-if TYPE_CHECKING:
-    from pytest_skills.session import SkillRun
-
-CONDITIONS = ("with_skill", "baseline")
-RESULT_PROPERTY = "pytest_skills"
+RECORD_KEY = pytest.StashKey[ItemRecord]()
 
 
 class SkillCollectError(Exception):
     """A test file that cannot be collected; shown as a one-line collection error."""
 
 
+def planned_calls(
+    settings: Settings, suite: Suite, case: Case, spec: ModelSpec, label: str
+) -> tuple[tuple[str, Call], ...]:
+    """Every model call one item needs, by condition, in trial order."""
+    sampling = Sampling().merged(suite.defaults).merged(case.sampling)
+    conditions = CONDITIONS if settings.baseline else CONDITIONS[:1]
+    return tuple(
+        (
+            condition,
+            Call(
+                request_for(
+                    spec,
+                    system=suite.skill.block if condition == "with_skill" else None,
+                    prompt=case.prompt,
+                    sampling=sampling,
+                    trial=trial,
+                ),
+                spec,
+                label,
+            ),
+        )
+        for condition in conditions
+        for trial in range(settings.trials)
+    )
+
+
 class SkillFile(pytest.File):
-    """``skill_meta.json`` or ``*.skill.yaml``: one item per case and model."""
+    """A skill test file (any format): one item per case and model."""
+
+    def __init__(self, *, context: RunContext, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.context = context
 
     def collect(self) -> Iterator[pytest.Item]:
-        from pytest_skills.session import RUN_KEY
-
-        run = self.config.stash[RUN_KEY]
-        self.registry = run.registry_for(self)
+        registry = self.context.registry_for(self.ihook)
         try:
-            suite = load_suite(self.path, self.registry)
-        except SpecFileError as error:
+            suite = load_suite(self.path, registry)
+        except FormatError as error:
             raise SkillCollectError(str(error)) from None
         for warning in suite.skill.warnings:
             self.warn(pytest.PytestWarning(f"{suite.skill.path}: {warning}"))
-        models = run.settings.models
+        settings = self.context.settings
         for case in suite.cases:
-            if not models:
-                item = SkillItem.from_parent(self, name=case.id, suite=suite, case=case, spec=None)
-                item.add_marker(pytest.mark.skip(reason=run.no_model_reason))
+            if not settings.models:
+                item = SkillItem.from_parent(
+                    self,
+                    name=case.id,
+                    nodeid=f"{self.nodeid}::{case.id}",
+                    suite=suite,
+                    case=case,
+                    spec=None,
+                    registry=registry,
+                )
+                item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
                 yield item
                 continue
-            for spec in models:
+            for spec in settings.models:
                 item = SkillItem.from_parent(
-                    self, name=f"{case.id}[{spec.name}]", suite=suite, case=case, spec=spec
+                    self,
+                    name=f"{case.id}[{spec.name}]",
+                    # Given as text, so pytest parses it the way it parses ids from the
+                    # command line and from --lf's cache: name case.id, params the model.
+                    nodeid=f"{self.nodeid}::{case.id}[{spec.name}]",
+                    suite=suite,
+                    case=case,
+                    spec=spec,
+                    registry=registry,
                 )
                 if case.xfail:
                     item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
@@ -65,16 +107,6 @@ class SkillFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-def answer_fields(response: Response | None, redact: Callable[[str], str]) -> dict[str, Any]:
-    """A recorded answer's text, cache flag, usage and latency (``None``s without one)."""
-    return {
-        "output": redact(response.text) if response else None,
-        "cached": response.cached if response else False,
-        "usage": response.usage.as_dict() if response else None,
-        "latency_s": response.latency_s if response else None,
-    }
-
-
 def replay_hint(nodeid: str, model: str) -> str:
     """How to record an answer that a replay missed."""
     return (
@@ -84,32 +116,25 @@ def replay_hint(nodeid: str, model: str) -> str:
 
 
 @dataclass(frozen=True)
-class ConditionResult:
+class _Graded:
+    """One planned call's answer and what the checks made of it."""
+
     condition: str
-    trial: int
+    call: Call
     outcome: Outcome
     check: CheckResult | None
-    cache_key: str
+    error: str | None
+    replay_miss: bool
 
     @property
     def passed(self) -> bool:
         return self.check is not None and self.check.passed
 
-    def to_json(self, redact: Callable[[str], str]) -> dict[str, Any]:
-        return {
-            "condition": self.condition,
-            "trial": self.trial,
-            "passed": self.passed,
-            **answer_fields(self.outcome.response, redact),
-            "error": self.outcome.error,
-            "cache_key": self.cache_key,
-        }
-
 
 class SkillCheckFailed(Exception):
-    def __init__(self, results: list[ConditionResult], needed: int):
+    def __init__(self, graded: list[_Graded], needed: int):
         super().__init__("skill check failed")
-        self.results = results
+        self.graded = graded
         self.needed = needed
 
 
@@ -120,115 +145,84 @@ class SkillCallFailed(Exception):
 
 
 class SkillItem(pytest.Item):
-    def __init__(self, *, suite: Suite, case: Case, spec: ModelSpec | None, **kwargs: Any):
+    def __init__(
+        self,
+        *,
+        suite: Suite,
+        case: Case,
+        spec: ModelSpec | None,
+        registry: CheckRegistry,
+        **kwargs: Any,
+    ):
         super().__init__(**kwargs)
         self.suite = suite
         self.case = case
         self.spec = spec
+        self.registry = registry
         self.add_marker(pytest.mark.skill)
-
-    @property
-    def registry(self) -> CheckRegistry:
-        """The check kinds known where this item's file lives (its conftests included)."""
         parent = self.parent
-        return parent.registry if isinstance(parent, SkillFile) else self.run.registry
-
-    @property
-    def run(self) -> SkillRun:
-        from pytest_skills.session import RUN_KEY
-
-        return self.config.stash[RUN_KEY]
-
-    @property
-    def label(self) -> str:
-        return f"{self.parent.nodeid if self.parent else self.path.name}::{self.case.id}"
-
-    @cached_property
-    def planned_calls(self) -> list[tuple[str, Call]]:
-        """Every model call this item needs, by condition, in trial order."""
-        if self.spec is None:
-            return []
-        settings = self.run.settings
-        sampling = Sampling().merged(self.suite.defaults).merged(self.case.sampling)
-        conditions = CONDITIONS if settings.baseline else CONDITIONS[:1]
-        planned = []
-        for condition in conditions:
-            for trial in range(settings.trials):
-                request = request_for(
-                    self.spec,
-                    system=self.suite.skill.block if condition == "with_skill" else None,
-                    prompt=self.case.prompt,
-                    sampling=sampling,
-                    trial=trial,
-                )
-                planned.append((condition, Call(request, self.spec, self.label)))
-        return planned
+        assert isinstance(parent, SkillFile)
+        self.context = parent.context
+        #: Names the case in cache entries (``path::case-id``): replay misses look for it.
+        self.label = f"{parent.nodeid}::{case.id}"
+        self.calls = (
+            planned_calls(self.context.settings, suite, case, spec, self.label)
+            if spec is not None
+            else ()
+        )
 
     def runtest(self) -> None:
         assert self.spec is not None
-        run = self.run
-        results = []
-        for condition, call in self.planned_calls:
-            outcome = run.runner.outcome(call)
-            for warning in run.call_warnings(self.spec, outcome):
-                self.warn(pytest.PytestWarning(warning))
-            check = None
-            if outcome.response is not None:
-                try:
-                    check = self.registry.evaluate(self.case.check, outcome.response.text)
-                except CheckError as error:  # e.g. no judge model: an error, not a verdict
-                    outcome = replace(outcome, error=error.message, replay_miss=error.replay_miss)
-            results.append(
-                ConditionResult(condition, call.request.trial, outcome, check, call.request.key)
-            )
-        self.user_properties.extend(self.properties(results))
-
-        with_skill = [r for r in results if r.condition == "with_skill"]
-        errors = [r for r in with_skill if r.outcome.error]
+        graded = [self._grade(condition, call) for condition, call in self.calls]
+        self.stash[RECORD_KEY] = self._record(graded)
+        with_skill = [g for g in graded if g.condition == "with_skill"]
+        errors = [g for g in with_skill if g.error is not None]
         if errors:
-            raise SkillCallFailed(self.describe_error(errors[0].outcome))
-        needed = run.settings.required_passes
-        if sum(r.passed for r in with_skill) < needed:
+            raise SkillCallFailed(self._describe_error(errors[0]))
+        needed = self.context.settings.required_passes
+        if sum(g.passed for g in with_skill) < needed:
             # The failure repr shows the answer; a report section would print it twice.
             raise SkillCheckFailed(with_skill, needed)
 
-    def properties(self, results: list[ConditionResult]) -> list[tuple[str, str]]:
-        """Facts for reports: flat ones for JUnit readers, and the full record as JSON."""
-        flat = []
-        for condition in CONDITIONS:
-            judged = [r for r in results if r.condition == condition and r.check is not None]
-            if judged:
-                flat.append(
-                    (f"skill_{condition}", f"{sum(r.passed for r in judged)}/{len(judged)}")
+    def _grade(self, condition: str, call: Call) -> _Graded:
+        outcome = self.context.ask(call)
+        for warning in outcome.warnings:
+            self.warn(pytest.PytestWarning(warning))
+        check, error, replay_miss = None, outcome.error, outcome.replay_miss
+        if outcome.response is not None:
+            try:
+                check = self.registry.evaluate(self.case.check, outcome.response.text)
+            except CheckError as failure:  # e.g. no judge model: an error, not a verdict
+                error, replay_miss = failure.message, failure.replay_miss
+        return _Graded(condition, call, outcome, check, error, replay_miss)
+
+    def _record(self, graded: Iterable[_Graded]) -> ItemRecord:
+        assert self.spec is not None and self.parent is not None
+        return ItemRecord(
+            nodeid=self.nodeid,
+            skill=self.suite.skill.name,
+            case=self.case.id,
+            file=self.parent.nodeid,
+            model=self.spec.name,
+            resolved=self.spec.resolved,
+            results=tuple(
+                call_result(
+                    condition=g.condition,
+                    trial=g.call.request.trial,
+                    cache_key=g.call.request.key,
+                    response=g.outcome.response,
+                    error=g.error,
+                    passed=g.check.passed if g.check is not None else None,
+                    graded_by=GRADED_BY_CHECK,
+                    redact=self.context.redact,
                 )
-        flat.append(
-            (
-                "skill_replayed",
-                str(
-                    all(
-                        r.outcome.response is not None and r.outcome.response.cached
-                        for r in results
-                    )
-                ).lower(),
-            )
+                for g in graded
+            ),
         )
-        return [*flat, (RESULT_PROPERTY, json.dumps(self.record(results), sort_keys=True))]
 
-    def record(self, results: list[ConditionResult]) -> dict[str, Any]:
-        assert self.spec is not None
-        return {
-            "nodeid": self.nodeid,
-            "skill": self.suite.skill.name,
-            "case": self.case.id,
-            "file": self.parent.nodeid if self.parent else "",
-            "model": self.spec.name,
-            "resolved": self.spec.resolved,
-            "results": [r.to_json(self.run.redact) for r in results],
-        }
-
-    def describe_error(self, outcome: Outcome) -> str:
-        message = outcome.error or "unknown error"
-        if outcome.replay_miss:
+    def _describe_error(self, graded: _Graded) -> str:
+        message = graded.error or "unknown error"
+        if graded.replay_miss:
             assert self.spec is not None
             message += replay_hint(self.nodeid, self.spec.name)
         return message
@@ -236,10 +230,37 @@ class SkillItem(pytest.Item):
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         error = excinfo.value
         if isinstance(error, SkillCallFailed):
-            return f"{self.spec.name if self.spec else ''}: {error.message}"
+            return f"{self.spec.name if self.spec else ''}: {self.context.redact(error.message)}"
         if isinstance(error, SkillCheckFailed):
-            return FailureRepr(self, error)
+            return self.context.redact(self._failure_text(error))
         return super().repr_failure(excinfo)
+
+    def _failure_text(self, error: SkillCheckFailed) -> str:
+        """Which check failed, expected against actual, then the full answer."""
+        graded = error.graded
+        model = self.spec.name if self.spec else ""
+        lines = [
+            f"{model}: with the skill, {sum(g.passed for g in graded)} of {len(graded)} "
+            f"trial(s) passed (needed {error.needed})"
+        ]
+        for result in graded:
+            if result.passed or result.check is None:
+                continue
+            prefix = f"trial {result.call.request.trial}: " if len(graded) > 1 else ""
+            for leaf in result.check.failures():
+                lines += [
+                    f"  {prefix}{leaf.kind} failed",
+                    f"    expected: {leaf.expected}",
+                    f"    actual:   {leaf.actual}",
+                ]
+        first = next((g for g in graded if not g.passed and g.outcome.response), None)
+        if first is not None and first.outcome.response is not None:
+            title = "answer with the skill" + (
+                " (replayed)" if first.outcome.response.cached else ""
+            )
+            lines += [f"{'-' * 20} {title} {'-' * 20}", first.outcome.response.text]
+        lines += ["", f"case {self.case.id} defined at {self.suite.path}:{self.case.line or ''}"]
+        return "\n".join(lines)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
         line = self.case.line - 1 if self.case.line else None
@@ -248,39 +269,3 @@ class SkillItem(pytest.Item):
             line,
             f"skill case {self.case.id} [{self.spec.name if self.spec else '-'}]",
         )
-
-
-class FailureRepr(TerminalRepr):
-    """Which check failed, expected against actual, then the full answer."""
-
-    def __init__(self, item: SkillItem, error: SkillCheckFailed):
-        self.item = item
-        self.error = error
-
-    def toterminal(self, tw: TerminalWriter) -> None:
-        results = self.error.results
-        passed = sum(r.passed for r in results)
-        model = self.item.spec.name if self.item.spec else ""
-        tw.line(
-            f"{model}: with the skill, {passed} of {len(results)} trial(s) passed "
-            f"(needed {self.error.needed})",
-            bold=True,
-        )
-        for result in results:
-            if result.passed or result.check is None:
-                continue
-            prefix = f"trial {result.trial}: " if len(results) > 1 else ""
-            for leaf in result.check.failures():
-                tw.line(f"  {prefix}{leaf.kind} failed", red=True)
-                tw.line(f"    expected: {leaf.expected}")
-                tw.line(f"    actual:   {leaf.actual}")
-        first = next((r for r in results if not r.passed and r.outcome.response), None)
-        if first is not None and first.outcome.response is not None:
-            tw.sep(
-                "-",
-                "answer with the skill" + (" (replayed)" if first.outcome.response.cached else ""),
-            )
-            tw.line(self.item.run.redact(first.outcome.response.text))
-        location = f"{self.item.suite.path}:{self.item.case.line or ''}"
-        tw.line("")
-        tw.line(f"case {self.item.case.id} defined at {location}")

@@ -7,20 +7,18 @@ from typing import Any
 
 import pytest
 
-from pytest_skills import fixture, hookspecs, judge
-from pytest_skills.backends import Backend, make_builtin_backend
+from pytest_skills import fixture, hookspecs
+from pytest_skills.backends import Backend
+from pytest_skills.backends.builtin import make_builtin_backend
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
 from pytest_skills.fixture import skill_model  # noqa: F401  (the fixture, found by pytest here)
-from pytest_skills.judge import register_judge_check
+from pytest_skills.formats import is_skill_test_file
 from pytest_skills.models import ModelSpec
-from pytest_skills.nodes import SkillFile, SkillItem
+from pytest_skills.nodes import RECORD_KEY, SkillFile, SkillItem
+from pytest_skills.report.records import to_properties
 from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, resolve
-from pytest_skills.spec import is_evals_file
-
-SKILL_FILE_NAMES = ("skill_meta.json",)
-SKILL_FILE_SUFFIXES = (".skill.yaml", ".skill.yml")
-JUDGE_KEY = pytest.StashKey[judge.JudgeCheck | None]()
+from pytest_skills.xdist_queue import queued_items
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -38,7 +36,7 @@ def pytest_skills_register_checks(registry: CheckRegistry) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_skills_make_backend(spec: ModelSpec, config: pytest.Config) -> Backend | None:
-    return make_builtin_backend(spec, config.stash[SETTINGS_KEY])
+    return make_builtin_backend(spec, config.stash[SETTINGS_KEY].backend_options)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -47,14 +45,11 @@ def pytest_configure(config: pytest.Config) -> None:
         "skill(path=None): an agent skill test run by pytest-skills; with a path (relative to "
         "the test file), the skill that the skill_model fixture asks with",
     )
-    settings = resolve(config)
-    config.stash[SETTINGS_KEY] = settings
+    settings = config.stash[SETTINGS_KEY] = resolve(config)
     registry = CheckRegistry()
     config.hook.pytest_skills_register_checks(registry=registry)
-    run = SkillRun(config, settings, registry)
-    # After the hook, so a plugin's own 'judge' wins; the built-in one needs the run.
-    config.stash[JUDGE_KEY] = register_judge_check(registry, run)
-    config.stash[RUN_KEY] = run
+    run = config.stash[RUN_KEY] = SkillRun(config, settings, registry)
+    config.stash[fixture.CONTEXT_KEY] = run.context
     if not is_xdist_worker(config):
         # Only the controller aggregates; it sees every worker's reports through this.
         config.pluginmanager.register(run, "pytest-skills-run")
@@ -65,28 +60,34 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if (
-        file_path.name in SKILL_FILE_NAMES
-        or file_path.name.endswith(SKILL_FILE_SUFFIXES)
-        or is_evals_file(file_path)
-    ):
-        return SkillFile.from_parent(parent, path=file_path)
+    if is_skill_test_file(file_path):
+        context = parent.config.stash[RUN_KEY].context
+        return SkillFile.from_parent(parent, path=file_path, context=context)
     return None
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    fixture.parametrize(metafunc, metafunc.config.stash[RUN_KEY])
+    fixture.parametrize(metafunc, metafunc.config.stash[SETTINGS_KEY].models)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    fixture.mark(item, item.config.stash[RUN_KEY])
+    fixture.mark(item, item.config.stash[SETTINGS_KEY].models)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     # Outermost, so the report's outcome is final (xfail applied) when the record is made.
     report = yield
-    fixture.attach_record(item, report)
+    record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
+    record = record or fixture.record_of(item, report)
+    if record is not None:
+        properties = to_properties(record)
+        # The call report was made from the item's properties already; the teardown
+        # report, which JUnit XML reads them from, is made later from the item's.
+        report.user_properties.extend(properties)
+        item.user_properties.extend(properties)
+        if not is_xdist_worker(item.config):
+            item.config.stash[RUN_KEY].keep(record)
     return report
 
 
@@ -97,14 +98,22 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     # worker fetches for its own queue in pytest_runtest_setup instead.
     if session.config.option.collectonly or is_xdist_worker(session.config):
         return
+    run = session.config.stash[RUN_KEY]
+    items = [item for item in session.items if isinstance(item, SkillItem)]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    session.config.stash[RUN_KEY].execute(session.items, reporter)
-    judge.prefetch(session.config.stash[JUDGE_KEY], session.items)
+    run.execute([call for item in items for _, call in item.calls], reporter)
+    run.execute(run.gradings((item.case.check, call) for item in items for _, call in item.calls))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if isinstance(item, SkillItem) and item.spec is not None and is_xdist_worker(item.config):
-        item.config.stash[RUN_KEY].prefetch(item)
+    if isinstance(item, SkillItem) and item.calls and is_xdist_worker(item.config):
+        queued = queued_items(item.config, item)
+        item.config.stash[RUN_KEY].prefetch(
+            call
+            for queued_item in queued
+            if isinstance(queued_item, SkillItem)
+            for _, call in queued_item.calls
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

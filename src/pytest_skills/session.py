@@ -1,73 +1,86 @@
-"""The per-run state that the thin hooks in ``plugin.py`` delegate to."""
+"""The per-run state that the thin hooks in ``plugin.py`` delegate to.
+
+:class:`SkillRun` owns the cache, the runner and the records. It hands nodes a
+:class:`~pytest_skills.context.RunContext` when they are made, executes the calls they
+planned, keeps the records they produce, and reports on the controller.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import pluggy
 import pytest
 
-from pytest_skills import report
 from pytest_skills.backends import Backend, BackendError
-from pytest_skills.cache import CacheError, ResponseCache, redact, secret_values
-from pytest_skills.calls import cache_model
-from pytest_skills.checks import CheckRegistry
-from pytest_skills.judge import register_judge_check
-from pytest_skills.models import ModelSpec, Response
-from pytest_skills.nodes import RESULT_PROPERTY, SkillItem
-from pytest_skills.runner import Outcome, Progress, Runner
+from pytest_skills.backends.builtin import PROVIDERS
+from pytest_skills.checks import Check, CheckRegistry
+from pytest_skills.checks.judge import JudgeCheck, register_judge_check
+from pytest_skills.context import RunContext
+from pytest_skills.execution.cache import CacheError, ResponseCache
+from pytest_skills.execution.fingerprints import GGUFFingerprints
+from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
+from pytest_skills.execution.secrets import redact, secret_values
+from pytest_skills.models import ModelSpec, cache_model
+from pytest_skills.report import export, terminal
+from pytest_skills.report.records import ItemRecord, from_properties
+from pytest_skills.report.summary import ModelSummary, gate_failures, summarise
 from pytest_skills.settings import Settings
 
 RUN_KEY = pytest.StashKey["SkillRun"]()
+SECTION = "skills"
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
     return hasattr(config, "workerinput")
 
 
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """Items run on workers; their records arrive as JSON on the reports."""
+    return config.pluginmanager.has_plugin("dsession")
+
+
 @dataclass
 class SkillRun:
     config: pytest.Config
     settings: Settings
+    #: The kinds plugins and the initial conftests registered.
     registry: CheckRegistry
-    records: list[dict[str, Any]] = field(default_factory=list)
-    used_keys: set[str] = field(default_factory=set)
+    records: list[ItemRecord] = field(default_factory=list)
     deselected: int = 0
     unused_keys: list[str] = field(default_factory=list)
     gate_messages: list[str] = field(default_factory=list)
-    summaries: list[report.ModelSummary] = field(default_factory=list)
+    summaries: list[ModelSummary] = field(default_factory=list)
     _runner: Runner | None = None
-    _gguf_checked: dict[str, str | None] = field(default_factory=dict)
     _cache: ResponseCache | None = None
-    _secrets: dict[str, str] | None = None
+    #: Read once, on the main thread, when the run starts.
+    _secrets: dict[str, str] = field(default_factory=secret_values)
 
-    @property
-    def no_model_reason(self) -> str:
-        return (
-            "no skill model named: pass --skill-model SPEC (e.g. haiku, gemma3-270m, "
-            "openai:gpt-4.1-mini) or set skill_models in the ini file"
+    def __post_init__(self) -> None:
+        self.judge = JudgeCheck(self.settings.judge_model, self.ask)
+        register_judge_check(self.registry, self.judge)
+        self.context = RunContext(
+            settings=self.settings,
+            ask=self.ask,
+            redact=self.redact,
+            registry_for=self.registry_for,
+            registry=self.registry,
         )
 
-    def registry_for(self, node: pytest.Collector) -> CheckRegistry:
-        """The check kinds for files under ``node``, asked of the conftests in its path.
-
-        ``self.registry`` only hears plugins and the conftests loaded before configure;
-        a conftest beside the skill files registers its kinds here.
-        """
+    def registry_for(self, ihook: pluggy.HookRelay) -> CheckRegistry:
+        """The check kinds for files whose hooks are ``ihook`` (their conftests included)."""
         registry = CheckRegistry()
-        node.ihook.pytest_skills_register_checks(registry=registry)
-        register_judge_check(registry, self)
+        ihook.pytest_skills_register_checks(registry=registry)
+        register_judge_check(registry, self.judge)
         return registry
 
     def redact(self, text: str) -> str:
         """``text`` without the values of secret variables, for reports and JUnit."""
-        if self._secrets is None:
-            # Read once per run: scanning the environment per answer is measurable.
-            self._secrets = secret_values()
         return redact(text, self._secrets) if self._secrets else text
 
     @property
@@ -78,6 +91,7 @@ class SkillRun:
                 read_only=self.settings.cache_mode == "replay",
                 # One process reads a snapshot until it writes; workers write at once.
                 defer_writes=not is_xdist_worker(self.config),
+                secrets=self._secrets,
             )
         return self._cache
 
@@ -90,6 +104,7 @@ class SkillRun:
                 backend_factory=self._make_backend,
                 concurrency=self.settings.concurrency,
                 retries=self.settings.retries,
+                replay_check=GGUFFingerprints(self.settings.gguf_dirs).warning,
             )
         return self._runner
 
@@ -98,9 +113,13 @@ class SkillRun:
         if backend is None:
             raise BackendError(
                 f"no backend for provider {spec.provider!r} (model {spec.name!r}): use "
-                "anthropic:, openai: or gguf:, or add one with the pytest_skills_make_backend hook"
+                f"{', '.join(p + ':' for p in PROVIDERS)} or add one with the "
+                "pytest_skills_make_backend hook"
             )
         return backend
+
+    def ask(self, call: Call) -> Outcome:
+        return self.runner.outcome(call)
 
     # --- header ---------------------------------------------------------------------
 
@@ -119,13 +138,10 @@ class SkillRun:
             + ("" if s.baseline else ", no baseline"),
         ]
 
-    # --- planning and execution -------------------------------------------------------
+    # --- execution --------------------------------------------------------------------
 
-    def execute(self, items: Sequence[pytest.Item], reporter: Any) -> None:
-        """Run every call the selected items need before they run (controller or -n 0)."""
-        calls = [
-            call for item in items if isinstance(item, SkillItem) for _, call in item.planned_calls
-        ]
+    def execute(self, calls: Sequence[Call], reporter: Any = None) -> None:
+        """Run ``calls`` concurrently before the items that need them run."""
         if not calls:
             return
         runner = self.runner
@@ -134,57 +150,33 @@ class SkillRun:
         runner.wait(on_tick=line.show)
         line.done(runner.progress)
 
-    def gguf_mismatch(self, spec: ModelSpec, response: Response) -> str | None:
-        """A warning when a replayed answer came from a different file than the one here.
+    def prefetch(self, calls: Iterable[Call]) -> None:
+        """Start ``calls`` without waiting (an xdist worker's queued items)."""
+        self.runner.submit(calls)
 
-        Checked once per model and process, and only when the file can be found
-        without effort: replay must keep working where the model is absent.
-        """
-        recorded = response.extra.get("gguf_sha256")
-        if spec.provider != "gguf" or not response.cached or not recorded:
-            return None
-        if spec.resolved not in self._gguf_checked:
-            from pytest_skills.gguf import file_sha256, locate_gguf
-
-            message = None
-            try:
-                path = locate_gguf(spec.model, self.settings.gguf_dirs)
-                actual = file_sha256(path)
-                if actual != recorded:
-                    message = (
-                        f"{spec.name}: {path} (sha256 {actual[:12]}) differs from the "
-                        f"file the cached answers came from ({recorded[:12]}); re-record "
-                        "with --skill-cache=refresh if the model changed"
-                    )
-            except (BackendError, OSError):
-                pass
-            self._gguf_checked[spec.resolved] = message
-            return message
-        return None
-
-    def call_warnings(self, spec: ModelSpec, outcome: Outcome) -> list[str]:
-        """What a finished call warns its test of: an answer not cached, a changed GGUF file."""
-        warnings = list(outcome.warnings)
-        mismatch = outcome.response and self.gguf_mismatch(spec, outcome.response)
-        if mismatch:
-            warnings.append(mismatch)
-        return warnings
-
-    def prefetch(self, item: SkillItem) -> None:
-        """Under xdist: start the calls of this worker's queued items, not just this one's."""
-        queued = _queued_items(self.config, item)
-        self.runner.submit(call for queued_item in queued for _, call in queued_item.planned_calls)
+    def gradings(self, answered: Iterable[tuple[Check, Call]]) -> list[Call]:
+        """The judge calls that grading these (finished) answers will make."""
+        if self.settings.judge_model is None:
+            return []
+        calls = []
+        for check, call in answered:
+            outcome = self.runner.outcome(call)
+            if outcome.response is not None:
+                calls.extend(self.judge.gradings(check, outcome.response.text))
+        return calls
 
     # --- results --------------------------------------------------------------------
 
+    def keep(self, record: ItemRecord) -> None:
+        self.records.append(record)
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when != "call":
-            return
-        for name, value in report.user_properties:
-            if name == RESULT_PROPERTY:
-                record = value if isinstance(value, dict) else json.loads(value)
-                self.records.append(record)
-                self.used_keys.update(r["cache_key"] for r in record["results"])
+        # Under xdist, records of the workers' items arrive on their reports, as JSON;
+        # in one process they were kept, typed, when the report was made.
+        if report.when == "call" and is_xdist_controller(self.config):
+            record = from_properties(report.user_properties)
+            if record is not None:
+                self.keep(record)
 
     def pytest_deselected(self, items: Sequence[pytest.Item]) -> None:
         self.deselected += len(items)
@@ -193,8 +185,8 @@ class SkillRun:
         lines: list[str] = []
         if self.records:
             # finish() ran first (pytest prints the summary after sessionfinish).
-            models = self.summaries or report.summarise(self.records, self.settings)
-            lines += report.table(
+            models = self.summaries or summarise(self.records, self.settings)
+            lines += terminal.table(
                 models, verbose=reporter.config.option.verbose > 0, records=self.records
             )
         if self.unused_keys:
@@ -202,23 +194,26 @@ class SkillRun:
             hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
             lines.append(f"skills: {len(self.unused_keys)} cache entries {verb}{hint}")
         lines += [f"skills: GATE FAILED: {message}" for message in self.gate_messages]
+        if not lines:
+            return
+        reporter.section(SECTION, sep="=", bold=True)
         for line in lines:
             reporter.write_line(line, red=line.startswith("skills: GATE"))
 
     def finish(self, session: pytest.Session) -> None:
         s = self.settings
-        models = self.summaries = report.summarise(self.records, s)
+        models = self.summaries = summarise(self.records, s)
         if s.report_path is not None:
             s.report_path.parent.mkdir(parents=True, exist_ok=True)
             s.report_path.write_text(
-                json.dumps(report.to_json(models, self.records, s), indent=2) + "\n",
+                json.dumps(export.to_json(models, self.records, s), indent=2) + "\n",
                 encoding="utf-8",
             )
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.records:
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(report.markdown(models) + "\n")
-        self.gate_messages = report.gate_failures(models, s)
+                handle.write(export.markdown(models) + "\n")
+        self.gate_messages = gate_failures(models, s)
         if self.gate_messages and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self._ran_whole_suite(session):
@@ -240,17 +235,18 @@ class SkillRun:
 
     def _find_unused(self) -> None:
         # Only entries this run could have used count: same files, same models.
-        files = {record["file"] for record in self.records}
+        used = {key for record in self.records for key in record.cache_keys}
+        files = {record.file for record in self.records}
         models = {(m.provider, cache_model(m)) for m in self.settings.models}
         try:
             unused = [
                 entry.key
-                for entry in self.cache.entries(skip=self.used_keys)
+                for entry in self.cache.entries(skip=used)
                 if entry.label.rpartition("::")[0] in files
                 and (entry.fields.get("provider"), entry.fields.get("model")) in models
             ]
             if unused and self.settings.cache_prune:
-                writable = ResponseCache(self.settings.cache_dir)
+                writable = ResponseCache(self.settings.cache_dir, secrets=self._secrets)
                 try:
                     writable.delete(unused)
                 finally:
@@ -297,22 +293,3 @@ class _ProgressLine:
             self.reporter.write_line("")
         elif self.reporter is not None and self.reporter.config.option.verbose > -2:
             self.reporter.write_line(self.text(progress))
-
-
-def _queued_items(config: pytest.Config, current: SkillItem) -> list[SkillItem]:
-    """The items xdist has queued on this worker (best effort; just ``current`` otherwise)."""
-    items: list[SkillItem] = [current]
-    for plugin in config.pluginmanager.get_plugins():
-        queue = getattr(plugin, "torun", None)
-        session = getattr(plugin, "session", None)
-        if queue is None or session is None or not hasattr(queue, "lock"):
-            continue
-        try:
-            with queue.lock() as pending:
-                indices = [i for i in pending if isinstance(i, int)]
-            items.extend(
-                session.items[i] for i in indices if isinstance(session.items[i], SkillItem)
-            )
-        except Exception:  # xdist internals changed: fall back to one item at a time
-            pass
-    return items

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
     DEFAULT_ALIASES,
     ModelSpec,
@@ -25,8 +26,16 @@ CACHE_MODES = ("auto", "replay", "refresh", "off")
 GGUF_DIR_ENV = "PYTEST_SKILLS_GGUF_DIR"
 
 
+NO_MODEL_REASON = (
+    "no skill model named: pass --skill-model SPEC (e.g. haiku, gemma3-270m, "
+    "openai:gpt-4.1-mini) or set skill_models in the ini file"
+)
+
+
 @dataclass(frozen=True)
 class Settings:
+    """The run's options, resolved. The field defaults are the options' defaults."""
+
     models: tuple[ModelSpec, ...] = ()
     baseline: bool = True
     cache_mode: str = "auto"
@@ -48,6 +57,14 @@ class Settings:
     def required_passes(self) -> int:
         """With-skill trials an item must pass: the threshold's share, rounded up."""
         return max(1, math.ceil(self.pass_threshold * self.trials - 1e-9))
+
+    @property
+    def backend_options(self) -> BackendOptions:
+        return BackendOptions(timeout=self.timeout, gguf_dirs=self.gguf_dirs)
+
+
+#: The defaults every option's help text and resolution read.
+DEFAULTS = Settings()
 
 
 SETTINGS_KEY = pytest.StashKey[Settings]()
@@ -93,35 +110,37 @@ def add_options(parser: pytest.Parser) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="model calls in flight at once (default 8). ini: skill_concurrency",
+        help=f"model calls in flight at once (default {DEFAULTS.concurrency}). "
+        "ini: skill_concurrency",
     )
     group.addoption(
         "--skill-retries",
         type=int,
         default=None,
         metavar="N",
-        help="retries for rate limits, overload, 5xx and timeouts (default 4)",
+        help=f"retries for rate limits, overload, 5xx and timeouts (default {DEFAULTS.retries})",
     )
     group.addoption(
         "--skill-timeout",
         type=float,
         default=None,
         metavar="SECONDS",
-        help="timeout of one model call (default 120)",
+        help=f"timeout of one model call (default {DEFAULTS.timeout:g})",
     )
     group.addoption(
         "--skill-trials",
         type=int,
         default=None,
         metavar="N",
-        help="run every condition N times (default 1). ini: skill_trials",
+        help=f"run every condition N times (default {DEFAULTS.trials}). ini: skill_trials",
     )
     group.addoption(
         "--skill-pass-threshold",
         type=float,
         default=None,
         metavar="FRACTION",
-        help="fraction of with-skill trials that must pass (default 1.0: all)",
+        help="fraction of with-skill trials that must pass "
+        f"(default {DEFAULTS.pass_threshold:g}: all)",
     )
     group.addoption(
         "--skill-report",
@@ -198,7 +217,7 @@ def _cache_mode(config: pytest.Config) -> tuple[str, str]:
                 f"ini skill_cache = {ini!r}: choose one of {', '.join(CACHE_MODES)}"
             )
         return ini, "ini skill_cache"
-    return "auto", "default"
+    return DEFAULTS.cache_mode, "default"
 
 
 def _min_lift(text: str | None) -> tuple[float | None, bool]:
@@ -240,9 +259,11 @@ def resolve(config: pytest.Config) -> Settings:
         cache_dir = config.rootpath / cache_dir
 
     concurrency = _pick(
-        config.getoption("skill_concurrency"), config.getini("skill_concurrency"), 8
+        config.getoption("skill_concurrency"),
+        config.getini("skill_concurrency"),
+        DEFAULTS.concurrency,
     )
-    trials = _pick(config.getoption("skill_trials"), config.getini("skill_trials"), 1)
+    trials = _pick(config.getoption("skill_trials"), config.getini("skill_trials"), DEFAULTS.trials)
     retries = config.getoption("skill_retries")
     timeout = config.getoption("skill_timeout")
     threshold = config.getoption("skill_pass_threshold")
@@ -264,10 +285,10 @@ def resolve(config: pytest.Config) -> Settings:
         cache_dir=cache_dir,
         cache_prune=bool(config.getoption("skill_cache_prune")),
         concurrency=_int(concurrency, "skill_concurrency", 1),
-        retries=_int(4 if retries is None else retries, "--skill-retries", 0),
-        timeout=120.0 if timeout is None else float(timeout),
+        retries=_int(DEFAULTS.retries if retries is None else retries, "--skill-retries", 0),
+        timeout=DEFAULTS.timeout if timeout is None else float(timeout),
         trials=_int(trials, "skill_trials", 1),
-        pass_threshold=1.0 if threshold is None else float(threshold),
+        pass_threshold=DEFAULTS.pass_threshold if threshold is None else float(threshold),
         report_path=Path(report) if report else None,
         min_lift=min_lift,
         min_lift_significant=significant,

@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pytest_skills.backends import (
+from pytest_skills.backends.base import (
     BackendError,
+    BackendOptions,
     MissingCredentials,
     body_excerpt,
     recorded_now,
     sdk_error,
 )
 from pytest_skills.models import ModelSpec, Request, Response, Usage
-
-if TYPE_CHECKING:
-    from pytest_skills.settings import Settings
 
 PROVIDER = "Anthropic"
 #: Either variable is a credential the SDK reads by itself.
@@ -37,23 +35,24 @@ CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 class AnthropicBackend:
     exclusive = False
 
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec, options: BackendOptions) -> None:
         # Checked here rather than left to the SDK so the runner can fail the items
         # with a message that names the variable to set.
         if not any(os.environ.get(name) for name in CREDENTIAL_VARIABLES):
             raise MissingCredentials("ANTHROPIC_API_KEY", PROVIDER)
+        # The SDK is imported only when a backend is built: replays never need it.
         import anthropic
 
+        self._sdk = anthropic
         self.spec = spec
-        self._timeout = settings.timeout
+        self._timeout = options.timeout
         # base_url None lets the SDK fall back to ANTHROPIC_BASE_URL, then the public API.
         self._client = anthropic.Anthropic(
-            base_url=spec.base_url or None, timeout=settings.timeout, max_retries=0
+            base_url=spec.base_url or None, timeout=options.timeout, max_retries=0
         )
 
     def complete(self, request: Request) -> Response:
-        import anthropic
-
+        anthropic = self._sdk
         params: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.sampling.max_tokens,
@@ -93,9 +92,7 @@ class AnthropicBackend:
 
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
-        import anthropic
-
-        return sdk_error(PROVIDER, anthropic, error, self._timeout, _status_detail)
+        return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
 
 
 def _status_detail(error: Any) -> str:

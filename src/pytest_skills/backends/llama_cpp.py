@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_skills.backends import BackendError, recorded_now
-from pytest_skills.gguf import file_sha256, locate_gguf, read_gguf_header
+from pytest_skills.backends.base import BackendError, BackendOptions, recorded_now
+from pytest_skills.backends.gguf import file_sha256, locate_gguf, read_gguf_header
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from llama_cpp import Llama
 
-    from pytest_skills.settings import Settings
 
 INSTALL_HINT = 'pip install "pytest-skills[local]"'
 #: Large enough for a SKILL.md, a case with context files and a bounded answer, small
@@ -81,7 +80,7 @@ def chat_messages(system: str | None, prompt: str, *, system_role: bool) -> list
 
 def template_accepts_system(template: str) -> bool:
     """Whether a chat template renders a system turn (some raise, some drop it silently)."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # lazy, like every llama_cpp import
 
     sentinel = "SYSTEM-SENTINEL-7f3a"
     probe = [{"role": "system", "content": sentinel}, {"role": "user", "content": "hi"}]
@@ -113,7 +112,7 @@ def _cpu_threads() -> int:
 
 def _import_llama_cpp() -> Any:
     try:
-        import llama_cpp
+        import llama_cpp  # lazy: replaying local answers needs no llama-cpp-python
     except ImportError as error:
         raise BackendError(
             f"local GGUF models need llama-cpp-python, which is not importable ({error}): "
@@ -154,9 +153,9 @@ class LlamaCppBackend:
         self._lock = threading.Lock()
 
     @classmethod
-    def shared(cls, spec: ModelSpec, settings: Settings) -> LlamaCppBackend:
+    def shared(cls, spec: ModelSpec, options: BackendOptions) -> LlamaCppBackend:
         """The process-wide backend of the file ``spec.model`` resolves to."""
-        path = locate_gguf(spec.model, tuple(settings.gguf_dirs))
+        path = locate_gguf(spec.model, tuple(options.gguf_dirs))
         with cls._instances_lock:
             backend = cls._instances.get(path)
             if backend is None:

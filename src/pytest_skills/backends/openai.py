@@ -11,8 +11,9 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
-from pytest_skills.backends import (
+from pytest_skills.backends.base import (
     BackendError,
+    BackendOptions,
     MissingCredentials,
     body_excerpt,
     recorded_now,
@@ -23,7 +24,6 @@ from pytest_skills.models import ModelSpec, Request, Response, Usage
 if TYPE_CHECKING:
     from openai.types import CompletionUsage
 
-    from pytest_skills.settings import Settings
 
 PROVIDER = "OpenAI"
 #: Local OpenAI-compatible servers ignore the key, but the SDK refuses to start without one.
@@ -33,7 +33,7 @@ PLACEHOLDER_KEY = "not-needed"
 class OpenAIBackend:
     exclusive = False
 
-    def __init__(self, spec: ModelSpec, settings: Settings) -> None:
+    def __init__(self, spec: ModelSpec, options: BackendOptions) -> None:
         api_key = os.environ.get("OPENAI_API_KEY") or None
         if api_key is None:
             # A base URL (from the spec or OPENAI_BASE_URL) means a server of the
@@ -41,21 +41,22 @@ class OpenAIBackend:
             if not (spec.base_url or os.environ.get("OPENAI_BASE_URL")):
                 raise MissingCredentials("OPENAI_API_KEY", PROVIDER)
             api_key = PLACEHOLDER_KEY
+        # The SDK is imported only when a backend is built: replays never need it.
         import openai
 
+        self._sdk = openai
         self.spec = spec
-        self._timeout = settings.timeout
+        self._timeout = options.timeout
         # base_url None lets the SDK fall back to OPENAI_BASE_URL, then the public API.
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=spec.base_url or None,
-            timeout=settings.timeout,
+            timeout=options.timeout,
             max_retries=0,
         )
 
     def complete(self, request: Request) -> Response:
-        import openai
-
+        openai = self._sdk
         messages: list[dict[str, str]] = []
         if request.system is not None:
             # The skill goes first so the provider's automatic prefix cache (and a
@@ -96,9 +97,7 @@ class OpenAIBackend:
 
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
-        import openai
-
-        return sdk_error(PROVIDER, openai, error, self._timeout, _status_detail)
+        return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
 
 
 def _status_detail(error: Any) -> str:

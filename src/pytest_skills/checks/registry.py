@@ -1,4 +1,4 @@
-"""Assertion kinds for model answers, and the registry that holds them.
+"""Checks as data, the registry of kinds, and the text helpers the kinds share.
 
 A case's ``expect`` mapping becomes one :class:`Check` tree at collection time (so a
 bad regex or an unknown kind is a collection error, not a test failure); at run
@@ -8,10 +8,9 @@ says which check failed, what it wanted and what it saw.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 COMBINATORS = ("all", "any")
@@ -137,10 +136,10 @@ class CheckRegistry:
         return self._kinds[check.kind].evaluate(check.value, answer)
 
 
-# --- built-in kinds -------------------------------------------------------------------
+# --- helpers the kinds share -------------------------------------------------------
 
 
-def _strings(value: Any) -> tuple[str, ...]:
+def string_list(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, (str, int, float)) else value
     if not isinstance(items, Sequence) or not items:
         raise ValueError("expected a string or a non-empty list of strings")
@@ -155,13 +154,13 @@ def _strings(value: Any) -> tuple[str, ...]:
     return strings
 
 
-def _string(value: Any) -> str:
+def one_string(value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError("expected a string")
     return str(value)
 
 
-def _excerpt(answer: str, limit: int = 160) -> str:
+def excerpt(answer: str, limit: int = 160) -> str:
     flat = " ".join(answer.split())
     return repr(flat if len(flat) <= limit else flat[: limit - 1] + "…")
 
@@ -172,56 +171,6 @@ def missing(needles: Sequence[str], text: str) -> list[str]:
     return [n for n in needles if n.casefold() not in lowered]
 
 
-def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
-    # upskill's meaning: every listed string appears, ignoring case.
-    absent = missing(needles, answer)
-    expected = "contains " + ", ".join(repr(n) for n in needles)
-    actual = f"missing {', '.join(repr(m) for m in absent)}" if absent else "all present"
-    return CheckResult("contains", not absent, expected, actual)
-
-
-def _icontains(needles: tuple[str, ...], answer: str) -> CheckResult:
-    # Same test as contains; the result names the kind the file used.
-    return replace(_contains(needles, answer), kind="icontains")
-
-
-def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
-    lowered = answer.casefold()
-    present = [n for n in needles if n.casefold() in lowered]
-    expected = "contains none of " + ", ".join(repr(n) for n in needles)
-    actual = f"found {', '.join(repr(p) for p in present)}" if present else "none present"
-    return CheckResult("not_contains", not present, expected, actual)
-
-
-def _compile(value: Any) -> re.Pattern[str]:
-    try:
-        return re.compile(_string(value))
-    except re.error as error:
-        raise ValueError(f"bad regular expression {value!r}: {error}") from None
-
-
-def _regex(pattern: re.Pattern[str], answer: str) -> CheckResult:
-    match = pattern.search(answer)
-    actual = f"matched {match.group(0)!r}" if match else f"no match in {_excerpt(answer)}"
-    return CheckResult("regex", match is not None, f"matches /{pattern.pattern}/", actual)
-
-
-def _equals(expected: str, answer: str) -> CheckResult:
-    # Surrounding whitespace is noise from every model; inner text must be exact.
-    return CheckResult(
-        "equals", answer.strip() == expected.strip(), repr(expected.strip()), repr(answer.strip())
-    )
-
-
-def _starts_with(prefix: str, answer: str) -> CheckResult:
-    return CheckResult(
-        "starts_with",
-        answer.lstrip().startswith(prefix),
-        f"starts with {prefix!r}",
-        _excerpt(answer, 60),
-    )
-
-
 _FENCE = re.compile(r"^\s*```[\w-]*\s*\n(.*?)\n\s*```\s*$", re.DOTALL)
 
 
@@ -229,41 +178,3 @@ def unfenced(text: str) -> str:
     """The content of ``text`` when it is one code fence, else ``text`` itself."""
     fenced = _FENCE.match(text)
     return fenced.group(1) if fenced else text
-
-
-def _json_flag(value: Any) -> bool:
-    if not isinstance(value, bool):
-        raise ValueError("expected true or false")
-    return value
-
-
-def _json(should_parse: bool, answer: str) -> CheckResult:
-    # Models often wrap JSON in one code fence; the content is still the answer.
-    try:
-        json.loads(unfenced(answer))
-        parsed, detail = True, "valid JSON"
-    except ValueError as error:
-        parsed, detail = False, f"not JSON ({error})"
-    return CheckResult(
-        "json", parsed == should_parse, "valid JSON" if should_parse else "not JSON", detail
-    )
-
-
-def register_builtin_checks(registry: CheckRegistry) -> None:
-    """Add the built-in kinds, keeping any a plugin or conftest registered first."""
-    builtins: list[tuple[str, Evaluator, Validator, str]] = [
-        ("contains", _contains, _strings, "every string appears, ignoring case"),
-        ("icontains", _icontains, _strings, "alias of contains"),
-        ("not_contains", _not_contains, _strings, "none of the strings appears, ignoring case"),
-        ("regex", _regex, _compile, "re.search matches"),
-        ("equals", _equals, _string, "the answer, stripped, equals the string"),
-        ("starts_with", _starts_with, _string, "the answer, left-stripped, starts with it"),
-        ("json", _json, _json_flag, "the answer (or its one code fence) parses as JSON"),
-    ]
-    for name, evaluate, validate, description in builtins:
-        if name not in registry:
-            registry.register(name, evaluate, validate=validate, description=description)
-    # upskill's verifiers become this kind at parse time (see verify.py).
-    from pytest_skills.verify import register_verify_check
-
-    register_verify_check(registry)

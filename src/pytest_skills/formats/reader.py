@@ -1,39 +1,31 @@
-"""Parse skill test files into frozen data: a :class:`Suite` of :class:`Case` objects.
+"""The reader every format shares: data with the line of every key, and the case schema.
 
-Three formats load here (see the README): ``skill_meta.json`` in the article form
-(``cases``) and in upskill's form (``tests``), and the native ``*.skill.yaml``
-(``evals/evals.json``, the Agent Skills format, is in ``agent_evals.py``). Any
-problem is a :class:`SpecFileError` that names the file, the line where known and
-what to do. Pure code: no pytest import.
+:func:`read_data` parses JSON or YAML once and maps key paths to lines;
+:class:`FileReader` turns raw mappings into :class:`Case` objects and raises
+:class:`FormatError` naming the file, the line and what to do. Pure code: no pytest.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from pytest_skills.calls import with_files
 from pytest_skills.checks import Check, CheckRegistry, CheckSpecError
-from pytest_skills.verify import (
+from pytest_skills.checks.verify import (
     DEFAULT_OUTPUT_FILE,
     Verification,
     parse_verifier,
     relative_path,
 )
+from pytest_skills.formats.data import Case, FormatError, KeyPath, Suite
+from pytest_skills.formats.skill_md import load_skill
 
-NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
-
-#: The top-level keys of the article and native forms (``cases``) and upskill's (``tests``).
-_CASES_TOP = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
-_UPSKILL_TOP = frozenset({"tests", "skill", "defaults", "metadata", "name", "description"})
-_CASE_KEYS = frozenset(
+CASE_KEYS = frozenset(
     {
         "id",
         "input",
@@ -47,65 +39,6 @@ _CASE_KEYS = frozenset(
     }
     | SAMPLING_KEYS
 )
-
-Path_ = tuple[str | int, ...]
-
-
-class SpecFileError(Exception):
-    """A test file that cannot be used. ``str()`` reads ``path:line: what is wrong``."""
-
-    def __init__(self, path: Path, message: str, line: int | None = None):
-        super().__init__(message)
-        self.path = path
-        self.line = line
-        self.message = message
-
-    def __str__(self) -> str:
-        where = f"{self.path}:{self.line}" if self.line else str(self.path)
-        return f"{where}: {self.message}"
-
-
-@dataclass(frozen=True)
-class Skill:
-    name: str
-    description: str
-    body: str
-    path: Path
-    warnings: tuple[str, ...] = ()
-
-    @property
-    def block(self) -> str:
-        """The text injected as the system prompt: the body under the skill's name."""
-        return f"# Skill: {self.name}\n\n{self.body.strip()}\n"
-
-
-@dataclass(frozen=True)
-class Case:
-    id: str
-    input: str
-    check: Check
-    context_files: tuple[tuple[str, str], ...] = ()
-    sampling: Mapping[str, Any] = field(default_factory=dict)
-    line: int | None = None
-    #: upskill's ``verifiers`` and ``output_file``, kept verbatim.
-    verifiers: tuple[Mapping[str, Any], ...] = ()
-    output_file: str | None = None
-    #: A known failure: the reason why. The item is marked xfail (not strict).
-    xfail: str | None = None
-
-    @property
-    def prompt(self) -> str:
-        """The user message: the input, then every context file as a fenced block."""
-        return with_files(self.input, self.context_files)
-
-
-@dataclass(frozen=True)
-class Suite:
-    path: Path
-    format: str
-    skill: Skill
-    cases: tuple[Case, ...]
-    defaults: Mapping[str, Any] = field(default_factory=dict)
 
 
 # --- line numbers ------------------------------------------------------------------
@@ -131,11 +64,11 @@ def _construct(node: yaml.Node | None) -> Any:
         loader.dispose()
 
 
-def _line_map(root: yaml.Node | None) -> dict[Path_, int]:
+def _line_map(root: yaml.Node | None) -> dict[KeyPath, int]:
     """Map key paths like ("cases", 0, "expect") to 1-based lines."""
-    lines: dict[Path_, int] = {}
+    lines: dict[KeyPath, int] = {}
 
-    def walk(node: yaml.Node | None, path: Path_) -> None:
+    def walk(node: yaml.Node | None, path: KeyPath) -> None:
         if node is None:
             return
         lines.setdefault(path, node.start_mark.line + 1)
@@ -152,23 +85,27 @@ def _line_map(root: yaml.Node | None) -> dict[Path_, int]:
     return lines
 
 
-class _Parser:
-    def __init__(self, path: Path, lines: dict[Path_, int], registry: CheckRegistry):
+class FileReader:
+    """Reads one file's raw data into cases; every error names the file and line."""
+
+    def __init__(self, path: Path, lines: dict[KeyPath, int], registry: CheckRegistry):
         self.path = path
         self.registry = registry
         self.lines = lines
 
-    def line(self, path: Path_) -> int | None:
+    def line(self, path: KeyPath) -> int | None:
         while path:
             if path in self.lines:
                 return self.lines[path]
             path = path[:-1]
         return None
 
-    def fail(self, message: str, path: Path_ = ()) -> SpecFileError:
-        return SpecFileError(self.path, message, self.line(path))
+    def fail(self, message: str, path: KeyPath = ()) -> FormatError:
+        return FormatError(self.path, message, self.line(path))
 
-    def check_keys(self, data: Mapping[str, Any], allowed: frozenset[str], path: Path_, what: str):
+    def check_keys(
+        self, data: Mapping[str, Any], allowed: frozenset[str], path: KeyPath, what: str
+    ):
         for key in data:
             if key not in allowed:
                 raise self.fail(
@@ -176,7 +113,7 @@ class _Parser:
                     (*path, str(key)),
                 )
 
-    def sampling(self, data: Mapping[str, Any], path: Path_) -> dict[str, Any]:
+    def sampling(self, data: Mapping[str, Any], path: KeyPath) -> dict[str, Any]:
         values = {k: data[k] for k in SAMPLING_KEYS if k in data}
         for key, value in values.items():
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
@@ -195,7 +132,7 @@ class _Parser:
         self.check_keys(raw, SAMPLING_KEYS, ("defaults",), "defaults")
         return self.sampling(raw, ("defaults",))
 
-    def context_files(self, raw: Any, path: Path_) -> tuple[tuple[str, str], ...]:
+    def context_files(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
         if raw is None:
             return ()
         if not isinstance(raw, Mapping) or set(raw) - {"files"}:
@@ -205,10 +142,10 @@ class _Parser:
             raise self.fail("'context.files' must map file names to their text", (*path, "files"))
         return tuple((str(name), content) for name, content in files.items())
 
-    def case(self, raw: Any, index: int, path: Path_) -> Case:
+    def case(self, raw: Any, index: int, path: KeyPath) -> Case:
         if not isinstance(raw, Mapping):
             raise self.fail(f"case {index + 1} must be a mapping with 'input' and 'expect'", path)
-        self.check_keys(raw, _CASE_KEYS, path, f"case {index + 1}")
+        self.check_keys(raw, CASE_KEYS, path, f"case {index + 1}")
         text = raw.get("input")
         if not isinstance(text, str) or not text.strip():
             raise self.fail(f"case {index + 1} needs a non-empty 'input' string", path)
@@ -259,7 +196,7 @@ class _Parser:
         verifiers: list[Mapping[str, Any]],
         output_file: str | None,
         files: tuple[tuple[str, str], ...],
-        path: Path_,
+        path: KeyPath,
     ) -> Check:
         """upskill's verifiers become one ``verify`` check, ANDed with ``expected``."""
         parsed = []
@@ -325,62 +262,17 @@ class _Parser:
         return target
 
 
-def load_skill(path: Path) -> Skill:
-    """Read a SKILL.md; front matter problems become warnings, never errors."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
-    except (OSError, UnicodeDecodeError) as error:
-        raise SpecFileError(path, f"cannot read the skill: {error}") from None
-    warnings: list[str] = []
-    meta: Mapping[str, Any] = {}
-    body = text
-    match = re.match(r"^---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|$)", text, re.DOTALL)
-    if match:
-        body = text[match.end() :]
-        try:
-            loaded = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as error:
-            warnings.append(f"front matter is not valid YAML ({error.__class__.__name__})")
-            loaded = {}
-        if isinstance(loaded, Mapping):
-            meta = loaded
-        elif loaded is not None:
-            warnings.append("front matter should be a mapping with 'name' and 'description'")
-    else:
-        warnings.append("no front matter; add '---\\nname: ...\\ndescription: ...\\n---'")
-    name = meta.get("name")
-    if not isinstance(name, str) or not name:
-        warnings.append("front matter has no 'name'")
-        name = path.parent.name or "skill"
-    elif len(name) > 64 or not NAME_RULE.match(name):
-        warnings.append(
-            f"name {name!r} breaks the Agent Skills rule: 1-64 characters of a-z, 0-9 "
-            "and single hyphens, not at the start or end"
-        )
-    elif name != path.parent.name:
-        warnings.append(f"name {name!r} differs from its directory {path.parent.name!r}")
-    description = meta.get("description")
-    if not isinstance(description, str) or not description.strip():
-        warnings.append("front matter has no 'description'")
-        description = ""
-    elif len(description) > 1024:
-        warnings.append(f"description is {len(description)} characters; the limit is 1024")
-    if not body.strip():
-        warnings.append("the skill body is empty")
-    return Skill(str(name), str(description), body, path, tuple(warnings))
-
-
-def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
+def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
     """The file's data and the line of every key path."""
     try:
         text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
     except (OSError, UnicodeDecodeError) as error:
-        raise SpecFileError(path, f"cannot read the file: {error}") from None
+        raise FormatError(path, f"cannot read the file: {error}") from None
     if path.suffix == ".json":
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
-            raise SpecFileError(
+            raise FormatError(
                 path, f"invalid JSON: {error.msg} (column {error.colno})", error.lineno
             ) from None
         # JSON is close enough to YAML to locate its keys; if not, lines go unnamed.
@@ -394,36 +286,33 @@ def _read(path: Path) -> tuple[Any, dict[Path_, int]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error)
-        raise SpecFileError(
+        raise FormatError(
             path, f"invalid YAML: {problem}", mark.line + 1 if mark else None
         ) from None
 
 
-def is_evals_file(path: Path) -> bool:
-    """An Agent Skills ``evals/evals.json`` (loaded by ``agent_evals.py``)."""
-    return path.name == "evals.json" and path.parent.name == "evals"
+def read_case_list(
+    path: Path,
+    registry: CheckRegistry,
+    forms: Mapping[str, tuple[str, frozenset[str]]],
+    wanted: str,
+) -> Suite:
+    """A file whose top level is a mapping holding a list of cases under one known key.
 
-
-def load_suite(path: Path, registry: CheckRegistry) -> Suite:
-    """Load any of the formats, chosen by file name and top-level keys."""
-    if is_evals_file(path):
-        from pytest_skills.agent_evals import load_evals  # the Agent Skills eval format
-
-        return load_evals(path, registry)
-    is_json = path.suffix == ".json"
-    data, lines = _read(path)
-    parser = _Parser(path, lines, registry)
+    ``forms`` maps each such key to the format's name and its allowed top-level keys;
+    the first key present wins. ``wanted`` names the keys in the error for a file
+    that has none of them.
+    """
+    data, lines = read_data(path)
+    reader = FileReader(path, lines, registry)
     if not isinstance(data, Mapping):
-        raise parser.fail("the top level must be a mapping with a list of cases")
-    if is_json and "tests" in data:
-        form, allowed, key = "upskill", _UPSKILL_TOP, "tests"
-    elif "cases" in data:
-        form, allowed, key = ("article" if is_json else "native"), _CASES_TOP, "cases"
-    else:
-        wanted = "'cases' (or upskill's 'tests')" if is_json else "'cases'"
-        raise parser.fail(f"no {wanted} list found")
-    parser.check_keys(data, allowed, (), "the top level")
-    defaults = parser.defaults(data)
-    cases = parser.cases(data[key], key)
-    skill = load_skill(parser.skill_path(data))
+        raise reader.fail("the top level must be a mapping with a list of cases")
+    key = next((key for key in forms if key in data), None)
+    if key is None:
+        raise reader.fail(f"no {wanted} list found")
+    form, allowed = forms[key]
+    reader.check_keys(data, allowed, (), "the top level")
+    defaults = reader.defaults(data)
+    cases = reader.cases(data[key], key)
+    skill = load_skill(reader.skill_path(data))
     return Suite(path=path, format=form, skill=skill, cases=cases, defaults=defaults)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sqlite3
 import threading
 from collections.abc import Container, Iterable, Iterator, Mapping
@@ -19,11 +18,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_skills.models import Request, Response
+import diskcache
 
-SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET")
-#: Shorter values ("1", "true") would match everywhere and say nothing about secrets.
-MIN_SECRET_LENGTH = 8
+from pytest_skills.execution.secrets import find_secret, secret_values
+from pytest_skills.models import Request, Response
 
 FIELD_LABELS = {
     "schema": "cache schema version",
@@ -63,35 +61,6 @@ def fingerprint(request: Request) -> dict[str, Any]:
     return fields
 
 
-def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
-    environ = os.environ if environ is None else environ
-    return {
-        name: value
-        for name, value in environ.items()
-        if any(part in name.upper() for part in SECRET_NAME_PARTS)
-        and len(value) >= MIN_SECRET_LENGTH
-    }
-
-
-def find_secret(text: str, environ: Mapping[str, str] | None = None) -> str | None:
-    """The name of a secret variable whose value appears in ``text``, if any."""
-    for name, value in secret_values(environ).items():
-        if value in text:
-            return name
-    return None
-
-
-def redact(text: str, secrets: Mapping[str, str] | None = None) -> str:
-    """``text`` with the value of every secret variable replaced by its name.
-
-    Reports and JUnit properties are files too: an answer that repeats a key must
-    not carry it there. ``secrets`` defaults to :func:`secret_values`.
-    """
-    for name, value in (secret_values() if secrets is None else secrets).items():
-        text = text.replace(value, f"[redacted ${name}]")
-    return text
-
-
 @dataclass(frozen=True)
 class Entry:
     key: str
@@ -110,8 +79,17 @@ class ResponseCache:
     process writes (xdist workers open for writing at once).
     """
 
-    def __init__(self, directory: Path, *, read_only: bool = False, defer_writes: bool = False):
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        read_only: bool = False,
+        defer_writes: bool = False,
+        secrets: Mapping[str, str] | None = None,
+    ):
         self.directory = directory
+        #: Read here, on the constructing (main) thread; writes happen on pool threads.
+        self.secrets = dict(secret_values() if secrets is None else secrets)
         self.read_only = read_only
         self.defer_writes = defer_writes
         self._reader: _ReadOnlyStore | None = None
@@ -140,8 +118,6 @@ class ResponseCache:
             return self._writer
 
     def _open_writer(self) -> Any:
-        import diskcache
-
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
             return diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**40)
@@ -168,7 +144,7 @@ class ResponseCache:
             {"label": label, "fields": fingerprint(request), "response": response.to_json()},
             sort_keys=True,
         )
-        leaked = find_secret(payload)
+        leaked = find_secret(payload, self.secrets)
         if leaked:
             raise SecretInEntry(leaked)
         with self._guard("write"):

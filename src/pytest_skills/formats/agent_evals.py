@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import CheckRegistry, CheckSpecError
-from pytest_skills.spec import Case, Path_, Suite, _Parser, _read, load_skill
-from pytest_skills.verify import relative_path
+from pytest_skills.checks.verify import relative_path
+from pytest_skills.formats.data import Case, KeyPath, Suite
+from pytest_skills.formats.reader import FileReader, read_data
+from pytest_skills.formats.skill_md import load_skill
 
 FORMAT = "agentskills"
 TOP_KEYS = frozenset({"skill_name", "evals", "$schema"})
@@ -33,7 +35,7 @@ REFERENCE_RUBRIC = (
 )
 
 
-def _strings(parser: _Parser, raw: Any, path: Path_, what: str) -> list[str]:
+def _strings(parser: FileReader, raw: Any, path: KeyPath, what: str) -> list[str]:
     if raw is None:
         return []
     if not isinstance(raw, list):
@@ -46,7 +48,9 @@ def _strings(parser: _Parser, raw: Any, path: Path_, what: str) -> list[str]:
     return list(raw)
 
 
-def _files(parser: _Parser, raw: Any, path: Path_, skill_dir: Path) -> tuple[tuple[str, str], ...]:
+def _files(
+    parser: FileReader, raw: Any, path: KeyPath, skill_dir: Path
+) -> tuple[tuple[str, str], ...]:
     files = []
     for index, name in enumerate(_strings(parser, raw, path, "files")):
         where = (*path, index)
@@ -72,7 +76,7 @@ def _files(parser: _Parser, raw: Any, path: Path_, skill_dir: Path) -> tuple[tup
     return tuple(files)
 
 
-def _case(parser: _Parser, raw: Any, index: int, path: Path_, skill_dir: Path) -> Case:
+def _case(parser: FileReader, raw: Any, index: int, path: KeyPath, skill_dir: Path) -> Case:
     what = f"eval {index + 1}"
     if not isinstance(raw, Mapping):
         raise parser.fail(f"{what} must be a mapping with 'prompt' and 'assertions'", path)
@@ -117,9 +121,14 @@ def _case(parser: _Parser, raw: Any, index: int, path: Path_, skill_dir: Path) -
     )
 
 
+def is_evals_file(path: Path) -> bool:
+    """An Agent Skills ``evals/evals.json``."""
+    return path.name == "evals.json" and path.parent.name == "evals"
+
+
 def load_evals(path: Path, registry: CheckRegistry) -> Suite:
-    data, lines = _read(path)
-    parser = _Parser(path, lines, registry)
+    data, lines = read_data(path)
+    parser = FileReader(path, lines, registry)
     if not isinstance(data, Mapping):
         raise parser.fail("the top level must be a mapping with an 'evals' list")
     parser.check_keys(data, TOP_KEYS, (), "the top level")

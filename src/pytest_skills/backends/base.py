@@ -1,0 +1,140 @@
+"""What every backend shares: the protocol, its options, its errors, the SDK error mapping."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from pytest_skills.models import Request, Response
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """The run's settings that backends read."""
+
+    #: Timeout of one call to a remote API, in seconds.
+    timeout: float = 120.0
+    #: Directories searched for GGUF files named by file name.
+    gguf_dirs: tuple[Path, ...] = ()
+
+
+class BackendError(Exception):
+    """A call that failed. ``retryable`` errors (429, 529, 5xx, timeouts) are retried."""
+
+    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class MissingCredentials(BackendError):
+    """No API key: the message names the environment variable to set."""
+
+    def __init__(self, variable: str, provider: str):
+        super().__init__(
+            f"{provider} needs an API key: set the environment variable {variable} "
+            f"(or replay recorded answers with --skill-cache=replay)"
+        )
+        self.variable = variable
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the runner needs of a backend.
+
+    ``complete`` is called from worker threads; ``exclusive`` backends (a local model
+    in this process) get one call at a time, in the order the runner planned.
+    """
+
+    exclusive: bool
+
+    def complete(self, request: Request) -> Response: ...
+
+
+def recorded_now() -> str:
+    """The time an answer is recorded, as stored in its cache entry."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+# --- provider-neutral HTTP helpers: both SDKs expose the same headers and errors --------
+
+
+def sdk_error(
+    provider: str,
+    sdk: Any,
+    error: Exception,
+    timeout: float,
+    status_detail: Callable[[Any], str],
+) -> BackendError:
+    """Translate an ``anthropic``/``openai`` SDK exception into one line the runner can
+    show and act on; ``status_detail`` reads the provider's message from a status error."""
+    if isinstance(error, sdk.APIStatusError):
+        status = error.status_code
+        headers = error.response.headers
+        return BackendError(
+            f"{provider} {status}: {status_detail(error)}",
+            retryable=is_retryable(status, headers),
+            retry_after=retry_after(headers),
+        )
+    if isinstance(error, sdk.APITimeoutError):  # before its base class
+        return BackendError(
+            f"{provider}: no answer within {timeout:g}s from {error.request.url}",
+            retryable=True,
+        )
+    if isinstance(error, sdk.APIConnectionError):
+        cause = error.__cause__ or error.message
+        return BackendError(
+            f"{provider}: cannot reach {error.request.url}: {cause}", retryable=True
+        )
+    return BackendError(f"{provider}: {error}")
+
+
+def is_retryable(status: int, headers: Mapping[str, str]) -> bool:
+    """Rate limits, overload (529), server errors and request timeouts are worth a retry."""
+    # Both providers may say so explicitly; the SDKs obey this header, and so do we.
+    verdict = headers.get("x-should-retry")
+    if verdict in ("true", "false"):
+        return verdict == "true"
+    return status in (408, 429) or status >= 500
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait as the server asks: ``retry-after-ms``, or ``retry-after`` as
+    (possibly fractional) seconds or an HTTP date. ``None`` when it does not say."""
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            return max(float(value) * scale, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(when.timestamp() - time.time(), 0.0)
+    return None
+
+
+def body_excerpt(body: object) -> str | None:
+    """A short excerpt of an error body that has no provider message (a proxy's page)."""
+    if body is None:
+        return None
+    if isinstance(body, bytes):
+        text = body.decode(errors="replace")
+    elif isinstance(body, str):
+        text = body
+    else:
+        text = json.dumps(body, default=str)
+    text = " ".join(text.split())
+    return text[:200] or None

@@ -1,0 +1,111 @@
+"""The built-in check kinds: contains, not_contains, regex, equals, starts_with, json.
+
+``verify`` (upskill's verifiers) is in ``verify.py`` and ``judge`` in ``judge.py``;
+:func:`register_builtin_checks` adds all but the judge, which needs a model.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import replace
+from typing import Any
+
+from pytest_skills.checks.registry import (
+    CheckRegistry,
+    CheckResult,
+    Evaluator,
+    Validator,
+    excerpt,
+    missing,
+    one_string,
+    string_list,
+    unfenced,
+)
+from pytest_skills.checks.verify import register_verify_check
+
+
+def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
+    # upskill's meaning: every listed string appears, ignoring case.
+    absent = missing(needles, answer)
+    expected = "contains " + ", ".join(repr(n) for n in needles)
+    actual = f"missing {', '.join(repr(m) for m in absent)}" if absent else "all present"
+    return CheckResult("contains", not absent, expected, actual)
+
+
+def _icontains(needles: tuple[str, ...], answer: str) -> CheckResult:
+    # Same test as contains; the result names the kind the file used.
+    return replace(_contains(needles, answer), kind="icontains")
+
+
+def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
+    lowered = answer.casefold()
+    present = [n for n in needles if n.casefold() in lowered]
+    expected = "contains none of " + ", ".join(repr(n) for n in needles)
+    actual = f"found {', '.join(repr(p) for p in present)}" if present else "none present"
+    return CheckResult("not_contains", not present, expected, actual)
+
+
+def _compile(value: Any) -> re.Pattern[str]:
+    try:
+        return re.compile(one_string(value))
+    except re.error as error:
+        raise ValueError(f"bad regular expression {value!r}: {error}") from None
+
+
+def _regex(pattern: re.Pattern[str], answer: str) -> CheckResult:
+    match = pattern.search(answer)
+    actual = f"matched {match.group(0)!r}" if match else f"no match in {excerpt(answer)}"
+    return CheckResult("regex", match is not None, f"matches /{pattern.pattern}/", actual)
+
+
+def _equals(expected: str, answer: str) -> CheckResult:
+    # Surrounding whitespace is noise from every model; inner text must be exact.
+    return CheckResult(
+        "equals", answer.strip() == expected.strip(), repr(expected.strip()), repr(answer.strip())
+    )
+
+
+def _starts_with(prefix: str, answer: str) -> CheckResult:
+    return CheckResult(
+        "starts_with",
+        answer.lstrip().startswith(prefix),
+        f"starts with {prefix!r}",
+        excerpt(answer, 60),
+    )
+
+
+def _json_flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError("expected true or false")
+    return value
+
+
+def _json(should_parse: bool, answer: str) -> CheckResult:
+    # Models often wrap JSON in one code fence; the content is still the answer.
+    try:
+        json.loads(unfenced(answer))
+        parsed, detail = True, "valid JSON"
+    except ValueError as error:
+        parsed, detail = False, f"not JSON ({error})"
+    return CheckResult(
+        "json", parsed == should_parse, "valid JSON" if should_parse else "not JSON", detail
+    )
+
+
+def register_builtin_checks(registry: CheckRegistry) -> None:
+    """Add the built-in kinds, keeping any a plugin or conftest registered first."""
+    builtins: list[tuple[str, Evaluator, Validator, str]] = [
+        ("contains", _contains, string_list, "every string appears, ignoring case"),
+        ("icontains", _icontains, string_list, "alias of contains"),
+        ("not_contains", _not_contains, string_list, "none of the strings appears, ignoring case"),
+        ("regex", _regex, _compile, "re.search matches"),
+        ("equals", _equals, one_string, "the answer, stripped, equals the string"),
+        ("starts_with", _starts_with, one_string, "the answer, left-stripped, starts with it"),
+        ("json", _json, _json_flag, "the answer (or its one code fence) parses as JSON"),
+    ]
+    for name, evaluate, validate, description in builtins:
+        if name not in registry:
+            registry.register(name, evaluate, validate=validate, description=description)
+    # upskill's verifiers become this kind at parse time (see verify.py).
+    register_verify_check(registry)

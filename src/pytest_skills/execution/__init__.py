@@ -1,0 +1,1 @@
+"""Executing planned calls: the on-disk response cache and the concurrent runner."""

@@ -1,0 +1,44 @@
+"""Secret values in the environment: kept off disk and out of every report.
+
+A secret is the value (8 characters or more) of any variable whose name holds KEY,
+TOKEN or SECRET. Read :func:`secret_values` once, on the main thread: iterating
+``os.environ`` while pytest sets ``PYTEST_CURRENT_TEST`` on another thread can fail.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET")
+#: Shorter values ("1", "true") would match everywhere and say nothing about secrets.
+MIN_SECRET_LENGTH = 8
+
+
+def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
+    environ = os.environ if environ is None else environ
+    return {
+        name: value
+        for name, value in environ.items()
+        if any(part in name.upper() for part in SECRET_NAME_PARTS)
+        and len(value) >= MIN_SECRET_LENGTH
+    }
+
+
+def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | None:
+    """The name of a secret variable whose value appears in ``text``, if any."""
+    for name, value in (secret_values() if secrets is None else secrets).items():
+        if value in text:
+            return name
+    return None
+
+
+def redact(text: str, secrets: Mapping[str, str] | None = None) -> str:
+    """``text`` with the value of every secret variable replaced by its name.
+
+    Reports and JUnit properties are files too: an answer that repeats a key must
+    not carry it there. ``secrets`` defaults to :func:`secret_values`.
+    """
+    for name, value in (secret_values() if secrets is None else secrets).items():
+        text = text.replace(value, f"[redacted ${name}]")
+    return text

@@ -1,0 +1,177 @@
+"""The record of one test's answers: what every producer writes and every report reads.
+
+Skill-file items, ``skill_model`` tests and the judge all build :class:`CallResult`
+and :class:`ItemRecord` through :func:`call_result`; reports, statistics and the
+cache's unused-entry count read them. Under xdist a record crosses to the controller
+as JSON (:meth:`ItemRecord.to_json` / :meth:`ItemRecord.from_json`); in one process
+it stays typed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pytest_skills.models import Response, Usage
+
+CONDITIONS = ("with_skill", "baseline")
+#: The report property (JUnit, and the xdist transport) holding a record as JSON.
+RESULT_PROPERTY = "pytest_skills"
+#: Values of :attr:`CallResult.graded_by`.
+GRADED_BY_CHECK = "check"
+GRADED_BY_OUTCOME = "test outcome"
+
+
+@dataclass(frozen=True)
+class CallResult:
+    """One answer (or failed call) of one condition and trial."""
+
+    condition: str
+    trial: int
+    #: ``None`` when the answer was not graded or the call failed.
+    passed: bool | None
+    graded_by: str | None
+    output: str | None
+    cached: bool
+    usage: Usage | None
+    latency_s: float | None
+    error: str | None
+    cache_key: str
+
+    @property
+    def ok(self) -> bool:
+        """The call produced an answer (graded or not)."""
+        return self.error is None
+
+    @property
+    def graded(self) -> bool:
+        """An answer with a verdict: it counts in the pass rates."""
+        return self.error is None and self.passed is not None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "condition": self.condition,
+            "trial": self.trial,
+            "passed": self.passed,
+            "graded_by": self.graded_by,
+            "output": self.output,
+            "cached": self.cached,
+            "usage": self.usage.as_dict() if self.usage is not None else None,
+            "latency_s": self.latency_s,
+            "error": self.error,
+            "cache_key": self.cache_key,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CallResult:
+        usage = data.get("usage")
+        return cls(
+            condition=data["condition"],
+            trial=int(data["trial"]),
+            passed=data.get("passed"),
+            graded_by=data.get("graded_by"),
+            output=data.get("output"),
+            cached=bool(data.get("cached")),
+            usage=Usage(**usage) if usage is not None else None,
+            latency_s=data.get("latency_s"),
+            error=data.get("error"),
+            cache_key=data["cache_key"],
+        )
+
+
+def call_result(
+    *,
+    condition: str,
+    trial: int,
+    cache_key: str,
+    response: Response | None,
+    error: str | None,
+    passed: bool | None,
+    graded_by: str | None,
+    redact: Callable[[str], str],
+) -> CallResult:
+    """The one way to build a :class:`CallResult`: texts redacted, a failed call ungraded."""
+    failed = error is not None or response is None
+    return CallResult(
+        condition=condition,
+        trial=trial,
+        passed=None if failed else passed,
+        graded_by=None if failed or passed is None else graded_by,
+        output=redact(response.text) if response is not None else None,
+        cached=response.cached if response is not None else False,
+        usage=response.usage if response is not None else None,
+        latency_s=response.latency_s if response is not None else None,
+        error=redact(error) if error is not None else (None if response else "no answer"),
+        cache_key=cache_key,
+    )
+
+
+@dataclass(frozen=True)
+class ItemRecord:
+    """Every answer one test (one case on one model) got."""
+
+    nodeid: str
+    skill: str
+    case: str
+    #: The node id of the test's file: the cache's unused-entry count is per file.
+    file: str
+    model: str
+    resolved: str
+    results: tuple[CallResult, ...]
+
+    @property
+    def cache_keys(self) -> set[str]:
+        return {result.cache_key for result in self.results}
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "nodeid": self.nodeid,
+            "skill": self.skill,
+            "case": self.case,
+            "file": self.file,
+            "model": self.model,
+            "resolved": self.resolved,
+            "results": [result.to_json() for result in self.results],
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ItemRecord:
+        return cls(
+            nodeid=data["nodeid"],
+            skill=data["skill"],
+            case=data["case"],
+            file=data["file"],
+            model=data["model"],
+            resolved=data["resolved"],
+            results=tuple(CallResult.from_json(r) for r in data["results"]),
+        )
+
+
+def sorted_records(records: Iterable[ItemRecord]) -> list[ItemRecord]:
+    """Records in a fixed order, so figures and reports never depend on arrival order."""
+    return sorted(records, key=lambda r: (r.file, r.case, r.model, r.nodeid))
+
+
+def to_properties(record: ItemRecord) -> list[tuple[str, str]]:
+    """Facts for reports: flat ones for JUnit readers, and the full record as JSON."""
+    flat = []
+    for condition in CONDITIONS:
+        graded = [r for r in record.results if r.condition == condition and r.graded]
+        if graded:
+            flat.append(
+                (f"skill_{condition}", f"{sum(bool(r.passed) for r in graded)}/{len(graded)}")
+            )
+    replayed = all(r.cached for r in record.results)
+    flat.append(("skill_replayed", str(replayed).lower()))
+    return [*flat, (RESULT_PROPERTY, json.dumps(record.to_json(), sort_keys=True))]
+
+
+def from_properties(properties: Iterable[tuple[str, object]]) -> ItemRecord | None:
+    """The record a worker's report carries (under xdist), if any."""
+    for name, value in properties:
+        if name == RESULT_PROPERTY:
+            data = value if isinstance(value, dict) else json.loads(str(value))
+            return ItemRecord.from_json(data)
+    return None

@@ -1,0 +1,162 @@
+"""Aggregate item records into per-model figures, and the gates that judge them.
+
+Records are sorted before aggregation so the figures never depend on arrival order
+(``-n 0`` and ``-n 2`` aggregate the same data).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from statistics import fmean
+from typing import TYPE_CHECKING
+
+from pytest_skills.report.pricing import cost_usd
+from pytest_skills.report.records import CallResult, ItemRecord, sorted_records
+from pytest_skills.report.stats import (
+    Lift,
+    Proportion,
+    bootstrap_lift,
+    paired_lift,
+    proportion,
+    relative_change,
+)
+
+if TYPE_CHECKING:
+    from pytest_skills.settings import Settings
+
+
+@dataclass(frozen=True)
+class ConditionSummary:
+    rate: Proportion
+    tokens: float | None
+    latency_s: float | None
+    cost_usd: float | None
+    errors: int
+    #: Mean provider prompt-cache tokens per call (Anthropic cache_control, OpenAI
+    #: cached input, llama.cpp prefix reuse).
+    cache_read_tokens: float | None = None
+    cache_write_tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    model: str
+    resolved: str
+    cases: int
+    with_skill: ConditionSummary
+    baseline: ConditionSummary | None
+    lift: Lift | None
+
+    @property
+    def errors(self) -> int:
+        """Failed calls, both conditions."""
+        return self.with_skill.errors + (self.baseline.errors if self.baseline else 0)
+
+    @property
+    def token_change(self) -> float | None:
+        if self.baseline is None:
+            return None
+        return relative_change(self.with_skill.tokens, self.baseline.tokens)
+
+    @property
+    def latency_change(self) -> float | None:
+        if self.baseline is None:
+            return None
+        return relative_change(self.with_skill.latency_s, self.baseline.latency_s)
+
+
+def _condition(results: Sequence[CallResult], resolved: str) -> ConditionSummary:
+    ok = [r for r in results if r.ok]
+    usages = [r.usage for r in ok if r.usage is not None]
+    tokens = [usage.total for usage in usages]
+    latencies = [r.latency_s for r in ok if r.latency_s is not None]
+    costs = [cost_usd(resolved, r.usage.as_dict() if r.usage else {}) for r in ok]
+    known_costs = [c for c in costs if c is not None]
+    graded = [r for r in ok if r.passed is not None]
+    return ConditionSummary(
+        # passed None: an answer nobody graded (the skill_model fixture's unjudged
+        # baseline); its tokens and latency count, its pass rate cannot.
+        rate=proportion(sum(bool(r.passed) for r in graded), len(graded)),
+        tokens=fmean(tokens) if tokens else None,
+        latency_s=fmean(latencies) if latencies else None,
+        cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
+        errors=len(results) - len(ok),
+        cache_read_tokens=fmean(u.cache_read_tokens for u in usages) if usages else None,
+        cache_write_tokens=fmean(u.cache_write_tokens for u in usages) if usages else None,
+    )
+
+
+def _lift(records: Sequence[ItemRecord], trials: int) -> Lift:
+    """Pair conditions by case; a case counts only when both conditions have answers."""
+    per_case: list[tuple[list[bool], list[bool]]] = []
+    for record in records:
+        by_condition: dict[str, list[bool]] = defaultdict(list)
+        for result in record.results:
+            if result.graded:
+                by_condition[result.condition].append(bool(result.passed))
+        if by_condition["with_skill"] and by_condition["baseline"]:
+            per_case.append((by_condition["with_skill"], by_condition["baseline"]))
+    if trials <= 1 and all(len(w) == 1 and len(b) == 1 for w, b in per_case):
+        return paired_lift([(w[0], b[0]) for w, b in per_case])
+    return bootstrap_lift([(fmean(w), fmean(b)) for w, b in per_case])
+
+
+def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSummary]:
+    by_model: dict[str, list[ItemRecord]] = defaultdict(list)
+    order: list[str] = []
+    for record in sorted_records(records):
+        if record.model not in by_model:
+            order.append(record.model)
+        by_model[record.model].append(record)
+    configured = [m.name for m in settings.models]
+    order.sort(key=lambda name: configured.index(name) if name in configured else len(configured))
+    summaries = []
+    for name in order:
+        model_records = by_model[name]
+        resolved = model_records[0].resolved
+        results = [r for record in model_records for r in record.results]
+        with_skill = [r for r in results if r.condition == "with_skill"]
+        baseline = [r for r in results if r.condition == "baseline"]
+        summaries.append(
+            ModelSummary(
+                model=name,
+                resolved=resolved,
+                cases=len(model_records),
+                with_skill=_condition(with_skill, resolved),
+                baseline=_condition(baseline, resolved) if baseline else None,
+                lift=_lift(model_records, settings.trials) if baseline else None,
+            )
+        )
+    return summaries
+
+
+# --- gates ----------------------------------------------------------------------------
+
+
+def gate_failures(models: Sequence[ModelSummary], settings: Settings) -> list[str]:
+    threshold = settings.min_lift
+    if threshold is None:
+        return []
+    failures = []
+    for m in models:
+        if m.lift is None or m.lift.lift is None:
+            failures.append(
+                f"{m.model}: no lift measured (baseline skipped or no answers); "
+                f"--skill-min-lift {threshold:g} needs one"
+            )
+            continue
+        if settings.min_lift_significant:
+            low = (m.lift.ci or (m.lift.lift, m.lift.lift))[0] * 100
+            if low < threshold:
+                failures.append(
+                    f"{m.model}: the lift's 95% interval starts at {low:+.1f} points, "
+                    f"below the required {threshold:g}"
+                )
+        elif m.lift.lift * 100 < threshold:
+            failures.append(
+                f"{m.model}: lift {m.lift.lift * 100:+.1f} points is below the "
+                f"required {threshold:g}"
+            )
+    return failures
