@@ -19,6 +19,7 @@ instance per file, and ``swa_full=True`` (see :func:`_load`).
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import threading
 import time
@@ -108,6 +109,14 @@ def _cpu_threads() -> int:
     except ValueError:
         workers = 1
     return max(1, cores // max(1, workers))
+
+
+def installed_llama_cpp_version() -> str | None:
+    """The installed llama-cpp-python's version, read without importing it."""
+    try:
+        return importlib.metadata.version("llama_cpp_python")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def _import_llama_cpp() -> Any:
@@ -240,6 +249,8 @@ class LlamaCppBackend:
                 "gguf_file": self.path.name,
                 "gguf_sha256": file_sha256(self.path),
                 "prompt_format": prompt_format,
+                # Greedy answers change with the llama.cpp build: a replay warns on a change.
+                "llama_cpp_version": installed_llama_cpp_version(),
             },
         )
 

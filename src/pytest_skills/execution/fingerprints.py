@@ -1,4 +1,10 @@
-"""Warn when replayed local answers came from a different GGUF file than the one here."""
+"""Warn when replayed local answers came from another GGUF file or llama.cpp build.
+
+Greedy decoding is deterministic for one model file and one llama-cpp-python build;
+either changing changes answers. Each replayed local answer carries both; a run where
+they differ from what is installed here says so once per model, without loading
+anything: replay must keep working where the model is absent.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,31 @@ from pathlib import Path
 
 from pytest_skills.backends import BackendError
 from pytest_skills.backends.gguf import file_sha256, locate_gguf
+from pytest_skills.backends.llama_cpp import installed_llama_cpp_version
 from pytest_skills.models import ModelSpec, Response
+
+RERECORD = "re-record with --skill-cache=refresh if the answers should follow it"
 
 
 class GGUFFingerprints:
-    """Compares a replayed answer's recorded file checksum with the local file's.
-
-    Checked once per model, and only when the file can be found without effort:
-    replay must keep working where the model is absent.
-    """
+    """Compares a replayed answer's recorded file checksum and llama.cpp version with
+    what is installed here."""
 
     def __init__(self, gguf_dirs: Sequence[Path]):
         self.gguf_dirs = tuple(gguf_dirs)
         self._checked: set[str] = set()
 
     def warning(self, spec: ModelSpec, response: Response) -> str | None:
-        recorded = response.extra.get("gguf_sha256")
-        if spec.provider != "gguf" or not response.cached or not recorded:
-            return None
-        if spec.resolved in self._checked:
+        if spec.provider != "gguf" or not response.cached or spec.resolved in self._checked:
             return None
         self._checked.add(spec.resolved)
+        notes = [note for note in (self._file_note(spec, response), _build_note(response)) if note]
+        return f"{spec.name}: " + "; ".join(notes) + f"; {RERECORD}" if notes else None
+
+    def _file_note(self, spec: ModelSpec, response: Response) -> str | None:
+        recorded = response.extra.get("gguf_sha256")
+        if not recorded:
+            return None
         try:
             path = locate_gguf(spec.model, self.gguf_dirs)
             actual = file_sha256(path)
@@ -36,7 +46,17 @@ class GGUFFingerprints:
         if actual == recorded:
             return None
         return (
-            f"{spec.name}: {path} (sha256 {actual[:12]}) differs from the file the cached "
-            f"answers came from ({recorded[:12]}); re-record with --skill-cache=refresh if "
-            "the model changed"
+            f"{path} (sha256 {actual[:12]}) differs from the file the cached answers came "
+            f"from ({str(recorded)[:12]})"
         )
+
+
+def _build_note(response: Response) -> str | None:
+    recorded = response.extra.get("llama_cpp_version")
+    installed = installed_llama_cpp_version()
+    if not recorded or not installed or recorded == installed:
+        return None
+    return (
+        f"the cached answers were recorded with llama-cpp-python {recorded}, "
+        f"{installed} is installed"
+    )
