@@ -151,7 +151,14 @@ def test_github_step_summary_gets_a_markdown_table(
     run(pytester, tmp_path)
     text = summary.read_text()
     assert text.startswith("earlier content\n")
-    assert "| anthropic:claude-haiku-4-5 | 3 | 2/3  67% | 0/3   0% | +67 pp |" in text
+    assert "| anthropic:claude-haiku-4-5 | 3 | 2/3 (67%) | 0/3 (0%) | +67 pp | " in text
+    # The interval and verdict are in the table; the failing case is listed with its answer.
+    row = next(line for line in text.splitlines() if line.startswith("| anthropic:"))
+    assert row.endswith(" pp | 0.500 | inconclusive |") and " to +" in row
+    assert "#### Failing with the skill (1)" in text
+    assert "| anthropic:claude-haiku-4-5 | `demo/demo.skill.yaml::unfixable[" in text
+    # A pipe in an answer is escaped so the table keeps its columns.
+    assert "echo: third question \\| skill: # Skill: demo" in text
 
 
 def test_verbose_adds_a_per_skill_breakdown_and_every_line_fits_100_columns(
@@ -179,11 +186,11 @@ def test_verbose_adds_a_per_skill_breakdown_and_every_line_fits_100_columns(
         "-v",
     )
     lines = result.stdout.lines
-    start = lines.index("skills: pass rate with and without the skill")
+    start = lines.index("pass rate with and without the skill")
     table = lines[start:]
     table = table[: next(i for i, line in enumerate(table) if line.startswith("=="))]
     assert all(len(line) <= 100 for line in table), max(table, key=len)
-    result.stdout.fnmatch_lines(["skills: by skill", "*second-skill-with-a-long-name*"])
+    result.stdout.fnmatch_lines(["by skill", "*second-skill-with-a-long-name*"])
 
 
 def test_prompt_cache_tokens_and_latency_change_are_shown(
@@ -198,7 +205,7 @@ def test_prompt_cache_tokens_and_latency_change_are_shown(
     assert tokens["cache_write"] > 0 and tokens["cache_read"] == 2 * tokens["cache_write"]
     result.stdout.fnmatch_lines(
         [
-            "*the skill changes tokens per call by +*% and latency by *%*",
-            "*prompt cache per with-skill call: * tokens read, * written",
+            "*tokens per call: * with the skill, * without (+*%)*",
+            "*prompt cache per with-skill call: * tokens read, * tokens written",
         ]
     )

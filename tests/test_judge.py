@@ -227,7 +227,9 @@ def test_without_a_judge_model_items_fail_at_run_time(
     )
     assert "Traceback" not in output(result)
     # The answers were called for; their grading is an error, left out of the rates.
-    result.stdout.fnmatch_lines([f"  {HAIKU}: 2 call(s) failed and are left out of the rates"])
+    result.stdout.fnmatch_lines(
+        [f"  {HAIKU}: 2 answer(s) not graded: no judge model: this case has 'judge' checks;*"]
+    )
     assert judge_calls(judge) == []
 
 
@@ -263,9 +265,9 @@ def test_a_judge_replay_miss_is_an_error_naming_the_judge(
     result.stdout.fnmatch_lines(
         [
             f"{HAIKU}: the judge {JUDGE} could not grade: not in the cache*",
-            "To record it, run with the model reachable:",
         ]
     )
+    result.stdout.fnmatch_lines([f"  {HAIKU}: 2 answer(s) not graded: the judge {JUDGE} could*"])
     assert judge_calls(judge) == []
 
 

@@ -8,6 +8,7 @@ into its metadata (a few lines of GGUF writing below), so no second model is nee
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import shutil
 import struct
@@ -152,6 +153,7 @@ def test_base_model_uses_a_completion_prompt(
         "gguf_file": DEMO_MODEL_NAME,
         "gguf_sha256": file_sha256(gemma_path),
         "prompt_format": "completion",
+        "llama_cpp_version": importlib.metadata.version("llama_cpp_python"),
     }
     assert response.extra["gguf_sha256"] == _demo_sha()
     assert response.reported_model == DEMO_MODEL_NAME

@@ -23,7 +23,7 @@ SKILL_BLOCK = "# Skill: demo\n\nWhen asked anything, mention the word demo.\n"
 ID = f"[[]{HAIKU}[]]"
 #: The loopback names the skill in its answer only when it was given one, so
 #: `mentions-skill` passes with the skill and fails without; `echoes` passes both.
-ROW = r"anthropic:claude-haiku-4-5\s+2\s+2/2\s+100%\s+1/2\s+50%\s+\+50pp "
+ROW = r"anthropic:claude-haiku-4-5\s+2\s+2/2\s+100%\s+1/2\s+50%\s+\+50pp\s+"
 
 pytestmark = pytest.mark.usefixtures("provider_env")
 
@@ -169,13 +169,18 @@ def test_summary_table(pytester: pytest.Pytester) -> None:
     result = run(pytester)
     result.stdout.fnmatch_lines(
         [
-            "skills: pass rate with and without the skill",
-            "model * cases  with skill * baseline * lift 95% CI * p * tokens w/b",
+            "=* skills =*",
+            "pass rate with and without the skill",
+            "model * cases  with skill * baseline * lift  95% CI * p  verdict",
         ]
     )
-    result.stdout.re_match_lines([ROW + r"\[[-+]\d+,[-+]\d+\]\s+1\.000\s+\d+/\d+$"])
+    result.stdout.re_match_lines([ROW + r"\[[-+]\d+,[-+]\d+\]\s+1\.000\s+inconclusive$"])
+    # Tokens per call, named as such: with the skill, without it, and the change.
+    result.stdout.re_match_lines(
+        [r"  \S+: tokens per call: \d+ with the skill, \d+ without \(\+\d+%\)"]
+    )
     # Two items and four calls, none cached: the progress line says so (not a tty: once).
-    result.stdout.fnmatch_lines(["skills: 4/4 calls, 0 from cache, 0 failed, *s"])
+    result.stdout.fnmatch_lines(["skills: 4 calls: 4 live, 0 from the cache, 0 failed (*s)"])
 
 
 def test_no_baseline(pytester: pytest.Pytester, loopback: LoopbackServer, tmp_path: Path) -> None:
@@ -281,15 +286,20 @@ def test_missing_api_key_fails_with_the_variable_name(
     write_skill(pytester.path)
     result = run(pytester)
     result.assert_outcomes(failed=2)
+    # Each item fails with one short line; the fix is said once, in the summary.
+    short = f"{HAIKU}: Anthropic needs an API key: ANTHROPIC_API_KEY is not set (the skills *"
+    result.stdout.fnmatch_lines([short, short])
     result.stdout.fnmatch_lines(
         [
-            f"{HAIKU}: Anthropic needs an API key: set the environment variable ANTHROPIC_API_KEY*",
+            "problems (each said once*",
+            f"  {HAIKU}: 4 call(s) not made: Anthropic needs an API key: ANTHROPIC_API_KEY is*",
+            "    Set the environment variable ANTHROPIC_API_KEY, or replay recorded answers with*",
         ]
     )
+    assert result.stdout.str().count("Set the environment variable") == 1
     text = output(result)
     assert "Traceback" not in text
     assert "MissingCredentials" not in text and "BackendError" not in text
-    result.stdout.fnmatch_lines([f"  {HAIKU}: 4 call(s) failed and are left out of the rates"])
     assert loopback.calls == []
 
 
@@ -470,7 +480,7 @@ def test_cache_dir_replays_a_second_run(
     second = pytester.runpytest(*cache_args, "--skill-report", str(report))
     second.assert_outcomes(passed=2)
     assert len(loopback.calls) == 4  # the second run was served from the cache
-    second.stdout.fnmatch_lines(["skills: 4/4 calls, 4 from cache, 0 failed, *"])
+    second.stdout.fnmatch_lines(["skills: 4 calls: 0 live, 4 from the cache, 0 failed (*)"])
     assert all(r["cached"] for r in read_report(report)["results"])
 
 
@@ -577,12 +587,50 @@ def test_custom_check_validation_error_is_a_collection_error(pytester: pytest.Py
     result.stdout.fnmatch_lines(["*demo.skill.yaml:3: max_words: invalid literal for int()*"])
 
 
-def test_unknown_provider_fails_items_with_a_hint(pytester: pytest.Pytester) -> None:
+def test_unknown_provider_is_one_usage_error_at_start_up(pytester: pytest.Pytester) -> None:
     write_skill(pytester.path)
-    result = run(pytester, model="nowhere:model")
-    result.assert_outcomes(failed=2)
-    result.stdout.fnmatch_lines(["nowhere:model: no backend for provider 'nowhere'*"])
+    result = run(pytester, model="antropic:model")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "ERROR: pytest-skills: no backend for provider 'antropic' in 'antropic:model' "
+            "(did you mean anthropic?)*pytest_skills_make_backend hook"
+        ]
+    )
+    assert output(result).count("no backend for provider") == 1
     assert "Traceback" not in output(result)
+
+
+def test_unknown_alias_says_did_you_mean(pytester: pytest.Pytester) -> None:
+    write_skill(pytester.path)
+    result = run(pytester, model="gemma-270m")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*unknown model 'gemma-270m' (did you mean gemma3-270m?)*"])
+
+
+def test_models_list_shows_every_alias_and_exits(pytester: pytest.Pytester) -> None:
+    pytester.makeini(
+        "[pytest]\nskill_model_aliases =\n    mine = openai:my-model@http://127.0.0.1:1/v1\n"
+    )
+    write_skill(pytester.path)
+    result = pytester.runpytest("--skill-models-list")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines(
+        [
+            "model aliases*",
+            "  gemma3-270m * gguf:gemma-3-270m-q4_k_m.gguf",
+            "  haiku * anthropic:claude-haiku-4-5",
+            "  mine * openai:my-model@http://127.0.0.1:1/v1  (ini skill_model_aliases)",
+        ]
+    )
+    assert "collected" not in result.stdout.str()  # nothing ran
+
+
+def test_help_names_the_environment_variables(pytester: pytest.Pytester) -> None:
+    text = pytester.runpytest("--help").stdout.str()
+    for variable in ("CI", "PYTEST_SKILLS_GGUF_DIR", "GITHUB_STEP_SUMMARY", "ANTHROPIC_API_KEY"):
+        assert variable in text, variable
+    assert "--skill-models-list" in text
 
 
 # --- verbosity ------------------------------------------------------------------------------
@@ -611,7 +659,10 @@ def test_verbose_adds_intervals(pytester: pytest.Pytester) -> None:
     result = run(pytester, "-v")
     result.stdout.fnmatch_lines(
         [
-            "skills: Wilson 95% intervals of the pass rates, mean latency per call",
+            "columns:",
+            "  cases: cases graded in both conditions*",
+            "Wilson 95% intervals of the pass rates; mean latency per call (one sample per call:",
+            "it varies from run to run and is not a property of the skill)",
             f"  {HAIKU}: with skill [[]*-100[]], baseline [[]*-*[]]*",
         ]
     )

@@ -32,10 +32,11 @@ from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import FormatError, Skill, load_skill, user_message
 from pytest_skills.models import ModelSpec, Response, Sampling, Usage, request_for
-from pytest_skills.nodes import replay_hint
+from pytest_skills.nodes import error_kind, short_error
 from pytest_skills.report.records import (
     GRADED_BY_CHECK,
     GRADED_BY_OUTCOME,
+    NOT_GRADED,
     CallResult,
     ItemRecord,
     call_result,
@@ -196,10 +197,7 @@ class SkillModel:
         return answer
 
     def _describe(self, outcome: Outcome) -> str:
-        message = f"{self.spec.name}: {outcome.error or 'unknown error'}"
-        if outcome.replay_miss:
-            message += replay_hint(self.item.nodeid, self.spec.name)
-        return message
+        return f"{self.spec.name}: {short_error(outcome.error or '', error_kind(outcome))}"
 
     def _skill(self, skill: str | Path | Skill | None) -> Skill:
         if isinstance(skill, Skill):
@@ -265,6 +263,7 @@ class SkillModel:
         self, asked: _Asked, test_passed: bool | None, same_prompt_checks: list[Check]
     ) -> CallResult:
         answer, error = asked.answer, asked.outcome.error
+        kind = error_kind(asked.outcome) if error is not None else None
         passed: bool | None = None
         graded_by = None
         if answer is not None and answer.checks:
@@ -279,7 +278,7 @@ class SkillModel:
                 )
                 graded_by = GRADED_BY_CHECK
             except CheckError as failure:
-                error = failure.message
+                error, kind = failure.message, NOT_GRADED
         return call_result(
             condition=asked.condition,
             trial=asked.call.request.trial,
@@ -289,6 +288,7 @@ class SkillModel:
             passed=passed,
             graded_by=graded_by,
             redact=self.context.redact,
+            error_kind=kind,
         )
 
 

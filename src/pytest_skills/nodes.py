@@ -15,8 +15,12 @@ from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import Case, FormatError, Suite, load_suite
 from pytest_skills.models import ModelSpec, Sampling, request_for
 from pytest_skills.report.records import (
+    CALL_FAILED,
     CONDITIONS,
     GRADED_BY_CHECK,
+    MODEL_UNAVAILABLE,
+    NOT_GRADED,
+    REPLAY_MISS,
     ItemRecord,
     call_result,
 )
@@ -107,12 +111,23 @@ class SkillFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-def replay_hint(nodeid: str, model: str) -> str:
-    """How to record an answer that a replay missed."""
-    return (
-        f"\nTo record it, run with the model reachable:\n"
-        f"    pytest '{nodeid}' --skill-model {model} --skill-cache=auto"
-    )
+#: Where an item's short failure points for the fix shared by every item it touches.
+SEE_SUMMARY = "(the skills summary says how to fix it)"
+
+
+def error_kind(outcome: Outcome) -> str:
+    """The kind of a failed call, for the record and the problems summary."""
+    if outcome.model_unavailable:
+        return MODEL_UNAVAILABLE
+    return REPLAY_MISS if outcome.replay_miss else CALL_FAILED
+
+
+def short_error(message: str, kind: str) -> str:
+    """An item's one-line reason; problems shared by many items are explained once."""
+    first = message.splitlines()[0] if message else "unknown error"
+    if kind in (MODEL_UNAVAILABLE, REPLAY_MISS):
+        return f"{first} {SEE_SUMMARY}"
+    return message
 
 
 @dataclass(frozen=True)
@@ -124,7 +139,7 @@ class _Graded:
     outcome: Outcome
     check: CheckResult | None
     error: str | None
-    replay_miss: bool
+    error_kind: str | None
 
     @property
     def passed(self) -> bool:
@@ -132,10 +147,11 @@ class _Graded:
 
 
 class SkillCheckFailed(Exception):
-    def __init__(self, graded: list[_Graded], needed: int):
+    def __init__(self, graded: list[_Graded], needed: int, baseline: list[_Graded]):
         super().__init__("skill check failed")
         self.graded = graded
         self.needed = needed
+        self.baseline = baseline
 
 
 class SkillCallFailed(Exception):
@@ -178,23 +194,27 @@ class SkillItem(pytest.Item):
         with_skill = [g for g in graded if g.condition == "with_skill"]
         errors = [g for g in with_skill if g.error is not None]
         if errors:
-            raise SkillCallFailed(self._describe_error(errors[0]))
+            first = errors[0]
+            raise SkillCallFailed(short_error(first.error or "", first.error_kind or CALL_FAILED))
         needed = self.context.settings.required_passes
         if sum(g.passed for g in with_skill) < needed:
             # The failure repr shows the answer; a report section would print it twice.
-            raise SkillCheckFailed(with_skill, needed)
+            baseline = [g for g in graded if g.condition == "baseline"]
+            raise SkillCheckFailed(with_skill, needed, baseline)
 
     def _grade(self, condition: str, call: Call) -> _Graded:
         outcome = self.context.ask(call)
         for warning in outcome.warnings:
             self.warn(pytest.PytestWarning(warning))
-        check, error, replay_miss = None, outcome.error, outcome.replay_miss
+        check, error = None, outcome.error
+        kind = error_kind(outcome) if error is not None else None
         if outcome.response is not None:
             try:
                 check = self.registry.evaluate(self.case.check, outcome.response.text)
             except CheckError as failure:  # e.g. no judge model: an error, not a verdict
-                error, replay_miss = failure.message, failure.replay_miss
-        return _Graded(condition, call, outcome, check, error, replay_miss)
+                # The judge's own call (its replay miss included) is named in the message.
+                error, kind = failure.message, NOT_GRADED
+        return _Graded(condition, call, outcome, check, error, kind)
 
     def _record(self, graded: Iterable[_Graded]) -> ItemRecord:
         assert self.spec is not None and self.parent is not None
@@ -215,17 +235,11 @@ class SkillItem(pytest.Item):
                     passed=g.check.passed if g.check is not None else None,
                     graded_by=GRADED_BY_CHECK,
                     redact=self.context.redact,
+                    error_kind=g.error_kind,
                 )
                 for g in graded
             ),
         )
-
-    def _describe_error(self, graded: _Graded) -> str:
-        message = graded.error or "unknown error"
-        if graded.replay_miss:
-            assert self.spec is not None
-            message += replay_hint(self.nodeid, self.spec.name)
-        return message
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         error = excinfo.value
@@ -269,3 +283,17 @@ class SkillItem(pytest.Item):
             line,
             f"skill case {self.case.id} [{self.spec.name if self.spec else '-'}]",
         )
+
+
+def _answer_lines(title: str, graded: _Graded) -> list[str]:
+    response = graded.outcome.response
+    if response is None:
+        return [f"{'-' * 20} {title}: no answer ({graded.error}) {'-' * 20}"]
+    notes = []
+    if graded.condition == "baseline" and graded.check is not None:
+        notes.append("passed" if graded.check.passed else "failed")
+    if response.cached:
+        notes.append("replayed")
+    if notes:
+        title += f" ({', '.join(notes)})"
+    return [f"{'-' * 20} {title} {'-' * 20}", response.text]

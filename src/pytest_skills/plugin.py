@@ -17,7 +17,7 @@ from pytest_skills.models import ModelSpec
 from pytest_skills.nodes import RECORD_KEY, SkillFile, SkillItem
 from pytest_skills.report.records import to_properties
 from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
-from pytest_skills.settings import SETTINGS_KEY, add_options, resolve
+from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
 from pytest_skills.xdist_queue import queued_items
 
 
@@ -36,7 +36,7 @@ def pytest_skills_register_checks(registry: CheckRegistry) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_skills_make_backend(spec: ModelSpec, config: pytest.Config) -> Backend | None:
-    return make_builtin_backend(spec, config.stash[SETTINGS_KEY].backend_options)
+    return make_builtin_backend(spec, config.stash[RUN_KEY].backend_options)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,9 +50,19 @@ def pytest_configure(config: pytest.Config) -> None:
     config.hook.pytest_skills_register_checks(registry=registry)
     run = config.stash[RUN_KEY] = SkillRun(config, settings, registry)
     config.stash[fixture.CONTEXT_KEY] = run.context
+    if not config.option.skill_models_list:
+        run.check_providers()
     if not is_xdist_worker(config):
         # Only the controller aggregates; it sees every worker's reports through this.
         config.pluginmanager.register(run, "pytest-skills-run")
+
+
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.option.skill_models_list:
+        for line in models_list(config, resolve(config)):
+            print(line)
+        return 0
+    return None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -11,13 +11,13 @@ import contextlib
 import json
 import os
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pluggy
 import pytest
 
-from pytest_skills.backends import Backend, BackendError
+from pytest_skills.backends import Backend, BackendError, BackendOptions
 from pytest_skills.backends.builtin import PROVIDERS
 from pytest_skills.checks import Check, CheckRegistry
 from pytest_skills.checks.judge import JudgeCheck, register_judge_check
@@ -27,7 +27,9 @@ from pytest_skills.execution.fingerprints import GGUFFingerprints
 from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
 from pytest_skills.execution.secrets import redact, secret_values
 from pytest_skills.models import ModelSpec, cache_model
+from pytest_skills.models.specs import did_you_mean
 from pytest_skills.report import export, terminal
+from pytest_skills.report.problems import find_problems
 from pytest_skills.report.records import ItemRecord, from_properties
 from pytest_skills.report.summary import ModelSummary, gate_failures, summarise
 from pytest_skills.settings import Settings
@@ -56,10 +58,14 @@ class SkillRun:
     unused_keys: list[str] = field(default_factory=list)
     gate_messages: list[str] = field(default_factory=list)
     summaries: list[ModelSummary] = field(default_factory=list)
+    #: Set at the end: whether nothing was left out (unused entries mean something).
+    whole_suite: bool = False
     _runner: Runner | None = None
     _cache: ResponseCache | None = None
     #: Read once, on the main thread, when the run starts.
     _secrets: dict[str, str] = field(default_factory=secret_values)
+    #: Backends of plugin providers, built when their provider was checked.
+    _prebuilt: dict[str, Backend] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.judge = JudgeCheck(self.settings.judge_model, self.ask)
@@ -104,11 +110,35 @@ class SkillRun:
                 backend_factory=self._make_backend,
                 concurrency=self.settings.concurrency,
                 retries=self.settings.retries,
-                replay_check=GGUFFingerprints(self.settings.gguf_dirs).warning,
+                replay_check=GGUFFingerprints(self.settings.gguf_dirs, self.announce).warning,
             )
         return self._runner
 
+    def check_providers(self) -> None:
+        """Refuse, once and before anything runs, a model whose provider nothing serves.
+
+        Built-in providers are only checked by name (their backends are built when a
+        call needs one: replays need neither a key nor an SDK); a plugin's provider is
+        asked for its backend now, which is kept for the run.
+        """
+        specs = [*self.settings.models, *filter(None, [self.settings.judge_model])]
+        for spec in specs:
+            if spec.provider in PROVIDERS or spec.resolved in self._prebuilt:
+                continue
+            backend = self.config.hook.pytest_skills_make_backend(spec=spec, config=self.config)
+            if backend is None:
+                raise pytest.UsageError(
+                    f"pytest-skills: no backend for provider {spec.provider!r} in "
+                    f"{spec.name!r}{did_you_mean(spec.provider, PROVIDERS)}: use "
+                    f"{', '.join(p + ':' for p in PROVIDERS)}, or add a backend with the "
+                    "pytest_skills_make_backend hook"
+                )
+            self._prebuilt[spec.resolved] = backend
+
     def _make_backend(self, spec: ModelSpec) -> Backend:
+        prebuilt = self._prebuilt.pop(spec.resolved, None)
+        if prebuilt is not None:
+            return prebuilt
         backend = self.config.hook.pytest_skills_make_backend(spec=spec, config=self.config)
         if backend is None:
             raise BackendError(
@@ -117,6 +147,17 @@ class SkillRun:
                 "pytest_skills_make_backend hook"
             )
         return backend
+
+    @property
+    def backend_options(self) -> BackendOptions:
+        return replace(self.settings.backend_options, announce=self.announce)
+
+    def announce(self, message: str) -> None:
+        """A line in the terminal, on its own (the progress line may be showing)."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.config.option.verbose > -2:
+            reporter.ensure_newline()
+            reporter.write_line(f"skills: {message}")
 
     def ask(self, call: Call) -> Outcome:
         return self.runner.outcome(call)
@@ -189,6 +230,13 @@ class SkillRun:
             lines += terminal.table(
                 models, verbose=reporter.config.option.verbose > 0, records=self.records
             )
+            lines += terminal.problem_lines(find_problems(self.records))
+        narrowed = self.records and self.settings.cache_mode != "off" and not self.whole_suite
+        if self.settings.cache_prune and narrowed:
+            lines.append(
+                "skills: --skill-cache-prune removed nothing: it needs a run of the whole "
+                "suite (this one was narrowed by -k, -m, --lf, deselection, -x or a stop)"
+            )
         if self.unused_keys:
             verb = "removed" if self.settings.cache_prune else "unused by this run"
             hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
@@ -196,7 +244,7 @@ class SkillRun:
         lines += [f"skills: GATE FAILED: {message}" for message in self.gate_messages]
         if not lines:
             return
-        reporter.section(SECTION, sep="=", bold=True)
+        reporter.write_sep("=", SECTION, bold=True)
         for line in lines:
             reporter.write_line(line, red=line.startswith("skills: GATE"))
 
@@ -212,11 +260,14 @@ class SkillRun:
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.records:
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(export.markdown(models) + "\n")
+                handle.write(
+                    export.markdown(models, self.records, find_problems(self.records)) + "\n"
+                )
         self.gate_messages = gate_failures(models, s)
         if self.gate_messages and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
-        if self._ran_whole_suite(session):
+        self.whole_suite = self._ran_whole_suite(session)
+        if self.whole_suite:
             self._find_unused()
 
     def _ran_whole_suite(self, session: pytest.Session) -> bool:
@@ -277,9 +328,15 @@ class _ProgressLine:
         self.shown = False
 
     def text(self, progress: Progress) -> str:
+        live = progress.done - progress.cached - progress.failed
+        done = (
+            f"{progress.done}/{progress.total}"
+            if progress.done < progress.total
+            else progress.total
+        )
         return (
-            f"skills: {progress.done}/{progress.total} calls, {progress.cached} from cache, "
-            f"{progress.failed} failed, {progress.elapsed:.1f}s"
+            f"skills: {done} calls: {live} live, {progress.cached} from the cache, "
+            f"{progress.failed} failed ({progress.elapsed:.1f}s)"
         )
 
     def show(self, progress: Progress) -> None:

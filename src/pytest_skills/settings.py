@@ -78,7 +78,16 @@ def add_options(parser: pytest.Parser) -> None:
         default=[],
         metavar="SPEC",
         help="model to run skill cases on: alias (haiku, gemma3-270m) or "
-        "provider:name[@base_url]; repeatable. ini: skill_models",
+        "provider:name[@base_url]; repeatable. ini: skill_models. Keys come from "
+        "ANTHROPIC_API_KEY / OPENAI_API_KEY, servers from ANTHROPIC_BASE_URL / "
+        "OPENAI_BASE_URL",
+    )
+    group.addoption(
+        "--skill-models-list",
+        action="store_true",
+        default=False,
+        help="list the model aliases (built in and from ini skill_model_aliases) with what "
+        "each resolves to, and the GGUF directories searched, then exit",
     )
     group.addoption(
         "--no-skill-baseline",
@@ -90,8 +99,9 @@ def add_options(parser: pytest.Parser) -> None:
         "--skill-cache",
         choices=CACHE_MODES,
         default=None,
-        help="response cache mode: auto (default), replay (default when CI is set), "
-        "refresh, off. ini: skill_cache",
+        help="response cache mode: auto (default), replay (the default when the "
+        "environment variable CI is truthy, as on CI services), refresh, off. "
+        "ini: skill_cache",
     )
     group.addoption(
         "--skill-cache-dir",
@@ -146,7 +156,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--skill-report",
         default=None,
         metavar="PATH",
-        help="write the JSON report to PATH",
+        help="write the JSON report to PATH (when GITHUB_STEP_SUMMARY names a file, a "
+        "Markdown summary is appended to it too)",
     )
     group.addoption(
         "--skill-min-lift",
@@ -175,7 +186,8 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
     parser.addini(
         "skill_gguf_dirs",
-        "directories searched for GGUF files named by aliases",
+        "directories searched for GGUF files named by file name (after those in the "
+        f"environment variable {GGUF_DIR_ENV}, {os.pathsep!r}-separated)",
         type="paths",
         default=[],
     )
@@ -295,3 +307,21 @@ def resolve(config: pytest.Config) -> Settings:
         judge_model=judge,
         gguf_dirs=tuple(env_dirs + ini_dirs),
     )
+
+
+def models_list(config: pytest.Config, settings: Settings) -> list[str]:
+    """What ``--skill-models-list`` prints: every alias and what it resolves to."""
+    ini = parse_aliases(config.getini("skill_model_aliases"))
+    aliases = {**DEFAULT_ALIASES, **ini}
+    width = max(len(name) for name in aliases)
+    lines = ["model aliases (pass one to --skill-model, or write provider:name[@base_url]):"]
+    for name in sorted(aliases):
+        origin = "  (ini skill_model_aliases)" if name in ini else ""
+        lines.append(f"  {name:<{width}}  {parse_model_spec(name, aliases).resolved}{origin}")
+    lines.append("GGUF files named by file name are looked up in:")
+    lines += [f"  {directory}" for directory in settings.gguf_dirs] or ["  (no directories set)"]
+    lines.append(
+        f"  (set {GGUF_DIR_ENV} or ini skill_gguf_dirs; gemma3-270m comes from the "
+        "'demo' extra's package)"
+    )
+    return lines

@@ -6,7 +6,7 @@ import email.utils
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -22,16 +22,31 @@ class BackendOptions:
     timeout: float = 120.0
     #: Directories searched for GGUF files named by file name.
     gguf_dirs: tuple[Path, ...] = ()
+    #: Where a backend tells the user of slow one-time work (assembling a model file).
+    announce: Callable[[str], None] | None = field(default=None, compare=False)
 
 
 class BackendError(Exception):
-    """A call that failed. ``retryable`` errors (429, 529, 5xx, timeouts) are retried."""
+    """A call that failed. ``retryable`` errors (429, 529, 5xx, timeouts) are retried.
 
-    def __init__(self, message: str, *, retryable: bool = False, retry_after: float | None = None):
+    ``model_unavailable`` errors (no key, no model file, no llama-cpp-python) would be
+    the same for every call of the model: the runner stops calling it and the summary
+    reports the problem once.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+        model_unavailable: bool = False,
+    ):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
         self.retry_after = retry_after
+        self.model_unavailable = model_unavailable
 
 
 class MissingCredentials(BackendError):
@@ -39,8 +54,10 @@ class MissingCredentials(BackendError):
 
     def __init__(self, variable: str, provider: str):
         super().__init__(
-            f"{provider} needs an API key: set the environment variable {variable} "
-            f"(or replay recorded answers with --skill-cache=replay)"
+            f"{provider} needs an API key: {variable} is not set\n"
+            f"Set the environment variable {variable}, or replay recorded answers with "
+            "--skill-cache=replay",
+            model_unavailable=True,
         )
         self.variable = variable
 

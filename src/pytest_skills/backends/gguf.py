@@ -21,12 +21,15 @@ import json
 import os
 import struct
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from pytest_skills.backends.base import BackendError
+
+#: Tells the user something worth a line in the terminal (e.g. a 250 MB write).
+Announce = Callable[[str], None]
 
 #: File name of the demo model the ``gemma3-270m`` alias points at. Kept here as well as
 #: in the package so that the "how to install it" hint works when the package is absent.
@@ -46,7 +49,7 @@ class GGUFNotFound(BackendError):
         lines = [f"GGUF model file {model!r} not found. Looked in:"]
         lines += [f"  - {directory}" for directory in self.searched] or ["  (nowhere)"]
         lines.append(hint or _default_hint(model))
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines), model_unavailable=True)
 
 
 def _default_hint(model: str) -> str:
@@ -64,7 +67,7 @@ def _default_hint(model: str) -> str:
 # --- locating ---------------------------------------------------------------------------
 
 
-def locate_gguf(model: str, search_dirs: Sequence[Path]) -> Path:
+def locate_gguf(model: str, search_dirs: Sequence[Path], announce: Announce | None = None) -> Path:
     """Return an existing model file for ``model`` (a path or a bare file name).
 
     A path that exists (absolute, or relative to the working directory) is used as is.
@@ -94,7 +97,7 @@ def locate_gguf(model: str, search_dirs: Sequence[Path]) -> Path:
     if model == DEMO_MODEL_NAME:
         cache = models_cache_dir()
         searched.append(cache)
-        found = _demo_model(cache)
+        found = _demo_model(cache, announce)
         if found is not None:
             return found
         raise GGUFNotFound(
@@ -114,7 +117,7 @@ def models_cache_dir() -> Path:
 _assemble_lock = threading.Lock()
 
 
-def _demo_model(cache: Path) -> Path | None:
+def _demo_model(cache: Path, announce: Announce | None = None) -> Path | None:
     """The demo model in ``cache``, assembled from its package if needed; None without it."""
     try:
         # An optional extra ("demo"), imported like the SDKs: only when it is needed.
@@ -134,6 +137,11 @@ def _demo_model(cache: Path) -> Path | None:
         if target.is_file() and target.stat().st_size == size and file_sha256(target) == expected:
             _write_marker(target, size, expected)  # a run killed between rename and marker
             return target
+        if announce is not None:
+            announce(
+                f"assembling {demo.MODEL_NAME} ({size / 1e6:.0f} MB) from the {DEMO_PACKAGE} "
+                f"package into {cache} (once: later runs reuse it)"
+            )
         _assemble(chunks, target, expected)
         _write_marker(target, size, expected)
         _remember_sha(target, expected)

@@ -19,7 +19,9 @@ instance per file, and ``swa_full=True`` (see :func:`_load`).
 
 from __future__ import annotations
 
+import ctypes
 import importlib.metadata
+import logging
 import os
 import threading
 import time
@@ -119,13 +121,36 @@ def installed_llama_cpp_version() -> str | None:
         return None
 
 
+#: llama.cpp's own log lines (model loading, "using full-size SWA cache", ...) go to this
+#: logger at DEBUG level instead of stderr, where they would break pytest's output;
+#: ``--log-cli-level=DEBUG`` or a failing test's captured log shows them.
+LLAMA_LOGGER = logging.getLogger("pytest_skills.llama_cpp")
+_log_callback: Any = None
+
+
+def _route_llama_logs(llama_cpp: Any) -> None:
+    global _log_callback
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def to_logger(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        message = text.decode("utf-8", errors="replace").rstrip()
+        if message:
+            LLAMA_LOGGER.debug("%s", message)
+
+    _log_callback = to_logger  # kept alive: llama.cpp holds only a C pointer to it
+    llama_cpp.llama_log_set(to_logger, ctypes.c_void_p(0))
+
+
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp  # lazy: replaying local answers needs no llama-cpp-python
     except ImportError as error:
         raise BackendError(
             f"local GGUF models need llama-cpp-python, which is not importable ({error}): "
-            f"{INSTALL_HINT}, or replay recorded answers with --skill-cache=replay"
+            f"{INSTALL_HINT}, or replay recorded answers with --skill-cache=replay",
+            model_unavailable=True,
         ) from None
     return llama_cpp
 
@@ -164,7 +189,7 @@ class LlamaCppBackend:
     @classmethod
     def shared(cls, spec: ModelSpec, options: BackendOptions) -> LlamaCppBackend:
         """The process-wide backend of the file ``spec.model`` resolves to."""
-        path = locate_gguf(spec.model, tuple(options.gguf_dirs))
+        path = locate_gguf(spec.model, tuple(options.gguf_dirs), options.announce)
         with cls._instances_lock:
             backend = cls._instances.get(path)
             if backend is None:
@@ -181,6 +206,7 @@ class LlamaCppBackend:
 
     def _load(self) -> _Loaded:
         llama_cpp = _import_llama_cpp()
+        _route_llama_logs(llama_cpp)
         trained = read_gguf_header(self.path).context_length()
         n_ctx = min(DEFAULT_N_CTX, trained) if trained else DEFAULT_N_CTX
         threads = _cpu_threads()
@@ -198,7 +224,9 @@ class LlamaCppBackend:
                 verbose=False,
             )
         except (ValueError, RuntimeError) as error:
-            raise BackendError(f"llama.cpp could not load {self.path}: {error}") from None
+            raise BackendError(
+                f"llama.cpp could not load {self.path}: {error}", model_unavailable=True
+            ) from None
         metadata = llama.metadata
         prompt_format = choose_prompt_format(metadata)
         system_role = prompt_format == CHAT_TEMPLATE and template_accepts_system(

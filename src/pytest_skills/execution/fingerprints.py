@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pytest_skills.backends import BackendError
-from pytest_skills.backends.gguf import file_sha256, locate_gguf
+from pytest_skills.backends.gguf import Announce, file_sha256, locate_gguf
 from pytest_skills.backends.llama_cpp import installed_llama_cpp_version
 from pytest_skills.models import ModelSpec, Response
 
@@ -23,8 +23,9 @@ class GGUFFingerprints:
     """Compares a replayed answer's recorded file checksum and llama.cpp version with
     what is installed here."""
 
-    def __init__(self, gguf_dirs: Sequence[Path]):
+    def __init__(self, gguf_dirs: Sequence[Path], announce: Announce | None = None):
         self.gguf_dirs = tuple(gguf_dirs)
+        self.announce = announce
         self._checked: set[str] = set()
 
     def warning(self, spec: ModelSpec, response: Response) -> str | None:
@@ -39,7 +40,7 @@ class GGUFFingerprints:
         if not recorded:
             return None
         try:
-            path = locate_gguf(spec.model, self.gguf_dirs)
+            path = locate_gguf(spec.model, self.gguf_dirs, self.announce)
             actual = file_sha256(path)
         except (BackendError, OSError):
             return None

@@ -50,6 +50,8 @@ class Outcome:
     error: str | None = None
     #: Set when the error was a replay miss, so the item can say how to record it.
     replay_miss: bool = False
+    #: Set when the model cannot be called at all (no key, no file): same for every call.
+    model_unavailable: bool = False
     warnings: tuple[str, ...] = ()
 
     @property
@@ -144,7 +146,9 @@ class Runner:
                 return
         backend = self._backend(call.spec)
         if isinstance(backend, BackendError):
-            self._finish(future, Outcome(error=backend.message))
+            self._finish(
+                future, Outcome(error=backend.message, model_unavailable=backend.model_unavailable)
+            )
             return
         if getattr(backend, "exclusive", False):
             self._exclusive_queue(backend).put((call, backend, future))
@@ -157,6 +161,8 @@ class Runner:
             try:
                 self._backends[spec.resolved] = self.backend_factory(spec)
             except BackendError as error:
+                # Any failure to build it is the model's, not one call's.
+                error.model_unavailable = True
                 self._backends[spec.resolved] = error
         return self._backends[spec.resolved]
 
@@ -215,10 +221,18 @@ class Runner:
     def _execute(self, call: Call, backend: Backend) -> Outcome:
         attempt = 0
         while True:
+            unavailable = self._backends.get(call.spec.resolved)
+            if isinstance(unavailable, BackendError):
+                return Outcome(error=unavailable.message, model_unavailable=True)
             try:
                 response = backend.complete(call.request)
                 break
             except BackendError as error:
+                if error.model_unavailable:
+                    # No later call can do better: they fail at once with this message.
+                    with self._lock:
+                        self._backends[call.spec.resolved] = error
+                    return Outcome(error=error.message, model_unavailable=True)
                 if not error.retryable or attempt >= self.retries or self._stop.is_set():
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     return Outcome(error=f"{error.message}{tries}")

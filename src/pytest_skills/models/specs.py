@@ -5,8 +5,9 @@ Parsed once at configure time; nothing here imports pytest or an SDK.
 
 from __future__ import annotations
 
+import difflib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 #: Built-in aliases; ini ``skill_model_aliases`` extends or overrides them.
@@ -44,6 +45,12 @@ class ModelSpec:
         return f"{text}@{self.base_url}" if self.base_url else text
 
 
+def did_you_mean(typed: str, known: Iterable[str]) -> str:
+    """`` (did you mean X?)`` for a near miss of a known name, else nothing."""
+    close = difflib.get_close_matches(typed, list(known), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]}?)" if close else ""
+
+
 def parse_aliases(lines: str | list[str]) -> dict[str, str]:
     """Parse ini ``alias = spec`` lines; blank lines and ``#`` comments are ignored."""
     if isinstance(lines, str):
@@ -77,10 +84,10 @@ def parse_model_spec(text: str, aliases: Mapping[str, str] | None = None) -> Mod
         current = table[current]
     match = _PROVIDER_RE.match(current)
     if not match:
-        known = ", ".join(sorted(table))
         raise SpecError(
-            f"unknown model {typed!r}: use provider:name (anthropic:, openai:, gguf:) "
-            f"or one of the aliases: {known}"
+            f"unknown model {typed!r}{did_you_mean(typed, table)}: use provider:name "
+            f"(anthropic:, openai:, gguf:) or one of the aliases: {', '.join(sorted(table))} "
+            "(pytest --skill-models-list shows what each resolves to)"
         )
     provider, rest = match.groups()
     base_url: str | None = None

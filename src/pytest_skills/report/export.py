@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord, sorted_records
 from pytest_skills.report.stats import Proportion
 from pytest_skills.report.summary import ModelSummary
-from pytest_skills.report.terminal import interval_text, rate_text
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
@@ -87,18 +87,61 @@ def to_json(
     }
 
 
-def markdown(models: Sequence[ModelSummary]) -> str:
+def _cell(text: str) -> str:
+    """Text safe inside a Markdown table cell: no pipes, no newlines."""
+    return " ".join(text.replace("|", "\\|").split())
+
+
+def _md_rate(passed: int, total: int) -> str:
+    return f"{passed}/{total} ({passed / total:.0%})" if total else "-"
+
+
+def markdown(
+    models: Sequence[ModelSummary],
+    records: Sequence[ItemRecord] = (),
+    problems: Sequence[Problem] = (),
+    max_failures: int = 20,
+) -> str:
+    """The GitHub step summary: lift per model with its interval, failing cases, problems."""
     lines = [
         "### Skill lift by model",
         "",
-        "| model | cases | with skill | baseline | lift | 95% CI | p |",
-        "|---|---:|---:|---:|---:|---|---:|",
+        "| model | cases | with skill | baseline | lift | 95% CI | p | verdict |",
+        "|---|---:|---:|---:|---:|:---:|---:|---|",
     ]
     for m in models:
-        ws = rate_text(m.with_skill.rate)
-        bs = rate_text(m.baseline.rate) if m.baseline else "skipped"
-        lift = "-" if not m.lift or m.lift.lift is None else f"{m.lift.lift * 100:+.0f} pp"
-        ci = interval_text(m.lift.ci, signed=True) if m.lift else ""
-        p = "-" if not m.lift or m.lift.p_value is None else f"{m.lift.p_value:.3f}"
-        lines.append(f"| {m.model} | {m.cases} | {ws} | {bs} | {lift} | {ci} | {p} |")
+        if m.lift is None or m.paired is None:
+            ws = _md_rate(m.with_skill.rate.passed, m.with_skill.rate.total)
+            lines.append(f"| {_cell(m.model)} | {m.cases} | {ws} | skipped | - | - | - | - |")
+            continue
+        paired, lift = m.paired, m.lift
+        ws = _md_rate(paired.with_skill_passed, paired.answers)
+        bs = _md_rate(paired.baseline_passed, paired.answers)
+        points = "-" if lift.lift is None else f"{lift.lift * 100:+.0f} pp"
+        ci = "-" if lift.ci is None else f"{lift.ci[0] * 100:+.0f} to {lift.ci[1] * 100:+.0f} pp"
+        p = "-" if lift.p_value is None else f"{lift.p_value:.3f}"
+        lines.append(
+            f"| {_cell(m.model)} | {paired.cases} | {ws} | {bs} | {points} | {ci} | {p} | "
+            f"{lift.verdict} |"
+        )
+    failing = [
+        (record, result)
+        for record in sorted_records(records)
+        for result in record.results
+        if result.condition == "with_skill" and result.graded and not result.passed
+    ]
+    if failing:
+        lines += ["", f"#### Failing with the skill ({len(failing)})", ""]
+        lines += ["| model | case | answer |", "|---|---|---|"]
+        for record, result in failing[:max_failures]:
+            answer = _cell(result.output or "")
+            answer = answer if len(answer) <= 120 else answer[:119] + "…"
+            lines.append(f"| {_cell(record.model)} | `{_cell(record.nodeid)}` | {answer} |")
+        if len(failing) > max_failures:
+            lines.append(f"| | {len(failing) - max_failures} more | |")
+    if problems:
+        lines += ["", "#### Problems", ""]
+        for problem in problems:
+            head, *rest = problem.lines()
+            lines.append(f"- {_cell(head)}" + "".join(f" `{line.strip()}`" for line in rest))
     return "\n".join(lines) + "\n"

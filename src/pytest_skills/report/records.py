@@ -23,6 +23,16 @@ RESULT_PROPERTY = "pytest_skills"
 GRADED_BY_CHECK = "check"
 GRADED_BY_OUTCOME = "test outcome"
 
+#: Values of :attr:`CallResult.error_kind`: why there is no verdict.
+#: The model cannot be called at all (no key, no file, no backend): one fix for all calls.
+MODEL_UNAVAILABLE = "model"
+#: A replay found no recorded answer: one re-recording run fixes them all.
+REPLAY_MISS = "replay miss"
+#: This call failed (after retries): a provider error, a timeout.
+CALL_FAILED = "call"
+#: The answer came, but a check could not grade it (e.g. the judge's call failed).
+NOT_GRADED = "grading"
+
 
 @dataclass(frozen=True)
 class CallResult:
@@ -39,6 +49,8 @@ class CallResult:
     latency_s: float | None
     error: str | None
     cache_key: str
+    #: One of the ``*_KIND`` constants above when ``error`` is set.
+    error_kind: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -61,6 +73,7 @@ class CallResult:
             "usage": self.usage.as_dict() if self.usage is not None else None,
             "latency_s": self.latency_s,
             "error": self.error,
+            "error_kind": self.error_kind,
             "cache_key": self.cache_key,
         }
 
@@ -78,6 +91,7 @@ class CallResult:
             latency_s=data.get("latency_s"),
             error=data.get("error"),
             cache_key=data["cache_key"],
+            error_kind=data.get("error_kind"),
         )
 
 
@@ -91,6 +105,7 @@ def call_result(
     passed: bool | None,
     graded_by: str | None,
     redact: Callable[[str], str],
+    error_kind: str | None = None,
 ) -> CallResult:
     """The one way to build a :class:`CallResult`: texts redacted, a failed call ungraded."""
     failed = error is not None or response is None
@@ -105,6 +120,7 @@ def call_result(
         latency_s=response.latency_s if response is not None else None,
         error=redact(error) if error is not None else (None if response else "no answer"),
         cache_key=cache_key,
+        error_kind=(error_kind or CALL_FAILED) if failed else None,
     )
 
 

@@ -13,7 +13,7 @@ from statistics import fmean
 from typing import TYPE_CHECKING
 
 from pytest_skills.report.pricing import cost_usd
-from pytest_skills.report.records import CallResult, ItemRecord, sorted_records
+from pytest_skills.report.records import NOT_GRADED, CallResult, ItemRecord, sorted_records
 from pytest_skills.report.stats import (
     Lift,
     Proportion,
@@ -33,11 +33,25 @@ class ConditionSummary:
     tokens: float | None
     latency_s: float | None
     cost_usd: float | None
+    #: Calls that produced no answer (distinct calls: one call may serve several items).
     errors: int
+    #: Answers a check could not grade (e.g. the judge's call failed).
+    ungraded: int = 0
     #: Mean provider prompt-cache tokens per call (Anthropic cache_control, OpenAI
     #: cached input, llama.cpp prefix reuse).
     cache_read_tokens: float | None = None
     cache_write_tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class PairedRates:
+    """Pass counts over the cases graded in both conditions: what the lift compares."""
+
+    cases: int
+    #: Graded answers per condition over those cases (cases x trials).
+    answers: int
+    with_skill_passed: int
+    baseline_passed: int
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,7 @@ class ModelSummary:
     with_skill: ConditionSummary
     baseline: ConditionSummary | None
     lift: Lift | None
+    paired: PairedRates | None = None
 
     @property
     def errors(self) -> int:
@@ -82,14 +97,15 @@ def _condition(results: Sequence[CallResult], resolved: str) -> ConditionSummary
         tokens=fmean(tokens) if tokens else None,
         latency_s=fmean(latencies) if latencies else None,
         cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
-        errors=len(results) - len(ok),
+        errors=len({r.cache_key for r in results if not r.ok and r.error_kind != NOT_GRADED}),
+        ungraded=len({r.cache_key for r in results if r.error_kind == NOT_GRADED}),
         cache_read_tokens=fmean(u.cache_read_tokens for u in usages) if usages else None,
         cache_write_tokens=fmean(u.cache_write_tokens for u in usages) if usages else None,
     )
 
 
-def _lift(records: Sequence[ItemRecord], trials: int) -> Lift:
-    """Pair conditions by case; a case counts only when both conditions have answers."""
+def _paired(records: Sequence[ItemRecord]) -> list[tuple[list[bool], list[bool]]]:
+    """Per case, the verdicts of each condition; only cases graded in both count."""
     per_case: list[tuple[list[bool], list[bool]]] = []
     for record in records:
         by_condition: dict[str, list[bool]] = defaultdict(list)
@@ -98,9 +114,22 @@ def _lift(records: Sequence[ItemRecord], trials: int) -> Lift:
                 by_condition[result.condition].append(bool(result.passed))
         if by_condition["with_skill"] and by_condition["baseline"]:
             per_case.append((by_condition["with_skill"], by_condition["baseline"]))
+    return per_case
+
+
+def _lift(per_case: Sequence[tuple[list[bool], list[bool]]], trials: int) -> Lift:
     if trials <= 1 and all(len(w) == 1 and len(b) == 1 for w, b in per_case):
         return paired_lift([(w[0], b[0]) for w, b in per_case])
     return bootstrap_lift([(fmean(w), fmean(b)) for w, b in per_case])
+
+
+def _paired_rates(per_case: Sequence[tuple[list[bool], list[bool]]]) -> PairedRates:
+    return PairedRates(
+        cases=len(per_case),
+        answers=sum(len(w) for w, _ in per_case),
+        with_skill_passed=sum(sum(w) for w, _ in per_case),
+        baseline_passed=sum(sum(b) for _, b in per_case),
+    )
 
 
 def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSummary]:
@@ -119,6 +148,7 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
         results = [r for record in model_records for r in record.results]
         with_skill = [r for r in results if r.condition == "with_skill"]
         baseline = [r for r in results if r.condition == "baseline"]
+        per_case = _paired(model_records) if baseline else []
         summaries.append(
             ModelSummary(
                 model=name,
@@ -126,7 +156,8 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
                 cases=len(model_records),
                 with_skill=_condition(with_skill, resolved),
                 baseline=_condition(baseline, resolved) if baseline else None,
-                lift=_lift(model_records, settings.trials) if baseline else None,
+                lift=_lift(per_case, settings.trials) if baseline else None,
+                paired=_paired_rates(per_case) if baseline else None,
             )
         )
     return summaries

@@ -6,6 +6,7 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.stats import Proportion, proportion
 from pytest_skills.report.summary import ModelSummary
@@ -25,8 +26,17 @@ def interval_text(ci: tuple[float, float] | None, signed: bool = False) -> str:
     return f"[{ci[0] * 100:.0f}-{ci[1] * 100:.0f}]"
 
 
-def _tokens(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.0f}"
+def _count(value: float, noun: str) -> str:
+    return f"{value:,.0f} {noun}{'' if round(value) == 1 else 's'}"
+
+
+LEGEND = [
+    "cases: cases graded in both conditions (the lift pairs them); with skill, baseline:",
+    "answers that passed over those cases; lift: with skill minus baseline, in percentage",
+    "points; 95% CI: Newcombe's paired interval (a case bootstrap with --skill-trials > 1);",
+    "p: exact McNemar test on the cases where the conditions disagree; verdict: improves or",
+    "hurts when the whole interval is above or below zero, else inconclusive.",
+]
 
 
 def table(
@@ -35,55 +45,70 @@ def table(
     verbose: bool = False,
     records: Sequence[ItemRecord] = (),
 ) -> list[str]:
-    """The summary table; every line fits in 100 columns (rate intervals go in -v)."""
+    """The summary table and its notes; every line fits in 100 columns."""
     width = min(max([len("model"), *(len(m.model) for m in models)]), 28)
     head = (
         f"{'model':<{width}} {'cases':>5}  {'with skill':>10}  {'baseline':>10} "
-        f"{'lift':>7} {'95% CI':<11} {'p':>6} {'tokens w/b':>14}"
+        f"{'lift':>6}  {'95% CI':<10} {'p':>5}  verdict"
     )
-    lines = ["", "skills: pass rate with and without the skill", head]
+    lines = ["pass rate with and without the skill", head]
+    notes: list[str] = []
     for m in models:
-        ws = rate_text(m.with_skill.rate)
-        if m.baseline is not None and m.lift is not None:
-            bs = rate_text(m.baseline.rate)
-            lift = "-" if m.lift.lift is None else f"{m.lift.lift * 100:+.0f}pp"
-            ci = interval_text(m.lift.ci, signed=True)
-            p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
-            tokens = f"{_tokens(m.with_skill.tokens)}/{_tokens(m.baseline.tokens)}"
-        else:
-            bs, lift, ci, p = "skipped", "-", "", "-"
-            tokens = _tokens(m.with_skill.tokens)
         name = m.model if len(m.model) <= width else m.model[: width - 1] + "…"
-        lines.append(
-            f"{name:<{width}} {m.cases:>5}  {ws:>10}  {bs:>10} "
-            f"{lift:>7} {ci:<11} {p:>6} {tokens:>14}"
-        )
-    notes = []
-    for m in models:
-        if m.lift is not None and m.lift.verdict == "inconclusive":
-            notes.append(f"{m.model}: lift inconclusive (its 95% interval spans zero)")
-        if m.errors:
-            notes.append(f"{m.model}: {m.errors} call(s) failed and are left out of the rates")
-        if m.token_change is not None:
-            latency = (
-                f" and latency by {m.latency_change:+.0%}" if m.latency_change is not None else ""
-            )
-            notes.append(
-                f"{m.model}: the skill changes tokens per call by {m.token_change:+.0%}{latency}"
-                + _cost_note(m)
-            )
-        read, written = m.with_skill.cache_read_tokens, m.with_skill.cache_write_tokens
-        if read or written:
-            notes.append(
-                f"{m.model}: prompt cache per with-skill call: {read or 0:,.0f} tokens read, "
-                f"{written or 0:,.0f} written"
-            )
+        lines.append(f"{name:<{width}} {_row(m)}")
+        notes.extend(_notes(m, verbose))
     lines.extend(_wrapped(notes))
     if verbose:
+        lines += ["", "columns:", *(f"  {line}" for line in LEGEND)]
         lines.extend(_intervals(models))
         if records:
             lines.extend(_per_skill(records))
     return lines
+
+
+def _row(m: ModelSummary) -> str:
+    if m.with_skill.rate.total == 0 and (m.paired is None or m.paired.cases == 0):
+        return f"{m.cases:>5}  no graded answers (see the problems below)"
+    if m.baseline is None or m.lift is None or m.paired is None:
+        ws = rate_text(m.with_skill.rate)
+        return f"{m.cases:>5}  {ws:>10}  {'skipped':>10} {'-':>6}  {'':<10} {'-':>5}  -"
+    paired = m.paired
+    ws = rate_text(proportion(paired.with_skill_passed, paired.answers))
+    bs = rate_text(proportion(paired.baseline_passed, paired.answers))
+    lift = "-" if m.lift.lift is None else f"{m.lift.lift * 100:+.0f}pp"
+    ci = interval_text(m.lift.ci, signed=True)
+    p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
+    verdict = m.lift.verdict if m.lift.lift is not None else "-"
+    return f"{paired.cases:>5}  {ws:>10}  {bs:>10} {lift:>6}  {ci:<10} {p:>5}  {verdict}"
+
+
+def _notes(m: ModelSummary, verbose: bool) -> list[str]:
+    notes = []
+    if m.paired is not None and 0 < m.paired.cases < m.cases:
+        left_out = m.cases - m.paired.cases
+        notes.append(
+            f"{m.model}: {left_out} of {m.cases} cases left out of the lift (no graded answer "
+            f"in one condition); with the skill over all graded answers: "
+            f"{rate_text(m.with_skill.rate)}"
+        )
+    with_tokens = m.with_skill.tokens
+    if with_tokens is not None:
+        text = f"{m.model}: tokens per call: {with_tokens:,.0f} with the skill"
+        if m.baseline is not None and m.baseline.tokens is not None:
+            text += f", {m.baseline.tokens:,.0f} without"
+            if m.token_change is not None:
+                text += f" ({m.token_change:+.0%})"
+        notes.append(text + _cost_note(m))
+    read, written = m.with_skill.cache_read_tokens or 0, m.with_skill.cache_write_tokens or 0
+    if read or written:
+        parts = [
+            f"{_count(read, 'token')} read" if read else "",
+            f"{_count(written, 'token')} written" if written else "",
+        ]
+        notes.append(
+            f"{m.model}: prompt cache per with-skill call: " + ", ".join(p for p in parts if p)
+        )
+    return notes
 
 
 def _wrapped(notes: Iterable[str]) -> list[str]:
@@ -96,7 +121,11 @@ def _wrapped(notes: Iterable[str]) -> list[str]:
 
 
 def _intervals(models: Sequence[ModelSummary]) -> list[str]:
-    header = ["", "skills: Wilson 95% intervals of the pass rates, mean latency per call"]
+    header = [
+        "",
+        "Wilson 95% intervals of the pass rates; mean latency per call (one sample per call:",
+        "it varies from run to run and is not a property of the skill)",
+    ]
     lines = []
     for m in models:
         text = f"{m.model}: with skill {interval_text(m.with_skill.rate.ci)}"
@@ -116,11 +145,22 @@ def _cost_note(m: ModelSummary) -> str:
     return f"; cost ${m.with_skill.cost_usd:.4f} with, ${m.baseline.cost_usd:.4f} without"
 
 
+def problem_lines(problems: Sequence[Problem]) -> list[str]:
+    if not problems:
+        return []
+    lines = ["", "problems (each said once; the items they touch fail or skip with a short reason)"]
+    for problem in problems:
+        head, *rest = problem.lines()
+        lines.extend(_wrapped([head]))
+        lines.extend(rest)  # commands and paths: never wrapped, so they can be copied
+    return lines
+
+
 def _per_skill(records: Sequence[ItemRecord]) -> list[str]:
     groups: dict[tuple[str, str], list[ItemRecord]] = defaultdict(list)
     for record in records:
         groups[(record.skill, record.model)].append(record)
-    lines = ["", "skills: by skill"]
+    lines = ["", "by skill"]
     for (skill, model), group in sorted(groups.items()):
         results = [r for record in group for r in record.results if r.graded]
         ws = proportion(
