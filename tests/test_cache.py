@@ -68,13 +68,20 @@ def test_a_changed_skill_misses_and_says_why(
     skill_md.write_text(skill_md.read_text() + "\nAlso be brief.\n")
     result = run(pytester, cache, "--skill-cache=replay")
     result.assert_outcomes(failed=2)
+    # Each item: one line saying what differs. The fix: one command, said once.
     result.stdout.fnmatch_lines(
         [
-            "*not in the cache (the nearest recorded entry differs in: skill text)*",
-            "*--skill-cache=auto*",
+            "*not in the cache (the nearest recorded entry differs in: skill text) (the skills*",
+            f"  {HAIKU}: 2 answer(s) not in the cache: record them with the model reachable:",
+            f"    pytest demo/demo.skill.yaml --skill-model {HAIKU} --skill-cache=auto",
         ]
     )
+    assert result.stdout.str().count("--skill-cache=auto") == 1
     assert "Traceback" not in result.stdout.str()
+    # The command it gives records exactly what was missing, and replay passes again.
+    rerecord = run(pytester, cache, "demo/demo.skill.yaml", "--skill-cache=auto")
+    rerecord.assert_outcomes(passed=2)
+    run(pytester, cache, "--skill-cache=replay").assert_outcomes(passed=2)
 
 
 def test_replay_miss_names_a_changed_sampling_parameter(
@@ -167,6 +174,10 @@ def test_unused_entries_are_reported_and_pruned(
     # A narrowed run says nothing: entries of deselected cases are not unused.
     narrowed = run(pytester, cache, "-k", "echoes")
     assert "cache entries unused" not in narrowed.stdout.str()
+    # Asked to prune on a narrowed run, it says why it did not.
+    refused = run(pytester, cache, "-k", "echoes", "--skill-cache-prune")
+    refused.stdout.fnmatch_lines(["skills: --skill-cache-prune removed nothing: it needs a run*"])
+    assert len(ResponseCache(cache).keys()) == 6
     pruned = run(pytester, cache, "--skill-cache-prune")
     pruned.stdout.fnmatch_lines(["skills: 2 cache entries removed"])
     assert len(ResponseCache(cache).keys()) == 4

@@ -30,9 +30,13 @@ WITHOUT_LOCAL_MODEL = (
 
 
 def run_main_job(
-    *args: str, ci: str = "true", cache: Path | None = None, without_model: bool = False
+    *args: str,
+    ci: str = "true",
+    cache: Path | None = None,
+    without_model: bool = False,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "CI": ci, "PYTEST_ADDOPTS": ""}
+    env = {**os.environ, "CI": ci, "PYTEST_ADDOPTS": "", **(env or {})}
     env.pop("GITHUB_STEP_SUMMARY", None)
     extra = [f"--skill-cache-dir={cache}"] if cache else []
     launcher = ["-c", WITHOUT_LOCAL_MODEL] if without_model else ["-m", "pytest"]
@@ -67,6 +71,21 @@ def test_the_release_codes_skill_lifts_gemma_live(tmp_path: Path) -> None:
     assert gemma["baseline"]["passed"] < gemma["with_skill"]["passed"]
     results = json.loads(report.read_text())["results"]
     assert not any(r["cached"] for r in results)
+    # The run says it ran the model, and llama.cpp's own log lines stay out of the output.
+    assert "skills: 16 calls: 16 live, 0 from the cache, 0 failed" in result.stdout
+    assert "llama" not in (result.stdout + result.stderr).replace("llama-cpp-python", "")
+
+
+@pytest.mark.gguf
+def test_the_first_assembly_of_the_model_file_is_announced(tmp_path: Path) -> None:
+    env = {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    first = run_main_job("-k", "version-2-4-1", "--skill-cache=off", env=env)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert "skills: assembling gemma-3-270m-q4_k_m.gguf (" in first.stdout
+    assert str(tmp_path / "xdg" / "pytest-skills" / "models") in first.stdout
+    again = run_main_job("-k", "version-2-4-1", "--skill-cache=off", env=env)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "assembling" not in again.stdout
 
 
 @pytest.mark.gguf
@@ -88,3 +107,23 @@ def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
     result = run_main_job("-k", "release-codes", cache=cache_dir)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "differs from the file the cached answers came from (000000000000)" in result.stdout
+
+
+def test_replaying_answers_of_another_llama_cpp_build_warns(tmp_path: Path) -> None:
+    cache_dir = tmp_path / "cache"
+    shutil.copytree(ROOT / ".skill-cache", cache_dir)
+    cache = ResponseCache(cache_dir)
+    for entry in list(cache.entries()):
+        altered = dataclasses.replace(
+            entry.response, extra={**entry.response.extra, "llama_cpp_version": "0.0.1"}
+        )
+        payload = json.dumps(
+            {"label": entry.label, "fields": dict(entry.fields), "response": altered.to_json()},
+            sort_keys=True,
+        )
+        cache._writing().set(entry.key, payload)
+    cache.close()
+    result = run_main_job("-k", "release-codes", cache=cache_dir)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "recorded with llama-cpp-python 0.0.1" in result.stdout
+    assert result.stdout.count("recorded with llama-cpp-python 0.0.1") == 1  # once per model

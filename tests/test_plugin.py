@@ -242,7 +242,9 @@ def test_keyword_selection_plans_only_selected_calls(
 def test_failure_shows_check_expected_actual_and_answer(
     pytester: pytest.Pytester, loopback: LoopbackServer
 ) -> None:
-    loopback.responder = lambda call: "Use sm_80.\nThen build with\n  make all"
+    loopback.responder = lambda call: (
+        "Use sm_80.\nThen build with\n  make all" if call.system else "No idea, sorry."
+    )
     write_skill(
         pytester.path,
         cases_yaml="""
@@ -269,6 +271,9 @@ def test_failure_shows_check_expected_actual_and_answer(
             "Use sm_80.",
             "Then build with",
             "  make all",
+            # The baseline's answer to the same question, beside it, with its verdict.
+            "*- baseline answer (no skill) (failed) -*",
+            "No idea, sorry.",
             "",
             "case h100 defined at *demo.skill.yaml:2",
         ]
@@ -276,6 +281,7 @@ def test_failure_shows_check_expected_actual_and_answer(
     text = result.stdout.str()
     assert "Traceback" not in text
     assert text.count("Then build with") == 1  # the answer is shown once, in full
+    assert text.count("No idea, sorry.") == 1
     result.stdout.fnmatch_lines([f"FAILED demo/demo.skill.yaml::h100{ID}*"])
 
 
@@ -284,8 +290,14 @@ def test_missing_api_key_fails_with_the_variable_name(
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
     write_skill(pytester.path)
-    result = run(pytester)
+    report = pytester.path / "report.json"
+    result = run(pytester, f"--skill-report={report}")
     result.assert_outcomes(failed=2)
+    # The progress line, the problems and the JSON report count the same 4 calls.
+    result.stdout.fnmatch_lines(["skills: 4 calls: 0 live, 0 from the cache, 4 failed (*)"])
+    (model,) = read_report(report)["models"]
+    assert model["errors"] == 4
+    assert {r["error_kind"] for r in read_report(report)["results"]} == {"model"}
     # Each item fails with one short line; the fix is said once, in the summary.
     short = f"{HAIKU}: Anthropic needs an API key: ANTHROPIC_API_KEY is not set (the skills *"
     result.stdout.fnmatch_lines([short, short])

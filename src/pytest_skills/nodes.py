@@ -268,11 +268,12 @@ class SkillItem(pytest.Item):
                     f"    actual:   {leaf.actual}",
                 ]
         first = next((g for g in graded if not g.passed and g.outcome.response), None)
-        if first is not None and first.outcome.response is not None:
-            title = "answer with the skill" + (
-                " (replayed)" if first.outcome.response.cached else ""
-            )
-            lines += [f"{'-' * 20} {title} {'-' * 20}", first.outcome.response.text]
+        if first is not None:
+            lines += _answer_lines("answer with the skill", first)
+            trial = first.call.request.trial
+            same_trial = [g for g in error.baseline if g.call.request.trial == trial]
+            if same_trial:
+                lines += _answer_lines("baseline answer (no skill)", same_trial[0])
         lines += ["", f"case {self.case.id} defined at {self.suite.path}:{self.case.line or ''}"]
         return "\n".join(lines)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,8 @@ def to_json(
                     "baseline": m.baseline.cost_usd if m.baseline else None,
                 },
                 "errors": m.errors,
+                "ungraded": m.with_skill.ungraded + (m.baseline.ungraded if m.baseline else 0),
+                "paired": dataclasses.asdict(m.paired) if m.paired else None,
             }
         )
     results = []
