@@ -88,41 +88,32 @@ def test_the_first_assembly_of_the_model_file_is_announced(tmp_path: Path) -> No
     assert "assembling" not in again.stdout
 
 
-@pytest.mark.gguf
-def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
+def cache_with_extra(tmp_path: Path, **extra: str) -> Path:
+    """A copy of the committed cache whose entries claim other recording facts."""
     cache_dir = tmp_path / "cache"
     shutil.copytree(ROOT / ".skill-cache", cache_dir)
     cache = ResponseCache(cache_dir)
-    # Rewrite the entries in place, as if they had come from another model file.
     for entry in list(cache.entries()):
-        altered = dataclasses.replace(
-            entry.response, extra={**entry.response.extra, "gguf_sha256": "0" * 64}
-        )
+        altered = dataclasses.replace(entry.response, extra={**entry.response.extra, **extra})
         payload = json.dumps(
             {"label": entry.label, "fields": dict(entry.fields), "response": altered.to_json()},
             sort_keys=True,
         )
         cache._writing().set(entry.key, payload)
     cache.close()
+    return cache_dir
+
+
+@pytest.mark.gguf
+def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
+    cache_dir = cache_with_extra(tmp_path, gguf_sha256="0" * 64)
     result = run_main_job("-k", "release-codes", cache=cache_dir)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "differs from the file the cached answers came from (000000000000)" in result.stdout
 
 
 def test_replaying_answers_of_another_llama_cpp_build_warns(tmp_path: Path) -> None:
-    cache_dir = tmp_path / "cache"
-    shutil.copytree(ROOT / ".skill-cache", cache_dir)
-    cache = ResponseCache(cache_dir)
-    for entry in list(cache.entries()):
-        altered = dataclasses.replace(
-            entry.response, extra={**entry.response.extra, "llama_cpp_version": "0.0.1"}
-        )
-        payload = json.dumps(
-            {"label": entry.label, "fields": dict(entry.fields), "response": altered.to_json()},
-            sort_keys=True,
-        )
-        cache._writing().set(entry.key, payload)
-    cache.close()
+    cache_dir = cache_with_extra(tmp_path, llama_cpp_version="0.0.1")
     result = run_main_job("-k", "release-codes", cache=cache_dir)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "recorded with llama-cpp-python 0.0.1" in result.stdout
