@@ -47,7 +47,8 @@ def is_xdist_controller(config: pytest.Config) -> bool:
     return config.pluginmanager.has_plugin("dsession")
 
 
-@dataclass
+# eq=False: a registered plugin must hash by identity (pytest 8 keeps plugins in sets).
+@dataclass(eq=False)
 class SkillRun:
     config: pytest.Config
     settings: Settings
