@@ -290,9 +290,7 @@ def test_a_judge_replay_miss_is_an_error_naming_the_judge(
     write_skill(pytester.path, cases_yaml=JUDGED_CASES)
     cache = ("--skill-cache-dir", str(tmp_path / "cache"))
     # The answers are recorded, graded by another judge: this judge's gradings are not.
-    run(pytester, *cache, judge_model="openai:other-judge", cache="auto").assert_outcomes(
-        passed=1
-    )
+    run(pytester, *cache, judge_model="openai:other-judge", cache="auto").assert_outcomes(passed=1)
     assert judge_calls(judge) == []
     result = run(pytester, *cache, cache="replay")
     result.assert_outcomes(failed=1)
