@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -40,6 +40,7 @@ from pytest_skills.report.records import (
 )
 from pytest_skills.settings import NO_MODEL_REASON, Settings
 
+T = TypeVar("T")
 RECORD_KEY = pytest.StashKey[ItemRecord]()
 NO_JUDGE_SKIP = (
     "every check of this case needs a judge model: name one with --skill-judge-model SPEC "
@@ -53,6 +54,14 @@ NOT_COLLECTED_KEY = pytest.StashKey[list[Path]]()
 
 class SkillCollectError(Exception):
     """A test file that cannot be collected; shown as a one-line collection error."""
+
+
+def _loaded(load: Callable[..., T], *args: Any) -> T:
+    """``load(*args)``, its FormatError as the one-line collection error it is."""
+    try:
+        return load(*args)
+    except FormatError as error:
+        raise SkillCollectError(str(error)) from None
 
 
 def not_collected_lines(paths: Iterable[Path], start: Path) -> list[str]:
@@ -184,31 +193,19 @@ class SkillFile(_CaseCollector, pytest.File):
         #: The file's data, or why it could not be read (reported when collected).
         self.opened = source
 
-    @property
-    def source(self) -> Source:
-        assert isinstance(self.opened, Source)
-        return self.opened
-
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
-        if isinstance(self.opened, FormatError):
-            raise SkillCollectError(str(self.opened))
-        try:
-            if self.source.format == SCENARIOS:
-                scenarios, warnings = read_scenarios(self.source)
-            else:
-                registry = self.context.registry_for(self.ihook)
-                suite = load_suite(self.source, registry)
-        except FormatError as error:
-            raise SkillCollectError(str(error)) from None
-        if self.source.format != SCENARIOS:
-            yield from self._items(suite, registry)
+        source = self.opened
+        if isinstance(source, FormatError):
+            raise SkillCollectError(str(source))
+        if source.format != SCENARIOS:
+            registry = self.context.registry_for(self.ihook)
+            yield from self._items(_loaded(load_suite, source, registry), registry)
             return
+        scenarios, warnings = _loaded(read_scenarios, source)
         for warning in warnings:
             self.warn(pytest.PytestWarning(f"{self.path}: {warning}"))
         for scenario in scenarios:
-            yield ScenarioNode.from_parent(
-                self, name=scenario.id, source=self.source, scenario=scenario
-            )
+            yield ScenarioNode.from_parent(self, name=scenario.id, source=source, scenario=scenario)
 
 
 class ScenarioNode(_CaseCollector, pytest.Collector):
@@ -228,10 +225,7 @@ class ScenarioNode(_CaseCollector, pytest.Collector):
 
     def collect(self) -> Iterator[pytest.Item]:
         registry = self.context.registry_for(self.ihook)
-        try:
-            suite = load_scenario(self.source, self.scenario, registry)
-        except FormatError as error:
-            raise SkillCollectError(str(error)) from None
+        suite = _loaded(load_scenario, self.source, self.scenario, registry)
         yield from self._items(suite, registry)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
