@@ -178,21 +178,20 @@ BAD = [
         id="invalid-json",
     ),
     pytest.param(
-        {"evals": [GOOD], "model": "x"},
-        "evals.json:*: unknown key 'model' in the top level; allowed: *",
-        id="unknown-top-key",
-    ),
-    pytest.param(
-        {"cases": []}, "evals.json:*: unknown key 'cases' in the top level*", id="wrong-format"
-    ),
-    pytest.param({"skill_name": "demo"}, "evals.json: no 'evals' list found", id="no-evals"),
-    pytest.param(
-        {"evals": []}, "evals.json:2: 'evals' is empty; add at least one eval", id="empty"
+        {"eval": [GOOD]},
+        "evals.json:2: unknown key 'eval' in the top level; did you mean 'evals'?",
+        id="near-miss-top-key",
     ),
     pytest.param(
         {"evals": [GOOD, {"id": 2, "prompt": "p", "assertion": ["a"]}]},
-        "evals.json:13: unknown key 'assertion' in eval 2; allowed: *",
+        "evals.json:13: unknown key 'assertion' in eval 2; did you mean 'assertions'?",
         id="unknown-eval-key",
+    ),
+    pytest.param(
+        {"evals": [{"id": 1, "prompt": "p", "assertions": [{"descripton": "x"}]}]},
+        "evals.json:8: unknown key 'descripton' in 'assertions' entry 1; "
+        "did you mean 'description'?",
+        id="near-miss-in-an-assertion",
     ),
     pytest.param(
         {"evals": [GOOD, {"id": 2, "assertions": ["a"]}]},
@@ -215,12 +214,13 @@ BAD = [
     ),
     pytest.param(
         {"evals": [{"id": 1, "prompt": "p"}]},
-        "evals.json:3: eval 1 has no 'assertions' and no 'expected_output': nothing to grade",
+        "evals.json:3: eval 1 has no 'assertions', no 'expected_output' and no 'expected': "
+        "nothing to grade",
         id="nothing-to-grade",
     ),
     pytest.param(
         {"evals": [{"id": 1, "prompt": "p", "assertions": ["ok", 3]}]},
-        "evals.json:8: 'assertions' entry 2 must be a non-empty string",
+        "evals.json:8: 'assertions' entry 2 must be a non-empty string or an object",
         id="bad-assertion",
     ),
     pytest.param(

@@ -211,26 +211,57 @@ def test_unparseable_verdict_fails_the_check_saying_so(
     )
 
 
-def test_without_a_judge_model_items_fail_at_run_time(
-    pytester: pytest.Pytester, judge: LoopbackServer
+def test_without_a_judge_model_judge_only_items_skip(
+    pytester: pytest.Pytester, judge: LoopbackServer, tmp_path: Path
 ) -> None:
     write_skill(pytester.path, cases_yaml=JUDGED_CASES)
-    collected = run(pytester, "--collect-only", "-q", judge_model=None)
-    assert collected.ret == pytest.ExitCode.OK  # not a collection error
-    result = run(pytester, judge_model=None)
-    result.assert_outcomes(failed=1)
+    report = tmp_path / "report.json"
+    result = run(pytester, "-rs", "--skill-report", str(report), judge_model=None)
+    result.assert_outcomes(skipped=1)
+    assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
-            f"{HAIKU}: no judge model: this case has 'judge' checks; name the model that grades "
-            "them with --skill-judge-model SPEC or ini skill_judge_model",
+            "SKIPPED*every check of this case needs a judge model: name one with "
+            "--skill-judge-model SPEC (or ini skill_judge_model)",
         ]
     )
-    assert "Traceback" not in output(result)
-    # The answers were called for; their grading is an error, left out of the rates.
+    # Nothing was planned or asked: no progress line, no failed calls, an empty report.
+    assert judge.calls == []
+    assert "calls," not in output(result) and "call(s) failed" not in output(result)
+    assert json.loads(report.read_text())["results"] == []
+
+
+MIXED_CASES = """
+    cases:
+      - id: mixed
+        input: Tell me about the topic
+        expect:
+          contains: demo
+          judge: The answer names the skill it used.
+"""
+
+
+def test_without_a_judge_model_other_checks_decide_and_judges_are_not_graded(
+    pytester: pytest.Pytester, judge: LoopbackServer, tmp_path: Path
+) -> None:
+    write_skill(pytester.path, cases_yaml=MIXED_CASES)
+    report = tmp_path / "report.json"
+    result = run(pytester, "--skill-report", str(report), "-W", "default", judge_model=None)
+    result.assert_outcomes(passed=1, warnings=1)
     result.stdout.fnmatch_lines(
-        [f"  {HAIKU}: 2 answer(s) not graded: no judge model: this case has 'judge' checks;*"]
+        ["*demo.skill.yaml: 1 case(s) have judge checks that go ungraded (no judge model)*"]
     )
+    results = json.loads(report.read_text())["results"]
+    assert [(r["condition"], r["passed"]) for r in results] == [
+        ("with_skill", True),
+        ("baseline", False),
+    ]
+    assert results[0]["not_graded"] == ["judge: The answer names the skill it used."]
     assert judge_calls(judge) == []
+    # With a judge the same case is graded by both checks.
+    run(pytester, "--skill-report", str(report)).assert_outcomes(passed=1)
+    assert "not_graded" not in json.loads(report.read_text())["results"][0]
+    assert len(judge_calls(judge)) == 2
 
 
 def test_without_any_model_judge_cases_skip(pytester: pytest.Pytester) -> None:
@@ -258,8 +289,9 @@ def test_a_judge_replay_miss_is_an_error_naming_the_judge(
 ) -> None:
     write_skill(pytester.path, cases_yaml=JUDGED_CASES)
     cache = ("--skill-cache-dir", str(tmp_path / "cache"))
-    run(pytester, *cache, judge_model=None, cache="auto").assert_outcomes(failed=1)
-    assert judge_calls(judge) == []  # the answers are recorded, no grading is
+    # The answers are recorded, graded by another judge: this judge's gradings are not.
+    run(pytester, *cache, judge_model="openai:other-judge", cache="auto").assert_outcomes(passed=1)
+    assert judge_calls(judge) == []
     result = run(pytester, *cache, cache="replay")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
-from pytest_skills.formats import FormatError, load_skill, load_suite
+from pytest_skills.formats import FormatError, load_skill, load_suite, open_source
 
 SKILL_MD = """\
 ---
@@ -248,13 +248,12 @@ def test_integer_ids_become_strings(tmp_path: Path, registry: CheckRegistry) -> 
     ("text", "line", "fragment"),
     [
         (
-            "cases:\n  - input: hi\n    expect: {contains: a}\n    colour: red\n",
+            "cases:\n  - input: hi\n    expect: {contains: a}\n    expectd: {contains: b}\n",
             4,
-            "unknown key 'colour' in case 1",
+            "unknown key 'expectd' in case 1; did you mean 'expected'?",
         ),
         ("cases:\n  - input: hi\n    expect: {shout: a}\n", 3, "unknown check kind 'shout'"),
         ("cases:\n  - input: hi\n    expect:\n      regex: '(['\n", 4, "bad regular expression"),
-        ("cases: []\n", 1, "'cases' is empty"),
         (
             "cases:\n  - id: a\n    input: x\n    expect: {contains: a}\n"
             "  - id: a\n    input: y\n    expect: {contains: b}\n",
@@ -262,9 +261,14 @@ def test_integer_ids_become_strings(tmp_path: Path, registry: CheckRegistry) -> 
             "case id 'a' is used twice",
         ),
         (
-            "colour: red\ncases:\n  - input: hi\n    expect: {contains: a}\n",
+            "skils: x\ncases:\n  - input: hi\n    expect: {contains: a}\n",
             1,
-            "unknown key 'colour' in the top level",
+            "unknown key 'skils' in the top level; did you mean 'skill'?",
+        ),
+        (
+            "case:\n  - input: hi\n    expect: {contains: a}\n",
+            1,
+            "unknown key 'case' in the top level; did you mean 'cases'?",
         ),
         ("cases:\n  - input: hi\n", 2, "needs an 'expect' mapping"),
         ("cases:\n  - expect: {contains: a}\n", 2, "non-empty 'input'"),
@@ -293,7 +297,7 @@ def test_integer_ids_become_strings(tmp_path: Path, registry: CheckRegistry) -> 
         (
             "cases:\n  - id: ''\n    input: hi\n    expect: {contains: a}\n",
             2,
-            "'id' must be a non-empty string",
+            "'id' must be a number or a non-empty string",
         ),
     ],
 )
@@ -334,18 +338,21 @@ def test_missing_skill_md_is_an_error(tmp_path: Path, registry: CheckRegistry) -
         load_suite(test_file, registry)
 
 
-def test_json_without_cases_is_an_error(tmp_path: Path, registry: CheckRegistry) -> None:
+def test_json_without_cases_holds_no_cases(tmp_path: Path, registry: CheckRegistry) -> None:
     meta = skill_dir(tmp_path) / "skill_meta.json"
     meta.write_text('{"metadata": {}}')
-    with pytest.raises(FormatError, match="no 'cases' \\(or upskill's 'tests'\\) list"):
+    assert open_source(meta) is None
+    with pytest.raises(FormatError, match="holds no skill test cases"):
         load_suite(meta, registry)
 
 
-def test_top_level_must_be_a_mapping(tmp_path: Path, registry: CheckRegistry) -> None:
+def test_a_bare_list_is_upskills_form(tmp_path: Path, registry: CheckRegistry) -> None:
     meta = skill_dir(tmp_path) / "skill_meta.json"
     meta.write_text('[{"input": "x"}]')
-    with pytest.raises(FormatError, match="top level must be a mapping"):
+    with pytest.raises(FormatError, match="case 1 needs an 'expect' mapping"):
         load_suite(meta, registry)
+    meta.write_text('[{"input": "x", "expected": {"contains": "x"}}]')
+    assert load_suite(meta, registry).format == "upskill"
 
 
 def test_context_files_must_map_names_to_text(tmp_path: Path, registry: CheckRegistry) -> None:

@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import fnmatch
+import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
-from pytest_skills.checks import CheckError, CheckRegistry, CheckResult
+from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult
+from pytest_skills.checks.judge import judge_unavailable, without_judges
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
-from pytest_skills.formats import Case, FormatError, Suite, load_suite
+from pytest_skills.formats import (
+    SCENARIOS,
+    Case,
+    FormatError,
+    Scenario,
+    Source,
+    Suite,
+    load_scenario,
+    load_suite,
+    read_scenarios,
+)
+from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
 from pytest_skills.models import ModelSpec, Sampling, request_for
 from pytest_skills.report.records import (
     CALL_FAILED,
@@ -26,11 +40,48 @@ from pytest_skills.report.records import (
 )
 from pytest_skills.settings import NO_MODEL_REASON, Settings
 
+T = TypeVar("T")
 RECORD_KEY = pytest.StashKey[ItemRecord]()
+NO_JUDGE_SKIP = (
+    "every check of this case needs a judge model: name one with --skill-judge-model SPEC "
+    "(or ini skill_judge_model)"
+)
+
+
+#: Files named like skill test files that hold no cases (listed under -v).
+NOT_COLLECTED_KEY = pytest.StashKey[list[Path]]()
 
 
 class SkillCollectError(Exception):
     """A test file that cannot be collected; shown as a one-line collection error."""
+
+
+def _loaded(load: Callable[..., T], *args: Any) -> T:
+    """``load(*args)``, its FormatError as the one-line collection error it is."""
+    try:
+        return load(*args)
+    except FormatError as error:
+        raise SkillCollectError(str(error)) from None
+
+
+def not_collected_lines(paths: Iterable[Path], start: Path) -> list[str]:
+    """The header lines naming files that look like skill test files and hold no cases."""
+    shown = sorted({os.path.relpath(path, start) for path in paths})
+    if not shown:
+        return []
+    return [f"skills: not collected, no test cases in: {', '.join(shown)}"]
+
+
+def is_scenario_dir(path: Path) -> bool:
+    """upskill's ``.upskill/`` holding a scenario manifest."""
+    return path.name == MANIFEST_DIR and (path / "evals.json").is_file()
+
+
+def user_ignored(path: Path, config: pytest.Config) -> bool:
+    """``path`` is named by --ignore or --ignore-glob."""
+    ignored = [Path(os.path.abspath(p)) for p in config.getoption("ignore") or []]
+    globs = [os.path.abspath(p) for p in config.getoption("ignore_glob") or []]
+    return path in ignored or any(fnmatch.fnmatch(str(path), glob) for glob in globs)
 
 
 def planned_calls(
@@ -45,7 +96,7 @@ def planned_calls(
             Call(
                 request_for(
                     spec,
-                    system=suite.skill.block if condition == "with_skill" else None,
+                    system=suite.system_prompt if condition == "with_skill" else None,
                     prompt=case.prompt,
                     sampling=sampling,
                     trial=trial,
@@ -59,56 +110,127 @@ def planned_calls(
     )
 
 
-class SkillFile(pytest.File):
-    """A skill test file (any format): one item per case and model."""
+@dataclass(frozen=True)
+class _Grading:
+    """How a case is graded in this run: its checks, or why it cannot be."""
 
-    def __init__(self, *, context: RunContext, **kwargs: Any):
-        super().__init__(**kwargs)
-        self.context = context
+    check: Check | None
+    #: Checks left out: ``judge`` checks without a judge model.
+    not_graded: tuple[str, ...] = ()
+    skip: str | None = None
 
-    def collect(self) -> Iterator[pytest.Item]:
-        registry = self.context.registry_for(self.ihook)
-        try:
-            suite = load_suite(self.path, registry)
-        except FormatError as error:
-            raise SkillCollectError(str(error)) from None
-        for warning in suite.skill.warnings:
-            self.warn(pytest.PytestWarning(f"{suite.skill.path}: {warning}"))
-        settings = self.context.settings
-        for case in suite.cases:
-            if not settings.models:
-                item = SkillItem.from_parent(
-                    self,
-                    name=case.id,
-                    nodeid=f"{self.nodeid}::{case.id}",
-                    suite=suite,
-                    case=case,
-                    spec=None,
-                    registry=registry,
+
+def _grading(case: Case, judge_missing: bool) -> _Grading:
+    if case.skip is not None or case.check is None:
+        return _Grading(None, skip=case.skip or "nothing to grade")
+    if not judge_missing:
+        return _Grading(case.check)
+    check, ungraded = without_judges(case.check)
+    texts = tuple(f"judge: {rubric.rubric}" for rubric in ungraded)
+    return _Grading(check, texts, None if check is not None else NO_JUDGE_SKIP)
+
+
+class _CaseCollector:
+    """Turns a suite into items: one per case and model, with its warnings once."""
+
+    context: RunContext
+
+    def _items(self, suite: Suite, registry: CheckRegistry) -> Iterator[pytest.Item]:
+        assert isinstance(self, pytest.Collector)
+        for warning in suite.warnings:
+            self.warn(pytest.PytestWarning(f"{suite.path}: {warning}"))
+        for skill in suite.skills:
+            for warning in skill.warnings:
+                self.warn(pytest.PytestWarning(f"{skill.path}: {warning}"))
+        judge_missing = judge_unavailable(registry)
+        gradings = [_grading(case, judge_missing) for case in suite.cases]
+        partial = sum(1 for g in gradings if g.not_graded and g.check is not None)
+        if partial:
+            self.warn(
+                pytest.PytestWarning(
+                    f"{suite.path}: {partial} case(s) have judge checks that go ungraded "
+                    "(no judge model); their other checks decide. Name one with "
+                    "--skill-judge-model SPEC"
                 )
-                item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
-                yield item
-                continue
-            for spec in settings.models:
+            )
+        models = self.context.settings.models
+        for case, grading in zip(suite.cases, gradings, strict=True):
+            for spec in models or (None,):
+                name = case.id if spec is None else f"{case.id}[{spec.name}]"
                 item = SkillItem.from_parent(
                     self,
-                    name=f"{case.id}[{spec.name}]",
+                    name=name,
                     # Given as text, so pytest parses it the way it parses ids from the
                     # command line and from --lf's cache: name case.id, params the model.
-                    nodeid=f"{self.nodeid}::{case.id}[{spec.name}]",
+                    nodeid=f"{self.nodeid}::{name}",
                     suite=suite,
                     case=case,
                     spec=spec,
                     registry=registry,
+                    grading=grading,
                 )
-                if case.xfail:
+                if spec is None:
+                    item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
+                elif grading.skip is not None:
+                    item.add_marker(pytest.mark.skip(reason=grading.skip))
+                elif case.xfail:
                     item.add_marker(pytest.mark.xfail(reason=case.xfail, strict=False))
                 yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         if isinstance(excinfo.value, SkillCollectError):
             return str(excinfo.value)
-        return super().repr_failure(excinfo)
+        return super().repr_failure(excinfo)  # type: ignore[misc]
+
+
+class SkillFile(_CaseCollector, pytest.File):
+    """A skill test file (any format): one item per case and model; for an upskill
+    scenario manifest, one :class:`ScenarioNode` per scenario."""
+
+    def __init__(self, *, context: RunContext, source: Source | FormatError, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.context = context
+        #: The file's data, or why it could not be read (reported when collected).
+        self.opened = source
+
+    def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
+        source = self.opened
+        if isinstance(source, FormatError):
+            raise SkillCollectError(str(source))
+        if source.format != SCENARIOS:
+            registry = self.context.registry_for(self.ihook)
+            yield from self._items(_loaded(load_suite, source, registry), registry)
+            return
+        scenarios, warnings = _loaded(read_scenarios, source)
+        for warning in warnings:
+            self.warn(pytest.PytestWarning(f"{self.path}: {warning}"))
+        for scenario in scenarios:
+            yield ScenarioNode.from_parent(self, name=scenario.id, source=source, scenario=scenario)
+
+
+class ScenarioNode(_CaseCollector, pytest.Collector):
+    """One scenario of an upskill manifest: its tests file against its skills.
+
+    Items read ``manifest::scenario-id::case[model]``; a scenario that cannot load
+    (a skill directory missing) is a collection error of its own.
+    """
+
+    def __init__(self, *, source: Source, scenario: Scenario, **kwargs: Any):
+        super().__init__(**kwargs)
+        parent = self.parent
+        assert isinstance(parent, SkillFile)
+        self.context = parent.context
+        self.source = source
+        self.scenario = scenario
+
+    def collect(self) -> Iterator[pytest.Item]:
+        registry = self.context.registry_for(self.ihook)
+        suite = _loaded(load_scenario, self.source, self.scenario, registry)
+        yield from self._items(suite, registry)
+
+    def reportinfo(self) -> tuple[Path, int | None, str]:
+        line = self.scenario.line - 1 if self.scenario.line else None
+        return self.path, line, f"scenario {self.scenario.id}"
 
 
 #: Where an item's short failure points for the fix shared by every item it touches.
@@ -168,6 +290,7 @@ class SkillItem(pytest.Item):
         case: Case,
         spec: ModelSpec | None,
         registry: CheckRegistry,
+        grading: _Grading,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -175,17 +298,25 @@ class SkillItem(pytest.Item):
         self.case = case
         self.spec = spec
         self.registry = registry
+        self.grading = grading
         self.add_marker(pytest.mark.skill)
         parent = self.parent
-        assert isinstance(parent, SkillFile)
+        assert isinstance(parent, _CaseCollector) and parent.nodeid
         self.context = parent.context
         #: Names the case in cache entries (``path::case-id``): replay misses look for it.
         self.label = f"{parent.nodeid}::{case.id}"
+        # A skipped item asks nothing: its calls would be paid for and never graded.
         self.calls = (
             planned_calls(self.context.settings, suite, case, spec, self.label)
-            if spec is not None
+            if spec is not None and grading.check is not None
             else ()
         )
+
+    @property
+    def check(self) -> Check:
+        """What grades the answers (set whenever the item runs)."""
+        assert self.grading.check is not None
+        return self.grading.check
 
     def runtest(self) -> None:
         assert self.spec is not None
@@ -210,7 +341,7 @@ class SkillItem(pytest.Item):
         kind = error_kind(outcome) if error is not None else None
         if outcome.response is not None:
             try:
-                check = self.registry.evaluate(self.case.check, outcome.response.text)
+                check = self.registry.evaluate(self.check, outcome.response.text)
             except CheckError as failure:  # e.g. no judge model: an error, not a verdict
                 # The judge's own call (its replay miss included) is named in the message.
                 error, kind = failure.message, NOT_GRADED
@@ -218,13 +349,16 @@ class SkillItem(pytest.Item):
 
     def _record(self, graded: Iterable[_Graded]) -> ItemRecord:
         assert self.spec is not None and self.parent is not None
+        metadata = {"case": self.case.metadata, "file": self.suite.metadata}
         return ItemRecord(
             nodeid=self.nodeid,
-            skill=self.suite.skill.name,
+            skill=self.suite.skill_name,
             case=self.case.id,
             file=self.parent.nodeid,
             model=self.spec.name,
             resolved=self.spec.resolved,
+            metadata={key: value for key, value in metadata.items() if value},
+            not_graded=self.grading.not_graded,
             results=tuple(
                 call_result(
                     condition=g.condition,
@@ -267,6 +401,7 @@ class SkillItem(pytest.Item):
                     f"    expected: {leaf.expected}",
                     f"    actual:   {leaf.actual}",
                 ]
+        lines += [f"  not graded: {text}" for text in self.grading.not_graded]
         first = next((g for g in graded if not g.passed and g.outcome.response), None)
         if first is not None:
             lines += _answer_lines("answer with the skill", first)
@@ -278,9 +413,11 @@ class SkillItem(pytest.Item):
         return "\n".join(lines)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        line = self.case.line - 1 if self.case.line else None
+        # pytest needs a line to report a skip at the item's location: without the
+        # case's (a file whose lines could not be mapped), the file's first line.
+        line = self.case.line - 1 if self.case.line else 0
         return (
-            self.path,
+            self.suite.path,
             line,
             f"skill case {self.case.id} [{self.spec.name if self.spec else '-'}]",
         )

@@ -12,9 +12,17 @@ from pytest_skills.backends import Backend
 from pytest_skills.backends.builtin import make_builtin_backend
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
 from pytest_skills.fixture import skill_model  # noqa: F401  (the fixture, found by pytest here)
-from pytest_skills.formats import is_skill_test_file
+from pytest_skills.formats import FormatError, Source, is_skill_test_file, open_source
 from pytest_skills.models import ModelSpec
-from pytest_skills.nodes import RECORD_KEY, SkillFile, SkillItem
+from pytest_skills.nodes import (
+    NOT_COLLECTED_KEY,
+    RECORD_KEY,
+    SkillFile,
+    SkillItem,
+    is_scenario_dir,
+    not_collected_lines,
+    user_ignored,
+)
 from pytest_skills.report.records import to_properties
 from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
@@ -69,11 +77,33 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return config.stash[RUN_KEY].header()
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Any:
+    ignored = yield
+    # norecursedirs skips dot-directories, but upskill keeps its manifest in .upskill/.
+    if ignored and is_scenario_dir(collection_path) and not user_ignored(collection_path, config):
+        return False
+    return ignored
+
+
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if is_skill_test_file(file_path):
-        context = parent.config.stash[RUN_KEY].context
-        return SkillFile.from_parent(parent, path=file_path, context=context)
-    return None
+    if not is_skill_test_file(file_path):
+        return None
+    try:
+        opened: Source | FormatError | None = open_source(file_path)
+    except FormatError as error:
+        opened = error
+    if opened is None:  # named like a skill test file, holding no cases: not ours
+        parent.config.stash.setdefault(NOT_COLLECTED_KEY, []).append(file_path)
+        return None
+    context = parent.config.stash[RUN_KEY].context
+    return SkillFile.from_parent(parent, path=file_path, context=context, source=opened)
+
+
+def pytest_report_collectionfinish(config: pytest.Config, start_path: Path) -> list[str]:
+    if config.option.verbose <= 0:
+        return []
+    return not_collected_lines(config.stash.get(NOT_COLLECTED_KEY, []), start_path)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -112,7 +142,7 @@ def pytest_runtestloop(session: pytest.Session) -> None:
     items = [item for item in session.items if isinstance(item, SkillItem)]
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     run.execute([call for item in items for _, call in item.calls], reporter)
-    run.execute(run.gradings((item.case.check, call) for item in items for _, call in item.calls))
+    run.execute(run.gradings((item.check, call) for item in items for _, call in item.calls))
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -212,6 +212,34 @@ def register_judge_check(registry: CheckRegistry, judge: JudgeCheck) -> None:
         )
 
 
+def judge_unavailable(registry: CheckRegistry) -> bool:
+    """The built-in ``judge`` kind is in force and has no model to grade with."""
+    judge = registry.evaluator("judge")
+    return isinstance(judge, JudgeCheck) and judge.judge_model is None
+
+
+def without_judges(check: Check) -> tuple[Check | None, tuple[Rubric, ...]]:
+    """``check`` without its ``judge`` checks, and the rubrics left ungraded.
+
+    An ``any`` that holds a judge goes as a whole: without the judge its verdict
+    could be wrong. None when nothing but judges was there.
+    """
+    if check.kind == "judge" or (check.kind == "any" and any(True for _ in rubrics(check))):
+        return None, tuple(rubrics(check))
+    if check.kind != "all":
+        return check, ()
+    kept, dropped = [], []
+    for child in check.value:
+        rest, ungraded = without_judges(child)
+        dropped.extend(ungraded)
+        if rest is not None:
+            kept.append(rest)
+    if not kept:
+        return None, tuple(dropped)
+    pruned = kept[0] if len(kept) == 1 else Check("all", tuple(kept), check.path)
+    return pruned, tuple(dropped)
+
+
 def rubrics(check: Check) -> Iterator[Rubric]:
     """Every rubric in a check tree."""
     if check.kind in COMBINATORS:

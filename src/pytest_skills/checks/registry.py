@@ -98,6 +98,11 @@ class CheckRegistry:
     def __contains__(self, name: object) -> bool:
         return name in self._kinds or name in COMBINATORS
 
+    def evaluator(self, name: str) -> Evaluator | None:
+        """The function that grades ``name`` checks, if that kind is registered."""
+        kind = self._kinds.get(name)
+        return kind.evaluate if kind is not None else None
+
     @property
     def kinds(self) -> list[str]:
         return sorted([*self._kinds, *COMBINATORS])

@@ -1,44 +1,85 @@
 """Reading skill test files: one module per format, one shared reader, frozen data out.
 
-Nothing in this package imports pytest. :func:`load_suite` picks the format by file
-name; :func:`is_skill_test_file` says which files the plugin collects.
+Nothing in this package imports pytest. Collection goes in two steps:
+:func:`open_source` reads a file named like a skill test file and says which format
+it holds, or that it holds no cases at all (an unrelated file with that name: not
+collected, never an error); :func:`load_suite` (or, for an upskill scenario
+manifest, :func:`read_scenarios` and :func:`load_scenario`) turns it into cases.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pytest_skills.checks import CheckRegistry
-from pytest_skills.formats.agent_evals import is_evals_file, load_evals
-from pytest_skills.formats.data import Case, FormatError, Skill, Suite, user_message
-from pytest_skills.formats.native import SUFFIXES as NATIVE_SUFFIXES
-from pytest_skills.formats.native import load_native
+from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manifest
+from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
+from pytest_skills.formats.reader import Source, read_data
 from pytest_skills.formats.skill_md import load_skill
-from pytest_skills.formats.skill_meta import FILE_NAME as SKILL_META_NAME
-from pytest_skills.formats.skill_meta import load_skill_meta
+from pytest_skills.formats.upskill_manifest import Scenario, load_scenario, read_scenarios
 
 __all__ = [
+    "SCENARIOS",
     "Case",
     "FormatError",
+    "Scenario",
     "Skill",
+    "Source",
     "Suite",
     "is_skill_test_file",
+    "load_scenario",
     "load_skill",
     "load_suite",
+    "open_source",
+    "read_scenarios",
     "user_message",
 ]
 
+SCENARIOS = upskill_manifest.FORMAT
+
+Sniff = Callable[[Path, Any, dict[KeyPath, int]], "str | None"]
+#: By file name: which format a file may hold.
+_BY_NAME: tuple[tuple[Callable[[Path], bool], Sniff], ...] = (
+    (upskill_manifest.is_manifest_file, upskill_manifest.sniff),
+    (agent_evals.is_evals_file, agent_evals.sniff),
+    (native.is_native_file, native.sniff),
+    (skill_meta.is_skill_meta_file, skill_meta.sniff),
+)
+_LOADERS: dict[str, Callable[[Source, CheckRegistry], Suite]] = {
+    native.FORMAT: native.load_native,
+    agent_evals.FORMAT: agent_evals.load_evals,
+    **{form: skill_meta.load_skill_meta for form in set(skill_meta.FORMS.values())},
+}
+
 
 def is_skill_test_file(path: Path) -> bool:
-    return (
-        path.name == SKILL_META_NAME or path.name.endswith(NATIVE_SUFFIXES) or is_evals_file(path)
-    )
+    """Named like a skill test file (whether it holds cases is for :func:`open_source`)."""
+    return any(named(path) for named, _ in _BY_NAME)
 
 
-def load_suite(path: Path, registry: CheckRegistry) -> Suite:
-    """Load any of the formats, chosen by the file's name."""
-    if is_evals_file(path):
-        return load_evals(path, registry)
-    if path.name.endswith(NATIVE_SUFFIXES):
-        return load_native(path, registry)
-    return load_skill_meta(path, registry)
+def open_source(path: Path) -> Source | None:
+    """The file's data and format; None when it holds no cases at all.
+
+    Raises :class:`FormatError` when it cannot be read, or when it meant to hold cases
+    and got the key wrong (``case`` for ``cases``).
+    """
+    sniff = next((sniff for named, sniff in _BY_NAME if named(path)), None)
+    if sniff is None:
+        return None
+    data, lines = read_data(path)
+    form = sniff(path, data, lines)
+    return None if form is None else Source(path, form, data, lines)
+
+
+def load_suite(source: Source | Path, registry: CheckRegistry) -> Suite:
+    """The cases of a file of any format but the scenario manifest."""
+    if isinstance(source, Path):
+        opened = open_source(source)
+        if opened is None:
+            raise FormatError(source, "holds no skill test cases")
+        source = opened
+    if source.format == SCENARIOS:
+        raise FormatError(source.path, "a scenario manifest: load its scenarios one by one")
+    return _LOADERS[source.format](source, registry)

@@ -5,6 +5,7 @@ Frozen data with line numbers, shared by every format; no pytest import.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,11 @@ def user_message(text: str, files: tuple[tuple[str, str], ...]) -> str:
     for name, content in files:
         parts.append(f"File `{name}`:\n```\n{content.rstrip()}\n```")
     return "\n\n".join(parts)
+
+
+def plain(value: Any) -> Any:
+    """``value`` as JSON data (YAML dates become text), so metadata survives the report."""
+    return json.loads(json.dumps(value, default=str))
 
 
 class FormatError(Exception):
@@ -57,7 +63,8 @@ class Skill:
 class Case:
     id: str
     input: str
-    check: Check
+    #: What grades the answer; ``None`` only with ``skip`` set.
+    check: Check | None
     context_files: tuple[tuple[str, str], ...] = ()
     sampling: Mapping[str, Any] = field(default_factory=dict)
     line: int | None = None
@@ -66,6 +73,11 @@ class Case:
     output_file: str | None = None
     #: A known failure: the reason why. The item is marked xfail (not strict).
     xfail: str | None = None
+    #: Why the case cannot be graded here (e.g. upskill names a validator no plugin
+    #: registered): its items are collected and skipped with this reason.
+    skip: str | None = None
+    #: Keys of the case that pytest-skills does not use, as JSON data (in the report).
+    metadata: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def prompt(self) -> str:
@@ -75,8 +87,28 @@ class Case:
 
 @dataclass(frozen=True)
 class Suite:
+    #: The file the cases are read from.
     path: Path
     format: str
-    skill: Skill
+    #: Injected in this order (an upskill scenario may list several).
+    skills: tuple[Skill, ...]
     cases: tuple[Case, ...]
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    #: Problems worth telling that do not stop the file (one line each).
+    warnings: tuple[str, ...] = ()
+    #: Top-level keys that pytest-skills does not use, as JSON data (in the report).
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def skill(self) -> Skill:
+        """The first skill (the only one, except in upskill scenarios)."""
+        return self.skills[0]
+
+    @property
+    def skill_name(self) -> str:
+        return "+".join(skill.name for skill in self.skills)
+
+    @property
+    def system_prompt(self) -> str:
+        """Every skill's block, in order: the with-skill system prompt."""
+        return "\n".join(skill.block for skill in self.skills)

@@ -8,7 +8,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from pytest_skills.checks.verify import (
     parse_verifier,
     relative_path,
 )
-from pytest_skills.formats.data import Case, FormatError, KeyPath, Suite
-from pytest_skills.formats.skill_md import load_skill
+from pytest_skills.formats.data import Case, FormatError, KeyPath, plain
+from pytest_skills.formats.keys import UnusedKeys, near_miss
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
 CASE_KEYS = frozenset(
@@ -36,6 +37,9 @@ CASE_KEYS = frozenset(
         "verifiers",
         "output_file",
         "xfail",
+        # upskill's TestCase: a check kind by name, and its value
+        "validator",
+        "validator_config",
     }
     | SAMPLING_KEYS
 )
@@ -85,13 +89,32 @@ def _line_map(root: yaml.Node | None) -> dict[KeyPath, int]:
     return lines
 
 
-class FileReader:
-    """Reads one file's raw data into cases; every error names the file and line."""
+@dataclass(frozen=True)
+class Source:
+    """A skill test file's data, read once: what collection decides on and loads from."""
 
-    def __init__(self, path: Path, lines: dict[KeyPath, int], registry: CheckRegistry):
+    path: Path
+    #: The format's name: "native", "upskill", "article", "agentskills" or "scenarios".
+    format: str
+    data: Any
+    lines: dict[KeyPath, int]
+
+
+class FileReader:
+    """Reads one file's raw data into cases; every error names the file and line.
+
+    Keys it does not use become metadata, named in one warning per file
+    (:meth:`warnings`); a near miss of a key it knows is an error.
+    """
+
+    def __init__(
+        self, path: Path, lines: dict[KeyPath, int], registry: CheckRegistry | None = None
+    ):
         self.path = path
-        self.registry = registry
+        self.registry = registry or CheckRegistry()
         self.lines = lines
+        self.unused = UnusedKeys()
+        self.notes: list[str] = []
 
     def line(self, path: KeyPath) -> int | None:
         while path:
@@ -103,15 +126,39 @@ class FileReader:
     def fail(self, message: str, path: KeyPath = ()) -> FormatError:
         return FormatError(self.path, message, self.line(path))
 
-    def check_keys(
-        self, data: Mapping[str, Any], allowed: frozenset[str], path: KeyPath, what: str
-    ):
-        for key in data:
-            if key not in allowed:
+    def note(self, message: str, path: KeyPath = ()) -> None:
+        """A problem worth a warning that does not stop the file."""
+        line = self.line(path)
+        self.notes.append(f"line {line}: {message}" if line else message)
+
+    def warnings(self) -> tuple[str, ...]:
+        unused = self.unused.warning()
+        return (*self.notes, *([unused] if unused else []))
+
+    def metadata(
+        self, data: Mapping[str, Any], known: Collection[str], path: KeyPath, what: str
+    ) -> dict[str, Any]:
+        """The keys of ``data`` not in ``known``, kept as metadata; a near miss is an error."""
+        kept = {}
+        for key, value in data.items():
+            name = str(key)
+            if name in known:
+                continue
+            meant = near_miss(name, known)
+            if meant is not None:
                 raise self.fail(
-                    f"unknown key {key!r} in {what}; allowed: {', '.join(sorted(allowed))}",
-                    (*path, str(key)),
+                    f"unknown key {name!r} in {what}; did you mean {meant!r}?", (*path, name)
                 )
+            self.unused.add(name, self.line((*path, name)))
+            kept[name] = plain(value)
+        return kept
+
+    def one_of(self, data: Mapping[str, Any], keys: tuple[str, str], path: KeyPath) -> str:
+        """Which of two alias keys is given (the first when neither); both is an error."""
+        first, second = keys
+        if data.get(first) is not None and data.get(second) is not None:
+            raise self.fail(f"give either {first!r} or {second!r}, not both", (*path, second))
+        return second if data.get(second) is not None else first
 
     def sampling(self, data: Mapping[str, Any], path: KeyPath) -> dict[str, Any]:
         values = {k: data[k] for k in SAMPLING_KEYS if k in data}
@@ -126,79 +173,140 @@ class FileReader:
         return values
 
     def defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        raw = data.get("defaults", {})
+        raw = data.get("defaults") or {}
         if not isinstance(raw, Mapping):
             raise self.fail("'defaults' must be a mapping, e.g. {temperature: 0}", ("defaults",))
-        self.check_keys(raw, SAMPLING_KEYS, ("defaults",), "defaults")
+        for key in raw:
+            if key not in SAMPLING_KEYS:
+                raise self.fail(
+                    f"unknown key {key!r} in defaults; allowed: {', '.join(sorted(SAMPLING_KEYS))}",
+                    ("defaults", str(key)),
+                )
         return self.sampling(raw, ("defaults",))
 
     def context_files(self, raw: Any, path: KeyPath) -> tuple[tuple[str, str], ...]:
         if raw is None:
             return ()
-        if not isinstance(raw, Mapping) or set(raw) - {"files"}:
+        if not isinstance(raw, Mapping):
             raise self.fail("'context' must be a mapping with 'files: {name: content}'", path)
+        self.metadata(raw, {"files"}, path, "context")
         files = raw.get("files") or {}
         if not isinstance(files, Mapping) or not all(isinstance(v, str) for v in files.values()):
             raise self.fail("'context.files' must map file names to their text", (*path, "files"))
         return tuple((str(name), content) for name, content in files.items())
 
-    def case(self, raw: Any, index: int, path: KeyPath) -> Case:
+    def parse(self, expect: Any, path: KeyPath) -> Check:
+        try:
+            return self.registry.parse(expect, path)
+        except CheckSpecError as error:
+            raise self.fail(str(error), error.path or path) from None
+
+    def case_id(self, raw: Mapping[str, Any], key: str, default: str, path: KeyPath) -> str:
+        value = raw.get(key)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, (str, int)) or not str(value).strip():
+            raise self.fail(f"'{key}' must be a number or a non-empty string", (*path, key))
+        if "::" in str(value):
+            # pytest splits node ids on '::': such an item could never be selected by id.
+            raise self.fail(f"'{key}' {value!r} must not contain '::'", (*path, key))
+        return str(value).strip()
+
+    def case(self, raw: Any, index: int, path: KeyPath, *, graded_elsewhere: bool = False) -> Case:
+        """One case of the native, article or upskill form (upskill's whole TestCase).
+
+        ``graded_elsewhere``: a case without checks of its own is fine (an upskill
+        scenario adds its judge criteria to every case).
+        """
+        what = f"case {index + 1}"
         if not isinstance(raw, Mapping):
-            raise self.fail(f"case {index + 1} must be a mapping with 'input' and 'expect'", path)
-        self.check_keys(raw, CASE_KEYS, path, f"case {index + 1}")
+            raise self.fail(f"{what} must be a mapping with 'input' and 'expect'", path)
+        metadata = self.metadata(raw, CASE_KEYS, path, what)
         text = raw.get("input")
         if not isinstance(text, str) or not text.strip():
-            raise self.fail(f"case {index + 1} needs a non-empty 'input' string", path)
-        if "expect" in raw and "expected" in raw:
-            raise self.fail("give either 'expect' or 'expected', not both", (*path, "expected"))
-        key = "expect" if "expect" in raw else "expected"
-        if key not in raw:
-            raise self.fail(f"case {index + 1} needs an 'expect' mapping of checks", path)
-        try:
-            check = self.registry.parse(raw[key], (*path, key))
-        except CheckSpecError as error:
-            raise self.fail(str(error), error.path or (*path, key)) from None
-        case_id = raw.get("id", f"case-{index + 1}")
-        if not isinstance(case_id, (str, int)) or not str(case_id).strip():
-            raise self.fail("'id' must be a non-empty string", (*path, "id"))
-        if "::" in str(case_id):
-            # pytest splits node ids on '::': such an item could never be selected by id.
-            raise self.fail(f"'id' {case_id!r} must not contain '::'", (*path, "id"))
-        verifiers = raw.get("verifiers") or []
-        if not isinstance(verifiers, list) or not all(isinstance(v, Mapping) for v in verifiers):
-            raise self.fail("'verifiers' must be a list of mappings", (*path, "verifiers"))
+            raise self.fail(f"{what} needs a non-empty 'input' string", path)
+        key = self.one_of(raw, ("expect", "expected"), path)
+        checks = []
+        expect = _asks_for_something(raw.get(key))
+        if expect is not None:
+            checks.append(self.parse(expect, (*path, key)))
         output_file = raw.get("output_file")
         if output_file is not None and not isinstance(output_file, str):
             raise self.fail("'output_file' must be a file name", (*path, "output_file"))
+        files = self.context_files(raw.get("context"), (*path, "context"))
+        verifiers = raw.get("verifiers") or []
+        if not isinstance(verifiers, list) or not all(isinstance(v, Mapping) for v in verifiers):
+            raise self.fail("'verifiers' must be a list of mappings", (*path, "verifiers"))
+        if verifiers:
+            checks.append(self.verified(verifiers, output_file, files, path))
+        validator, skip = self.validator(raw, path, what, has_checks=bool(checks))
+        if validator is not None:
+            checks.append(validator)
+        if not checks and skip is None and not graded_elsewhere:
+            if raw.get(key) is not None:
+                raise self.fail(
+                    f"{what}: '{key}' asks for nothing (an empty 'contains'); add a check",
+                    (*path, key),
+                )
+            raise self.fail(f"{what} needs an 'expect' mapping of checks", path)
         xfail = raw.get("xfail")
         if xfail is not None and (not isinstance(xfail, str) or not xfail.strip()):
             raise self.fail(
                 "'xfail' takes the reason the case is expected to fail", (*path, "xfail")
             )
-        files = self.context_files(raw.get("context"), (*path, "context"))
-        if verifiers:
-            check = self.verified(check, verifiers, output_file, files, path)
         return Case(
-            id=str(case_id).strip(),
+            id=self.case_id(raw, "id", f"case-{index + 1}", path),
             input=text,
-            check=check,
+            check=all_of(checks, path),
             context_files=files,
             sampling=self.sampling(raw, path),
             line=self.line(path),
             verifiers=tuple(dict(v) for v in verifiers),
             output_file=output_file,
             xfail=xfail,
+            skip=skip,
+            metadata=metadata,
         )
+
+    def validator(
+        self, raw: Mapping[str, Any], path: KeyPath, what: str, *, has_checks: bool
+    ) -> tuple[Check | None, str | None]:
+        """upskill's ``validator``: a check kind by name, given ``validator_config``.
+
+        Returns the check, or, when no plugin registered that kind, the reason the case
+        cannot be graded (None when other checks grade it, as upskill falls back too).
+        """
+        name = raw.get("validator")
+        if name is None:
+            return None, None
+        if not isinstance(name, str) or not name.strip():
+            raise self.fail("'validator' must name a check kind", (*path, "validator"))
+        config = raw.get("validator_config")
+        if config is not None and not isinstance(config, Mapping):
+            raise self.fail(
+                "'validator_config' must be a mapping (the check's value)",
+                (*path, "validator_config"),
+            )
+        if name in self.registry:
+            return self.parse({name: dict(config or {})}, (*path, "validator")), None
+        hint = "register it with the pytest_skills_register_checks hook"
+        if has_checks:
+            self.note(
+                f"{what}: validator {name!r} is not a check kind here, so only its other "
+                f"checks grade it ({hint})",
+                (*path, "validator"),
+            )
+            return None, None
+        return None, f"upskill validator {name!r} is not a check kind here: {hint}"
 
     def verified(
         self,
-        check: Check,
         verifiers: list[Mapping[str, Any]],
         output_file: str | None,
         files: tuple[tuple[str, str], ...],
         path: KeyPath,
     ) -> Check:
-        """upskill's verifiers become one ``verify`` check, ANDed with ``expected``."""
+        """upskill's verifiers become one ``verify`` check (ANDed with the case's others)."""
         parsed = []
         for index, raw in enumerate(verifiers):
             try:
@@ -220,34 +328,37 @@ class FileReader:
                     (*path, "context", "files", name),
                 ) from None
         value = Verification(tuple(parsed), target, files)
-        try:
-            verify = self.registry.parse({"verify": value}, (*path, "verifiers"))
-        except CheckSpecError as error:
-            raise self.fail(str(error), (*path, "verifiers")) from None
-        return Check("all", (check, verify), path)
+        return self.parse({"verify": value}, (*path, "verifiers"))
 
-    def cases(self, raw: Any, key: str) -> tuple[Case, ...]:
+    def cases(self, raw: Any, key: KeyPath, *, graded_elsewhere: bool = False) -> tuple[Case, ...]:
+        """The case list at ``key`` (``()`` for the top level of a bare list)."""
+        name = str(key[-1]) if key else "the list"
+        if raw is None:
+            raw = []
         if not isinstance(raw, list):
-            raise self.fail(f"'{key}' must be a list of cases", (key,))
+            raise self.fail(f"'{name}' must be a list of cases", key)
         if not raw:
-            raise self.fail(f"'{key}' is empty; add at least one case", (key,))
-        cases = tuple(self.case(item, i, (key, i)) for i, item in enumerate(raw))
+            self.note(f"'{name}' is empty: no cases to collect", key)
+        cases = tuple(
+            self.case(item, i, (*key, i), graded_elsewhere=graded_elsewhere)
+            for i, item in enumerate(raw)
+        )
         self.unique_ids(cases, key, "case")
         return cases
 
-    def unique_ids(self, cases: tuple[Case, ...], key: str, noun: str) -> None:
-        """Fail on the first case id used twice in the list under ``key``."""
+    def unique_ids(self, cases: tuple[Case, ...], key: KeyPath, noun: str) -> None:
+        """Fail on the first case id used twice in the list at ``key``."""
         seen: dict[str, int] = {}
         for i, case in enumerate(cases):
             first = seen.setdefault(case.id, i)
             if first != i:
                 raise self.fail(
                     f"{noun} id {case.id!r} is used twice ({noun}s {first + 1} and {i + 1})",
-                    (key, i, "id"),
+                    (*key, i, "id"),
                 )
 
     def skill_path(self, data: Mapping[str, Any]) -> Path:
-        named = data.get("skill", "SKILL.md")
+        named = data.get("skill") or "SKILL.md"
         if not isinstance(named, str) or not named.strip():
             raise self.fail("'skill' must be a path to a SKILL.md", ("skill",))
         target = self.path.parent / named
@@ -260,6 +371,22 @@ class FileReader:
                 ("skill",) if "skill" in data else (),
             )
         return target
+
+
+def all_of(checks: list[Check], path: KeyPath) -> Check | None:
+    """One check that passes when all of ``checks`` do (None for none)."""
+    if not checks:
+        return None
+    return checks[0] if len(checks) == 1 else Check("all", tuple(checks), path)
+
+
+def _asks_for_something(expect: Any) -> Any:
+    """``expect`` without upskill's empty ``contains`` list, which asks for nothing
+    (upskill writes ``{"contains": []}`` beside a validator); None when nothing is left."""
+    if not isinstance(expect, Mapping) or expect.get("contains") != []:
+        return expect
+    rest = {k: v for k, v in expect.items() if k != "contains"}
+    return rest or None
 
 
 def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
@@ -289,30 +416,3 @@ def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         raise FormatError(
             path, f"invalid YAML: {problem}", mark.line + 1 if mark else None
         ) from None
-
-
-def read_case_list(
-    path: Path,
-    registry: CheckRegistry,
-    forms: Mapping[str, tuple[str, frozenset[str]]],
-    wanted: str,
-) -> Suite:
-    """A file whose top level is a mapping holding a list of cases under one known key.
-
-    ``forms`` maps each such key to the format's name and its allowed top-level keys;
-    the first key present wins. ``wanted`` names the keys in the error for a file
-    that has none of them.
-    """
-    data, lines = read_data(path)
-    reader = FileReader(path, lines, registry)
-    if not isinstance(data, Mapping):
-        raise reader.fail("the top level must be a mapping with a list of cases")
-    key = next((key for key in forms if key in data), None)
-    if key is None:
-        raise reader.fail(f"no {wanted} list found")
-    form, allowed = forms[key]
-    reader.check_keys(data, allowed, (), "the top level")
-    defaults = reader.defaults(data)
-    cases = reader.cases(data[key], key)
-    skill = load_skill(reader.skill_path(data))
-    return Suite(path=path, format=form, skill=skill, cases=cases, defaults=defaults)

@@ -1,20 +1,38 @@
-"""``skill_meta.json``: upskill's form (``tests``) and the article form (``cases``)."""
+"""``skill_meta.json``: upskill's form (``tests``, or a bare list of test cases) and the
+article form (``cases``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pytest_skills.checks import CheckRegistry
-from pytest_skills.formats.data import Suite
-from pytest_skills.formats.reader import read_case_list
+from pytest_skills.formats.case_list import locate_cases, read_case_list
+from pytest_skills.formats.data import KeyPath, Suite
+from pytest_skills.formats.reader import CASE_KEYS, Source
 
 FILE_NAME = "skill_meta.json"
-_COMMON_TOP = frozenset({"skill", "defaults", "metadata", "name", "description"})
-FORMS = {
-    "tests": ("upskill", _COMMON_TOP | {"tests"}),
-    "cases": ("article", _COMMON_TOP | {"cases"}),
-}
+LIST_KEYS = ("tests", "cases")
+#: The form each place of the case list means.
+FORMS: dict[KeyPath, str] = {("tests",): "upskill", ("cases",): "article", (): "upskill"}
+TOP_KEYS = frozenset({*LIST_KEYS, "skill", "defaults", "metadata", "name", "description"})
 
 
-def load_skill_meta(path: Path, registry: CheckRegistry) -> Suite:
-    return read_case_list(path, registry, FORMS, "'cases' (or upskill's 'tests')")
+def is_skill_meta_file(path: Path) -> bool:
+    return path.name == FILE_NAME
+
+
+def where(path: Path, data: Any, lines: dict[KeyPath, int]) -> KeyPath | None:
+    return locate_cases(path, data, lines, LIST_KEYS, CASE_KEYS, bare_list=True)
+
+
+def sniff(path: Path, data: Any, lines: dict[KeyPath, int]) -> str | None:
+    """The form's name when the file holds a list of cases, else None."""
+    at = where(path, data, lines)
+    return None if at is None else FORMS[at]
+
+
+def load_skill_meta(source: Source, registry: CheckRegistry) -> Suite:
+    at = where(source.path, source.data, source.lines)
+    assert at is not None  # sniffed before
+    return read_case_list(source, registry, TOP_KEYS, at)

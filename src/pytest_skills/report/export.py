@@ -76,6 +76,8 @@ def to_json(
                     "case": record.case,
                     "model": record.model,
                     **fields,
+                    **({"metadata": dict(record.metadata)} if record.metadata else {}),
+                    **({"not_graded": list(record.not_graded)} if record.not_graded else {}),
                 }
             )
     return {

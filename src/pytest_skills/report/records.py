@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_skills.models import Response, Usage
@@ -136,6 +136,11 @@ class ItemRecord:
     model: str
     resolved: str
     results: tuple[CallResult, ...]
+    #: What the test file says about the case beyond what was run (keys pytest-skills
+    #: does not use, by "case" and "file").
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    #: Checks that were not graded (``judge`` checks without a judge model).
+    not_graded: tuple[str, ...] = ()
 
     @property
     def cache_keys(self) -> set[str]:
@@ -150,6 +155,8 @@ class ItemRecord:
             "model": self.model,
             "resolved": self.resolved,
             "results": [result.to_json() for result in self.results],
+            "metadata": dict(self.metadata),
+            "not_graded": list(self.not_graded),
         }
 
     @classmethod
@@ -162,6 +169,8 @@ class ItemRecord:
             model=data["model"],
             resolved=data["resolved"],
             results=tuple(CallResult.from_json(r) for r in data["results"]),
+            metadata=data.get("metadata") or {},
+            not_graded=tuple(data.get("not_graded") or ()),
         )
 
 
