@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import json
 import os
 import queue
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,8 +46,20 @@ FLAGS = (
 )
 
 
+LAUNCHER = (
+    "import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+    "os.execv(sys.argv[3], sys.argv[3:])"
+)
+
+
 class BrowserError(RuntimeError):
     pass
+
+
+def _moved_above_4(descriptor: int) -> int:
+    moved = fcntl.fcntl(descriptor, fcntl.F_DUPFD, 5)
+    os.close(descriptor)
+    return moved
 
 
 class Browser:
@@ -73,10 +87,24 @@ class Browser:
             raise BrowserError("no Chromium on PATH")
         to_browser_read, to_browser_write = os.pipe()
         from_browser_read, from_browser_write = os.pipe()
-        # The shell puts the pipe ends on the descriptors Chromium reads and writes.
-        script = f'exec "$0" "$@" 3<&{to_browser_read} 4>&{from_browser_write}'
+        # A small launcher puts the pipe ends on the descriptors Chromium reads and writes
+        # (moved above 4 first, so that placing one cannot overwrite the other), then
+        # becomes Chromium. (A shell cannot: dash only redirects descriptors 0 to 9.)
+        to_browser_read, from_browser_write = (
+            _moved_above_4(to_browser_read),
+            _moved_above_4(from_browser_write),
+        )
         process = subprocess.Popen(
-            ["/bin/sh", "-c", script, executable, *FLAGS, f"--user-data-dir={profile}"],
+            [
+                sys.executable,
+                "-c",
+                LAUNCHER,
+                str(to_browser_read),
+                str(from_browser_write),
+                executable,
+                *FLAGS,
+                f"--user-data-dir={profile}",
+            ],
             pass_fds=(to_browser_read, from_browser_write),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
