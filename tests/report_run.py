@@ -7,10 +7,13 @@ the other. The judge (``openai:judge-1``) passes an answer that names a skill.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from tests.conftest import HAIKU, write_skill
-from tests.loopback import Call, echo
+from tests.loopback import Call, LoopbackServer, echo
 
 GPT = "openai:gpt-4.1-mini"
 JUDGE = "openai:judge-1"
@@ -87,3 +90,41 @@ def options(*extra: str) -> list[str]:
         "2",
         *extra,
     ]
+
+
+def run_project(root: Path, source_date_epoch: str) -> Path:
+    """Run the project in its own pytest process; it writes ``report.html``,
+    ``report.json`` and the workspace ``workspace/`` under ``root``."""
+    write_project(root)
+    with LoopbackServer(responder=respond) as server:
+        env = {
+            **os.environ,
+            "ANTHROPIC_API_KEY": "test-key-0000",
+            "ANTHROPIC_BASE_URL": server.url,
+            "OPENAI_API_KEY": "test-key-1111",
+            "OPENAI_BASE_URL": server.openai_url,
+            "CI": "",
+            "SOURCE_DATE_EPOCH": source_date_epoch,
+            "PYTEST_ADDOPTS": "",
+        }
+        env.pop("GITHUB_STEP_SUMMARY", None)
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                *options("--skill-cache=off"),
+                "--skill-html=report.html",
+                "--skill-report=report.json",
+                "--skill-workspace=workspace",
+            ],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    # Haiku passes 4 of 5 cases with the skill, the GPT model 1: five failures.
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "5 failed, 5 passed" in result.stdout, result.stdout[-3000:]
+    return root
