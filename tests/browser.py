@@ -267,7 +267,7 @@ class Page:
         if until is not None:
             width, bottom = self.evaluate(
                 f"(() => {{ scrollTo(0, 0); const r = document.querySelector({json.dumps(until)})"
-                ".getBoundingClientRect(); return [innerWidth, r.bottom + 16]; })()"
+                ".getBoundingClientRect(); return [innerWidth, r.bottom + 8]; })()"
             )
             params["clip"] = {"x": 0, "y": 0, "width": width, "height": bottom, "scale": 1}
             params["captureBeyondViewport"] = True

@@ -164,7 +164,7 @@ def interval(ci: Sequence[float] | None, signed: bool = False) -> str:
     low, high = ci
     if signed:
         return f"[{low * 100:+.0f}, {high * 100:+.0f}]"
-    return f"[{low * 100:.0f}, {high * 100:.0f}]%"
+    return f"{low * 100:.0f}\u2013{high * 100:.0f}%"
 
 
 def number(value: float | None) -> str:
