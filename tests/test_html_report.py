@@ -19,7 +19,7 @@ from pytest_skills.models import Response, Usage
 from pytest_skills.report.html import _anchors
 from pytest_skills.report.records import ItemRecord, call_result, from_properties, to_properties
 from tests.browser import Browser, Page
-from tests.conftest import HAIKU
+from tests.conftest import HAIKU, SKILL_MD
 from tests.loopback import LoopbackServer
 from tests.report_run import (
     GPT,
@@ -298,6 +298,36 @@ def test_a_run_without_models_still_writes_a_page(pytester: pytest.Pytester) -> 
     result = pytester.runpytest("-p", "no:cacheprovider", "--skill-html=page.html")
     result.assert_outcomes(skipped=5)
     assert "This run has no skill results." in (pytester.path / "page.html").read_text()
+
+
+def test_skill_model_tests_show_their_prompts_answers_and_checks(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    (pytester.path / "demo").mkdir()
+    (pytester.path / "demo" / "SKILL.md").write_text(SKILL_MD.format(name="demo", marker="demo"))
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+
+        @pytest.mark.skill("demo")
+        def test_ask(skill_model):
+            skill_model.ask("Name the topic", files={"notes.txt": "a note"}).check(
+                {"contains": "skill: demo"}
+            )
+            skill_model.ask("Name the topic", files={"notes.txt": "a note"}, baseline=True)
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+        "--skill-html=page.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    assert 'id="case-test_ask"' in page
+    assert "Name the topic\n\nFile `notes.txt`:\n```\na note\n```" in page
+    # The with-skill answer's check ran on the baseline's answer too: the skill helped.
+    assert page.count("contains &#39;skill: demo&#39;") == 2
+    assert 'data-outcome="helped"' in page
 
 
 # --- pieces -----------------------------------------------------------------------------------
