@@ -98,10 +98,6 @@ class ModelResult:
     with_skill: Condition
     baseline: Condition | None
 
-    @property
-    def flipped(self) -> bool:
-        return self.outcome in ("helped", "hurt")
-
 
 @dataclass(frozen=True)
 class CaseView:
