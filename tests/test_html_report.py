@@ -233,7 +233,7 @@ def test_untrusted_text_is_escaped_in_the_markup(run_dir: Path) -> None:
 # --- xdist, paths, ini ------------------------------------------------------------------------
 
 
-def test_the_page_is_identical_under_n0_and_n2(
+def test_the_page_and_the_workspace_are_identical_under_n0_and_n2(
     pytester: pytest.Pytester,
     provider_env: LoopbackServer,
     tmp_path: Path,
@@ -250,11 +250,21 @@ def test_the_page_is_identical_under_n0_and_n2(
 
     serial, parallel = tmp_path / "n0.html", tmp_path / "n2.html"
     replay = ("--skill-cache=replay", cache)
-    pytester.runpytest(*options(*replay, "-n", "0", f"--skill-html={serial}"))
-    pytester.runpytest_subprocess(*options(*replay, "-n", "2", f"--skill-html={parallel}"))
+    pytester.runpytest(
+        *options(*replay, "-n", "0", f"--skill-html={serial}", f"--skill-workspace={tmp_path}/w0")
+    )
+    pytester.runpytest_subprocess(
+        *options(*replay, "-n", "2", f"--skill-html={parallel}", f"--skill-workspace={tmp_path}/w2")
+    )
     assert len(provider_env.calls) == calls  # both replayed
     one, two = serial.read_bytes(), parallel.read_bytes()
     assert one == two
+    # The workspace too, file for file.
+    trees = [
+        {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+        for root in (tmp_path / "w0", tmp_path / "w2")
+    ]
+    assert len(trees[0]) > 100 and trees[0] == trees[1]
     assert b"replayed from the cache" in one
     assert b"replayed from the cache" not in (tmp_path / "live.html").read_bytes()
 
