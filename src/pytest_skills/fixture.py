@@ -257,6 +257,9 @@ class SkillModel:
             model=self.spec.name,
             resolved=self.spec.resolved,
             results=results,
+            input=self.context.redact(
+                "\n\n".join(dict.fromkeys(asked.prompt for asked in self.asked))
+            ),
         )
 
     def _result(
@@ -266,16 +269,19 @@ class SkillModel:
         kind = error_kind(asked.outcome) if error is not None else None
         passed: bool | None = None
         graded_by = None
+        checks: list[CheckResult] = []
         if answer is not None and answer.checks:
-            passed, graded_by = all(r.passed for _, r in answer.checks), GRADED_BY_CHECK
+            checks = [result for _, result in answer.checks]
+            passed, graded_by = all(r.passed for r in checks), GRADED_BY_CHECK
         elif answer is not None and asked.condition == "with_skill":
             passed, graded_by = test_passed, GRADED_BY_OUTCOME
         elif answer is not None and same_prompt_checks:
             try:
-                passed = all(
-                    self.context.registry.evaluate(check, answer.text).passed
+                checks = [
+                    self.context.registry.evaluate(check, answer.text)
                     for check in same_prompt_checks
-                )
+                ]
+                passed = all(result.passed for result in checks)
                 graded_by = GRADED_BY_CHECK
             except CheckError as failure:
                 error, kind = failure.message, NOT_GRADED
@@ -289,6 +295,7 @@ class SkillModel:
             graded_by=graded_by,
             redact=self.context.redact,
             error_kind=kind,
+            checks=checks,
         )
 
 

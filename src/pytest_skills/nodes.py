@@ -370,8 +370,13 @@ class SkillItem(pytest.Item):
                     graded_by=GRADED_BY_CHECK,
                     redact=self.context.redact,
                     error_kind=g.error_kind,
+                    checks=(g.check,) if g.check is not None else (),
                 )
                 for g in graded
+            ),
+            input=self.context.redact(self.case.input),
+            context_files=tuple(
+                (name, self.context.redact(content)) for name, content in self.case.context_files
             ),
         )
 

@@ -28,9 +28,10 @@ from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
 from pytest_skills.execution.secrets import redact, secret_values
 from pytest_skills.models import ModelSpec, cache_model
 from pytest_skills.models.specs import did_you_mean
-from pytest_skills.report import export, terminal
+from pytest_skills.report import export, html, terminal, workspace
 from pytest_skills.report.problems import find_problems
 from pytest_skills.report.records import ItemRecord, from_properties
+from pytest_skills.report.run_info import run_info
 from pytest_skills.report.summary import ModelSummary, gate_failures, summarise
 from pytest_skills.settings import Settings
 
@@ -258,6 +259,7 @@ class SkillRun:
                 json.dumps(export.to_json(models, self.records, s), indent=2) + "\n",
                 encoding="utf-8",
             )
+        self._write_views(session, models)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.records:
             with open(summary_file, "a", encoding="utf-8") as handle:
@@ -270,6 +272,26 @@ class SkillRun:
         self.whole_suite = self._ran_whole_suite(session)
         if self.whole_suite:
             self._find_unused()
+
+    def _write_views(self, session: pytest.Session, models: list[ModelSummary]) -> None:
+        """The HTML page and the skill-creator workspace, from the records as they are."""
+        s = self.settings
+        if s.html_path is None and s.workspace_dir is None:
+            return
+        info = run_info(s)
+        try:
+            if s.html_path is not None:
+                s.html_path.parent.mkdir(parents=True, exist_ok=True)
+                s.html_path.write_text(html.render(models, self.records, info), encoding="utf-8")
+            if s.workspace_dir is not None:
+                workspace.write(s.workspace_dir, models, self.records, info)
+        except OSError as error:
+            reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+            message = f"skills: cannot write the report: {error}; choose a writable path"
+            if reporter is not None:
+                reporter.write_line(message, red=True)
+            if session.exitstatus == pytest.ExitCode.OK:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def _ran_whole_suite(self, session: pytest.Session) -> bool:
         """Unused entries mean something only when nothing was left out of the run."""

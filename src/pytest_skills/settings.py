@@ -48,6 +48,10 @@ class Settings:
     trials: int = 1
     pass_threshold: float = 1.0
     report_path: Path | None = None
+    #: ``--skill-html``: one self-contained HTML page of every answer.
+    html_path: Path | None = None
+    #: ``--skill-workspace``: the run in skill-creator's layout, one directory per model.
+    workspace_dir: Path | None = None
     min_lift: float | None = None
     min_lift_significant: bool = False
     judge_model: ModelSpec | None = None
@@ -160,6 +164,19 @@ def add_options(parser: pytest.Parser) -> None:
         "Markdown summary is appended to it too)",
     )
     group.addoption(
+        "--skill-html",
+        default=None,
+        metavar="PATH",
+        help="write a self-contained HTML report of every answer to PATH. ini: skill_html",
+    )
+    group.addoption(
+        "--skill-workspace",
+        default=None,
+        metavar="DIR",
+        help="write the run in skill-creator's workspace layout (benchmark.json, "
+        "grading.json, timing.json, outputs/) under DIR, one directory per model",
+    )
+    group.addoption(
         "--skill-min-lift",
         default=None,
         metavar="POINTS",
@@ -184,6 +201,7 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("skill_concurrency", "model calls in flight at once", default="")
     parser.addini("skill_trials", "trials per condition", default="")
     parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
+    parser.addini("skill_html", "write a self-contained HTML report here", default="")
     parser.addini(
         "skill_gguf_dirs",
         "directories searched for GGUF files named by file name (after those in the "
@@ -285,6 +303,11 @@ def resolve(config: pytest.Config) -> Settings:
         raise pytest.UsageError("--skill-timeout: expected a positive number of seconds")
     min_lift, significant = _min_lift(config.getoption("skill_min_lift"))
     report = config.getoption("skill_report")
+    html_cli, html_ini = config.getoption("skill_html"), str(config.getini("skill_html")).strip()
+    # On the command line a path is the shell's (relative to where pytest runs); in the
+    # ini file it is the project's (relative to the rootdir).
+    html = Path(html_cli) if html_cli else (config.rootpath / html_ini if html_ini else None)
+    workspace = config.getoption("skill_workspace")
 
     env_dirs = [Path(p) for p in os.environ.get(GGUF_DIR_ENV, "").split(os.pathsep) if p]
     ini_dirs = [Path(p) for p in config.getini("skill_gguf_dirs")]
@@ -302,6 +325,8 @@ def resolve(config: pytest.Config) -> Settings:
         trials=_int(trials, "skill_trials", 1),
         pass_threshold=DEFAULTS.pass_threshold if threshold is None else float(threshold),
         report_path=Path(report) if report else None,
+        html_path=html,
+        workspace_dir=Path(workspace) if workspace else None,
         min_lift=min_lift,
         min_lift_significant=significant,
         judge_model=judge,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_skills.checks.registry import CheckResult
 from pytest_skills.models import Response, Usage
 
 CONDITIONS = ("with_skill", "baseline")
@@ -51,6 +52,9 @@ class CallResult:
     cache_key: str
     #: One of the ``*_KIND`` constants above when ``error`` is set.
     error_kind: str | None = None
+    #: What the checks made of the answer: one tree per check applied (a skill item
+    #: applies one; a ``skill_model`` test one per ``Answer.check``), secrets redacted.
+    checks: tuple[CheckResult, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -75,6 +79,7 @@ class CallResult:
             "error": self.error,
             "error_kind": self.error_kind,
             "cache_key": self.cache_key,
+            "checks": [check_to_json(check) for check in self.checks],
         }
 
     @classmethod
@@ -92,7 +97,39 @@ class CallResult:
             error=data.get("error"),
             cache_key=data["cache_key"],
             error_kind=data.get("error_kind"),
+            checks=tuple(check_from_json(c) for c in data.get("checks") or ()),
         )
+
+
+def check_to_json(result: CheckResult) -> dict[str, Any]:
+    return {
+        "kind": result.kind,
+        "passed": result.passed,
+        "expected": result.expected,
+        "actual": result.actual,
+        "children": [check_to_json(child) for child in result.children],
+    }
+
+
+def check_from_json(data: Mapping[str, Any]) -> CheckResult:
+    return CheckResult(
+        kind=data["kind"],
+        passed=bool(data["passed"]),
+        expected=data["expected"],
+        actual=data["actual"],
+        children=tuple(check_from_json(child) for child in data.get("children") or ()),
+    )
+
+
+def _redacted_check(result: CheckResult, redact: Callable[[str], str]) -> CheckResult:
+    # ``actual`` quotes the answer (and the judge's reasoning): it may hold a secret too.
+    return CheckResult(
+        kind=result.kind,
+        passed=result.passed,
+        expected=redact(result.expected),
+        actual=redact(result.actual),
+        children=tuple(_redacted_check(child, redact) for child in result.children),
+    )
 
 
 def call_result(
@@ -106,6 +143,7 @@ def call_result(
     graded_by: str | None,
     redact: Callable[[str], str],
     error_kind: str | None = None,
+    checks: Iterable[CheckResult] = (),
 ) -> CallResult:
     """The one way to build a :class:`CallResult`: texts redacted, a failed call ungraded."""
     failed = error is not None or response is None
@@ -121,6 +159,7 @@ def call_result(
         error=redact(error) if error is not None else (None if response else "no answer"),
         cache_key=cache_key,
         error_kind=(error_kind or CALL_FAILED) if failed else None,
+        checks=tuple(_redacted_check(check, redact) for check in checks),
     )
 
 
@@ -141,6 +180,11 @@ class ItemRecord:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     #: Checks that were not graded (``judge`` checks without a judge model).
     not_graded: tuple[str, ...] = ()
+    #: What the model was asked: a skill case's input (its context files apart), or the
+    #: prompts a ``skill_model`` test asked (files included), secrets redacted.
+    input: str = ""
+    #: A skill case's context files, ``(name, content)``, in the order of the prompt.
+    context_files: tuple[tuple[str, str], ...] = ()
 
     @property
     def cache_keys(self) -> set[str]:
@@ -157,6 +201,8 @@ class ItemRecord:
             "results": [result.to_json() for result in self.results],
             "metadata": dict(self.metadata),
             "not_graded": list(self.not_graded),
+            "input": self.input,
+            "context_files": [list(pair) for pair in self.context_files],
         }
 
     @classmethod
@@ -171,6 +217,10 @@ class ItemRecord:
             results=tuple(CallResult.from_json(r) for r in data["results"]),
             metadata=data.get("metadata") or {},
             not_graded=tuple(data.get("not_graded") or ()),
+            input=data.get("input") or "",
+            context_files=tuple(
+                (str(name), str(content)) for name, content in data.get("context_files") or ()
+            ),
         )
 
 

@@ -1,0 +1,328 @@
+"""``--skill-workspace``: the run in skill-creator's layout, so its viewer opens it.
+
+One workspace per model, under ``DIR/<model>/``::
+
+    benchmark.json
+    eval-<N>/eval_metadata.json                      eval_id, eval_name, prompt, assertions
+    eval-<N>/with_skill/run-<k>/grading.json         expectations, summary, execution_metrics
+    eval-<N>/with_skill/run-<k>/timing.json          total_tokens, duration_ms, ...
+    eval-<N>/with_skill/run-<k>/outputs/answer.md    the answer (error.txt for a failed call)
+    eval-<N>/without_skill/run-<k>/...               the baseline
+
+Field names follow skill-creator's ``references/schemas.md``. The case numbering is
+the same in every model's workspace. A workspace this module wrote is replaced on the
+next run (a marker file says so); any other non-empty directory is left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import statistics
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from pytest_skills.checks.registry import CheckResult
+from pytest_skills.formats.data import user_message
+from pytest_skills.report.records import GRADED_BY_OUTCOME, CallResult, ItemRecord, sorted_records
+from pytest_skills.report.run_info import RunInfo
+from pytest_skills.report.summary import ModelSummary
+
+#: Our conditions under skill-creator's configuration names (its viewer keys on them).
+CONFIGURATIONS = (("with_skill", "with_skill"), ("baseline", "without_skill"))
+MARKER = ".pytest-skills-workspace"
+ANSWER_FILE = "answer.md"
+
+
+def _dump(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _round(value: float) -> float:
+    return round(value, 4)
+
+
+# --- one answer --------------------------------------------------------------------------
+
+
+def expectations(check: CheckResult) -> list[dict[str, Any]]:
+    """A check tree as skill-creator's expectations: ``all`` spread into its parts, every
+    other node (a leaf, an ``any``) one statement with its evidence."""
+    if check.kind == "all" and check.children:
+        return [item for child in check.children for item in expectations(child)]
+    if check.kind == "any" and check.children:
+        text = "any of: " + "; ".join(f"{c.kind}: {c.expected}" for c in check.children)
+    else:
+        text = f"{check.kind}: {check.expected}"
+    return [{"text": text, "passed": check.passed, "evidence": check.actual}]
+
+
+def _graded_expectations(result: CallResult) -> list[dict[str, Any]]:
+    if result.error is not None:
+        return []
+    if result.checks:
+        return [item for check in result.checks for item in expectations(check)]
+    if result.graded_by == GRADED_BY_OUTCOME and result.passed is not None:
+        return [
+            {
+                "text": "the test passes",
+                "passed": result.passed,
+                "evidence": "graded by the outcome of the test that asked",
+            }
+        ]
+    return []
+
+
+def grading(result: CallResult) -> dict[str, Any]:
+    items = _graded_expectations(result)
+    passed = sum(bool(item["passed"]) for item in items)
+    needs_review = []
+    if result.error is not None:
+        needs_review.append(f"the call failed: {result.error}")
+    elif not items:
+        needs_review.append("the answer was not graded (no check applied to it)")
+    return {
+        "expectations": items,
+        "summary": {
+            "passed": passed,
+            "failed": len(items) - passed,
+            "total": len(items),
+            "pass_rate": _round(passed / len(items)) if items else 0.0,
+        },
+        "execution_metrics": {
+            "tool_calls": {},
+            "total_tool_calls": 0,
+            "total_steps": 1,
+            "errors_encountered": int(result.error is not None),
+            "output_chars": len(result.output or ""),
+            "transcript_chars": 0,
+        },
+        "user_notes_summary": {
+            "uncertainties": [],
+            "needs_review": needs_review,
+            "workarounds": [],
+        },
+    }
+
+
+def timing(result: CallResult) -> dict[str, Any]:
+    latency = result.latency_s or 0.0
+    return {
+        "total_tokens": result.usage.total if result.usage is not None else 0,
+        "duration_ms": round(latency * 1000),
+        "total_duration_seconds": _round(latency),
+        "executor_duration_seconds": _round(latency),
+    }
+
+
+def _write_run(run_dir: Path, result: CallResult, metadata: dict[str, Any]) -> dict[str, Any]:
+    """One answer's directory; returns its ``result`` entry for benchmark.json."""
+    graded = grading(result)
+    times = timing(result)
+    _dump(run_dir / "grading.json", graded)
+    _dump(run_dir / "timing.json", times)
+    # The viewer looks for the prompt beside a run, or one level up (the configuration).
+    _dump(run_dir / "eval_metadata.json", metadata)
+    outputs = run_dir / "outputs"
+    outputs.mkdir(parents=True, exist_ok=True)
+    if result.output is not None:
+        (outputs / ANSWER_FILE).write_text(result.output, encoding="utf-8")
+    if result.error is not None:
+        (outputs / "error.txt").write_text(result.error, encoding="utf-8")
+    reasoning = getattr(result, "reasoning", None)
+    if reasoning:
+        (outputs / "reasoning.md").write_text(reasoning, encoding="utf-8")
+    summary = graded["summary"]
+    return {
+        "pass_rate": summary["pass_rate"],
+        "passed": summary["passed"],
+        "failed": summary["failed"],
+        "total": summary["total"],
+        "time_seconds": times["total_duration_seconds"],
+        "tokens": times["total_tokens"],
+        "tool_calls": 0,
+        "errors": graded["execution_metrics"]["errors_encountered"],
+    }
+
+
+# --- one model ------------------------------------------------------------------------------
+
+
+def _stats(values: Sequence[float]) -> dict[str, float]:
+    if not values:
+        return {"mean": 0.0, "stddev": 0.0, "min": 0.0, "max": 0.0}
+    return {
+        "mean": _round(statistics.fmean(values)),
+        "stddev": _round(statistics.stdev(values)) if len(values) > 1 else 0.0,
+        "min": _round(min(values)),
+        "max": _round(max(values)),
+    }
+
+
+def run_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Mean, stddev, min and max per configuration, and the with-minus-without delta."""
+    summary: dict[str, Any] = {}
+    for _, configuration in CONFIGURATIONS:
+        results = [run["result"] for run in runs if run["configuration"] == configuration]
+        if results:
+            summary[configuration] = {
+                metric: _stats([float(r[metric]) for r in results])
+                for metric in ("pass_rate", "time_seconds", "tokens")
+            }
+    if len(summary) == 2:
+        with_skill, without = summary["with_skill"], summary["without_skill"]
+
+        def delta(metric: str) -> float:
+            return with_skill[metric]["mean"] - without[metric]["mean"]
+
+        summary["delta"] = {
+            "pass_rate": f"{delta('pass_rate'):+.2f}",
+            "time_seconds": f"{delta('time_seconds'):+.1f}",
+            "tokens": f"{delta('tokens'):+.0f}",
+        }
+    return summary
+
+
+def _notes(model: ModelSummary | None, runs: Sequence[dict[str, Any]]) -> list[str]:
+    notes = [
+        "pass_rate here is the share of an answer's checks that passed (skill-creator's "
+        "meaning); pytest-skills counts an answer as passing only when all of them pass."
+    ]
+    if model is not None and model.lift is not None and model.lift.lift is not None:
+        lift = model.lift
+        ci = f", 95% CI [{lift.ci[0] * 100:+.0f}, {lift.ci[1] * 100:+.0f}]" if lift.ci else ""
+        p = f", McNemar p = {lift.p_value:.3f}" if lift.p_value is not None else ""
+        notes.append(
+            f"pytest-skills: lift {lift.lift * 100:+.0f} points{ci} ({lift.method}){p}; "
+            f"verdict: {lift.verdict}."
+        )
+    errors = sum(run["result"]["errors"] for run in runs)
+    if errors:
+        notes.append(
+            f"{errors} call(s) failed: their runs have no expectations and count as 0 here; "
+            "pytest-skills leaves them out of its rates."
+        )
+    return notes
+
+
+def _write_model(
+    root: Path,
+    model: ModelSummary | None,
+    records: Sequence[ItemRecord],
+    eval_ids: dict[tuple[str, str, str], int],
+    eval_names: dict[tuple[str, str, str], str],
+    info: RunInfo,
+) -> None:
+    runs: list[dict[str, Any]] = []
+    for record in records:
+        key = (record.skill, record.file, record.case)
+        eval_id, eval_name = eval_ids[key], eval_names[key]
+        with_skill = [r for r in record.results if r.condition == "with_skill"]
+        assertions = [item["text"] for r in with_skill[:1] for item in _graded_expectations(r)]
+        metadata = {
+            "eval_id": eval_id,
+            "eval_name": eval_name,
+            "prompt": user_message(record.input, record.context_files),
+            "assertions": assertions,
+        }
+        eval_dir = root / f"eval-{eval_id}"
+        _dump(eval_dir / "eval_metadata.json", metadata)
+        for condition, configuration in CONFIGURATIONS:
+            results = sorted(
+                (r for r in record.results if r.condition == condition), key=lambda r: r.trial
+            )
+            for number, result in enumerate(results, start=1):
+                run_dir = eval_dir / configuration / f"run-{number}"
+                entry = _write_run(run_dir, result, metadata)
+                runs.append(
+                    {
+                        "eval_id": eval_id,
+                        "eval_name": eval_name,
+                        "configuration": configuration,
+                        "run_number": number,
+                        "result": entry,
+                        "expectations": _graded_expectations(result),
+                        "notes": grading(result)["user_notes_summary"]["needs_review"],
+                    }
+                )
+    first = records[0]
+    benchmark = {
+        "metadata": {
+            "skill_name": ", ".join(sorted({r.skill for r in records})) or first.model,
+            "skill_path": ", ".join(sorted({str(PurePosixPath(r.file).parent) for r in records})),
+            "executor_model": first.resolved,
+            "analyzer_model": info.judge or "none",
+            "timestamp": info.iso_timestamp,
+            "evals_run": sorted({run["eval_id"] for run in runs}),
+            "runs_per_configuration": info.trials,
+        },
+        "runs": runs,
+        "run_summary": run_summary(runs),
+        "notes": _notes(model, runs),
+    }
+    _dump(root / "benchmark.json", benchmark)
+
+
+# --- the whole run -----------------------------------------------------------------------------
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def directory_names(models: Iterable[str]) -> dict[str, str]:
+    """A directory name per model name: the name with anything unsafe replaced, unique."""
+    names: dict[str, str] = {}
+    taken: set[str] = set()
+    for model in models:
+        base = _UNSAFE.sub("-", model).strip("-.") or "model"
+        name, suffix = base, 2
+        while name.lower() in taken:
+            name, suffix = f"{base}-{suffix}", suffix + 1
+        taken.add(name.lower())
+        names[model] = name
+    return names
+
+
+def _clear(root: Path) -> None:
+    if (root / MARKER).is_file():
+        shutil.rmtree(root)
+    elif root.exists() and any(root.iterdir()):
+        raise FileExistsError(
+            f"{root} exists and pytest-skills did not write it; give --skill-workspace an "
+            "empty or new directory"
+        )
+
+
+def write(
+    directory: Path,
+    models: Sequence[ModelSummary],
+    records: Sequence[ItemRecord],
+    info: RunInfo,
+) -> list[Path]:
+    """Write one workspace per model under ``directory``; return their paths."""
+    ordered = sorted_records(records)
+    keys = sorted({(r.skill, r.file, r.case) for r in ordered})
+    eval_ids = {key: index for index, key in enumerate(keys, start=1)}
+    several_skills = len({key[0] for key in keys}) > 1
+    eval_names = {key: f"{key[0]}/{key[2]}" if several_skills else key[2] for key in keys}
+    by_model: dict[str, list[ItemRecord]] = defaultdict(list)
+    for record in ordered:
+        by_model[record.model].append(record)
+    summaries = {m.model: m for m in models}
+    order = [m.model for m in models] + sorted(set(by_model) - set(summaries))
+    names = directory_names(order)
+    written = []
+    for model in order:
+        if not by_model[model]:
+            continue
+        root = directory / names[model]
+        _clear(root)
+        root.mkdir(parents=True, exist_ok=True)
+        (root / MARKER).write_text(f"written by pytest-skills for model {model}\n", "utf-8")
+        _write_model(root, summaries.get(model), by_model[model], eval_ids, eval_names, info)
+        written.append(root)
+    return written

@@ -1,0 +1,400 @@
+"""--skill-html: the page's content, its escaping, and the page in a real headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import anthropic  # noqa: F401  (imported once here, not inside every in-process run)
+import openai  # noqa: F401
+import pytest
+
+from pytest_skills.checks.registry import CheckResult
+from pytest_skills.models import Response, Usage
+from pytest_skills.report.html import _anchors
+from pytest_skills.report.records import ItemRecord, call_result, from_properties, to_properties
+from tests.browser import Browser, Page
+from tests.conftest import HAIKU, SKILL_MD
+from tests.loopback import LoopbackServer
+from tests.report_run import (
+    GPT,
+    HOSTILE,
+    HOSTILE_FILE,
+    JUDGE_REASONING,
+    MODELS,
+    OUTCOMES,
+    options,
+    respond,
+    run_project,
+    write_project,
+)
+
+#: 2026-01-01T00:00:00Z: both runs of a comparison print the same date.
+EPOCH = "1767225600"
+NO_CHROMIUM = "no Chromium on PATH (Debian: apt-get install chromium)"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return run_project(tmp_path_factory.mktemp("report-run"), EPOCH)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
+    if Browser.executable() is None:
+        pytest.skip(NO_CHROMIUM)
+    with Browser.launch(tmp_path_factory.mktemp("chromium-profile")) as launched:
+        yield launched
+
+
+@pytest.fixture
+def page(browser: Browser, run_dir: Path) -> Page:
+    return browser.open((run_dir / "report.html").as_uri())
+
+
+def visible_cases(page: Page) -> list[str]:
+    return page.evaluate(
+        "Array.from(document.querySelectorAll('details.case'))"
+        ".filter((c) => c.checkVisibility()).map((c) => c.querySelector('.case-id').textContent)"
+    )
+
+
+def visible_results(page: Page) -> list[tuple[str, str]]:
+    pairs = page.evaluate(
+        "Array.from(document.querySelectorAll('details.case'))"
+        ".filter((c) => !c.hidden).flatMap((c) => Array.from(c.querySelectorAll('.result'))"
+        ".filter((r) => !r.hidden).map((r) => [c.querySelector('.case-id').textContent,"
+        " r.dataset.model]))"
+    )
+    return [tuple(pair) for pair in pairs]
+
+
+def select(page: Page, control: str, value: str) -> None:
+    page.evaluate(
+        f"(() => {{ const s = document.getElementById({json.dumps(control)});"
+        f" s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change')); }})()"
+    )
+
+
+# --- in the browser ------------------------------------------------------------------------
+
+
+def test_the_page_renders_without_console_errors_or_any_load(page: Page) -> None:
+    assert page.evaluate("document.title").startswith("Skill report")
+    assert page.evaluate("document.querySelectorAll('details.case').length") == 5
+    assert page.evaluate("document.getElementById('shown-count').textContent") == "5 of 5 cases"
+    # Self-contained: the page asked for nothing (no CDN, no font, no image).
+    assert page.evaluate("performance.getEntriesByType('resource').length") == 0
+    assert page.console_errors == []
+
+
+def test_the_forest_plot_has_one_row_per_model_with_the_reports_verdict(
+    page: Page, run_dir: Path
+) -> None:
+    rows = page.evaluate(
+        "Array.from(document.querySelectorAll('.forest-row')).map((g) => [g.dataset.model,"
+        " g.querySelector('.value').textContent, g.querySelectorAll('circle').length,"
+        " g.checkVisibility()])"
+    )
+    assert [row[0] for row in rows] == list(MODELS)
+    report = json.loads((run_dir / "report.json").read_text())
+    words = {"improves": "helps", "hurts": "hurts", "inconclusive": "inconclusive"}
+    for (model, text, points, shown), figures in zip(rows, report["models"], strict=True):
+        assert figures["model"] == model
+        assert text.endswith("· " + words[figures["verdict"]])
+        assert text.startswith(f"{figures['lift'] * 100:+.0f} pp")
+        assert points == 1 and shown
+    assert report["models"][0]["verdict"] == "improves"  # the skill helps haiku ...
+    assert report["models"][1]["lift"] == 0  # ... and does nothing for the other model
+    # The zero line sits in the middle of the axis, the haiku point to its right.
+    zero = page.evaluate("+document.querySelector('.forest .zero').getAttribute('x1')")
+    haiku_point = page.evaluate("+document.querySelector('.forest-row circle').getAttribute('cx')")
+    assert haiku_point > zero
+
+
+def test_filters_hide_what_they_should(page: Page) -> None:
+    page.click(".outcome-button[data-outcome=flipped]")
+    assert visible_cases(page) == ["fixed", "judged", "other-fixed"]
+    assert {model for _, model in visible_results(page)} == {HAIKU}
+    assert page.evaluate("document.getElementById('shown-count').textContent") == "3 of 5 cases"
+
+    select(page, "filter-model", GPT)  # the skill flips nothing on the other model
+    assert visible_cases(page) == []
+    assert page.evaluate("document.querySelector('section.skill').checkVisibility()") is False
+
+    page.click(".outcome-button[data-outcome=both-fail]")
+    expected = [case for (case, model), outcome in OUTCOMES.items() if model == GPT]
+    expected = [case for case in expected if OUTCOMES[(case, GPT)] == "both-fail"]
+    assert sorted(visible_cases(page)) == sorted(expected)
+    assert {model for _, model in visible_results(page)} == {GPT}
+
+    select(page, "filter-model", "")
+    page.click(".outcome-button[data-outcome=all]")
+    page.type("#filter-text", "HOSTILE question")  # case-insensitive, the input's text
+    assert visible_cases(page) == ["hostile"]
+    page.evaluate(
+        "(() => { const t = document.getElementById('filter-text'); t.value = '';"
+        " t.dispatchEvent(new Event('input')); })()"
+    )
+    select(page, "filter-skill", "other")
+    assert visible_cases(page) == ["other-fixed"]
+    assert page.console_errors == []
+
+
+def test_every_outcome_badge_matches_the_run(page: Page) -> None:
+    shown = page.evaluate(
+        "Array.from(document.querySelectorAll('.result')).map((r) =>"
+        " [r.closest('details.case').querySelector('.case-id').textContent, r.dataset.model,"
+        " r.dataset.outcome])"
+    )
+    assert {(case, model): outcome for case, model, outcome in shown} == OUTCOMES
+
+
+def test_a_hostile_answer_shows_as_text(page: Page) -> None:
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.evaluate("document.scripts.length") == 1  # the page's own
+    assert page.evaluate("document.images.length") == 0
+    answers = page.evaluate(
+        "Array.from(document.querySelectorAll('#case-hostile pre.answer'))"
+        ".map((p) => p.textContent)"
+    )
+    # Two models x two conditions x two trials, each the hostile text verbatim.
+    assert answers == [HOSTILE] * 8
+    assert (
+        page.evaluate("document.querySelector('#case-hostile .context-file pre').textContent")
+        == HOSTILE_FILE
+    )
+    assert page.console_errors == []
+
+
+def test_a_link_opens_its_case_with_both_answers_and_the_judges_reasoning(
+    browser: Browser, run_dir: Path
+) -> None:
+    page = browser.open((run_dir / "report.html").as_uri() + "#case-judged")
+    assert page.evaluate("document.getElementById('case-judged').open") is True
+    assert page.evaluate("document.getElementById('case-fixed').open") is False
+    haiku = f"#case-judged .result[data-model='{HAIKU}']"
+    columns = page.evaluate(
+        f'Array.from(document.querySelectorAll("{haiku} .condition"))'
+        ".map((c) => [c.querySelector('h5').textContent, c.querySelector('pre.answer')"
+        ".textContent, c.querySelector('.check .actual pre').textContent,"
+        " c.querySelectorAll('.trials .trial').length])"
+    )
+    (with_skill, baseline) = columns
+    assert with_skill[0].startswith("with the skill") and baseline[0].startswith("baseline")
+    assert "skill: # Skill: demo" in with_skill[1] and "skill:" not in baseline[1]
+    assert JUDGE_REASONING in with_skill[2]
+    assert with_skill[3] == baseline[3] == 2  # trial by trial
+    # The failed check is the highlighted one.
+    failed = page.evaluate(
+        f'Array.from(document.querySelectorAll("{haiku} .check.failed"))'
+        ".map((c) => c.closest('.condition').classList.contains('baseline'))"
+    )
+    assert failed and all(failed)
+    # Following a link to another case opens that one too.
+    page.navigate((run_dir / "report.html").as_uri() + "#case-fixed")
+    assert page.evaluate("document.getElementById('case-fixed').open") is True
+    assert page.console_errors == []
+
+
+# --- the markup ----------------------------------------------------------------------------
+
+
+def _blocks(page_text: str, tag: str) -> list[str]:
+    return re.findall(rf"<{tag}>(.*?)</{tag}>", page_text, flags=re.DOTALL)
+
+
+def test_the_policy_admits_exactly_the_pages_own_style_and_script(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', text)
+    assert policy is not None
+    content = html.unescape(policy.group(1))
+    directives = dict(part.strip().split(" ", 1) for part in content.split(";"))
+    assert directives["default-src"] == "'none'"
+    for tag, directive in (("style", "style-src"), ("script", "script-src")):
+        (block,) = _blocks(text, tag)
+        digest = base64.b64encode(hashlib.sha256(block.encode("utf-8")).digest()).decode()
+        assert directives[directive] == f"'sha256-{digest}'"
+    assert "http://" not in text and "https://" not in text
+
+
+def test_untrusted_text_is_escaped_in_the_markup(run_dir: Path) -> None:
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert HOSTILE not in text and "window.__pwned = 1</script>" not in text
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;&lt;/textarea&gt;" in text
+    assert text.count("<script>") == 1
+
+
+# --- xdist, paths, ini ------------------------------------------------------------------------
+
+
+def test_the_page_and_the_workspace_are_identical_under_n0_and_n2(
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pytest.importorskip("xdist")
+    provider_env.responder = respond
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", EPOCH)
+    write_project(pytester.path)
+    cache = f"--skill-cache-dir={tmp_path / 'cache'}"
+    recorded = pytester.runpytest(*options(cache, f"--skill-html={tmp_path / 'live.html'}"))
+    recorded.assert_outcomes(passed=5, failed=5)
+    calls = len(provider_env.calls)
+
+    serial, parallel = tmp_path / "n0.html", tmp_path / "n2.html"
+    replay = ("--skill-cache=replay", cache)
+    pytester.runpytest(
+        *options(*replay, "-n", "0", f"--skill-html={serial}", f"--skill-workspace={tmp_path}/w0")
+    )
+    pytester.runpytest_subprocess(
+        *options(*replay, "-n", "2", f"--skill-html={parallel}", f"--skill-workspace={tmp_path}/w2")
+    )
+    assert len(provider_env.calls) == calls  # both replayed
+    one, two = serial.read_bytes(), parallel.read_bytes()
+    assert one == two
+    # The workspace too, file for file.
+    trees = [
+        {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+        for root in (tmp_path / "w0", tmp_path / "w2")
+    ]
+    assert len(trees[0]) > 100 and trees[0] == trees[1]
+    assert b"replayed from the cache" in one
+    assert b"replayed from the cache" not in (tmp_path / "live.html").read_bytes()
+
+
+def test_an_unwritable_path_is_a_one_line_error(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    write_project(pytester.path)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+        "-k", "plain", f"--skill-html={blocker / 'report.html'}",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, deselected=4)
+    result.stdout.fnmatch_lines([f"skills: cannot write the report: *{blocker}*"])
+    assert "Traceback" not in result.stdout.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_the_ini_path_is_relative_to_the_rootdir(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    write_project(pytester.path)
+    pytester.makeini("[pytest]\nskill_html = reports/skills.html\n")
+    (pytester.path / "elsewhere").mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(pytester.path / "elsewhere")
+        result = pytester.runpytest(
+            "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+            "--rootdir", str(pytester.path), "-c", str(pytester.path / "tox.ini"),
+            str(pytester.path / "demo"),
+        )  # fmt: skip
+    result.assert_outcomes(passed=2, failed=2)  # no judge model; the hostile case
+    page = (pytester.path / "reports" / "skills.html").read_text(encoding="utf-8")
+    assert 'id="case-fixed"' in page and 'id="case-other-fixed"' not in page
+
+
+def test_a_run_without_models_still_writes_a_page(pytester: pytest.Pytester) -> None:
+    write_project(pytester.path)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--skill-html=page.html")
+    result.assert_outcomes(skipped=5)
+    assert "This run has no skill results." in (pytester.path / "page.html").read_text()
+
+
+def test_skill_model_tests_show_their_prompts_answers_and_checks(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    (pytester.path / "demo").mkdir()
+    (pytester.path / "demo" / "SKILL.md").write_text(SKILL_MD.format(name="demo", marker="demo"))
+    pytester.makepyfile(
+        test_app="""
+        import pytest
+
+        @pytest.mark.skill("demo")
+        def test_ask(skill_model):
+            skill_model.ask("Name the topic", files={"notes.txt": "a note"}).check(
+                {"contains": "skill: demo"}
+            )
+            skill_model.ask("Name the topic", files={"notes.txt": "a note"}, baseline=True)
+        """
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+        "--skill-html=page.html",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    assert 'id="case-test_ask"' in page
+    assert "Name the topic\n\nFile `notes.txt`:\n```\na note\n```" in page
+    # The with-skill answer's check ran on the baseline's answer too: the skill helped.
+    assert page.count("contains &#39;skill: demo&#39;") == 2
+    assert 'data-outcome="helped"' in page
+
+
+# --- pieces -----------------------------------------------------------------------------------
+
+
+def test_links_name_cases_by_id_and_tell_shared_ids_apart() -> None:
+    keys = [
+        ("alpha", "a/one.skill.yaml", "shared"),
+        ("beta", "b/two.skill.yaml", "shared"),
+        ("beta", "b/two.skill.yaml", "only here"),
+        ("gamma", "c/x.skill.yaml", "twin"),
+        ("gamma", "c/y.skill.yaml", "twin"),
+    ]
+    assert _anchors(keys) == {
+        keys[0]: "case-alpha/shared",
+        keys[1]: "case-beta/shared",
+        keys[2]: "case-only-here",
+        keys[3]: "case-c/x.skill.yaml::twin",
+        keys[4]: "case-c/y.skill.yaml::twin",
+    }
+
+
+def test_records_carry_check_trees_inputs_and_files_through_xdist() -> None:
+    tree = CheckResult(
+        "all",
+        False,
+        "all of 2",
+        "1 of 2 passed",
+        (
+            CheckResult("contains", True, "contains 'a'", "all present"),
+            CheckResult("judge", False, "the judge passes it", "FAIL; sk-secret-9 said no"),
+        ),
+    )
+    result = call_result(
+        condition="with_skill",
+        trial=1,
+        cache_key="k",
+        response=Response(text="a", usage=Usage(1, 2), latency_s=0.1),
+        error=None,
+        passed=False,
+        graded_by="check",
+        redact=lambda text: text.replace("sk-secret-9", "[redacted]"),
+        checks=[tree],
+    )
+    record = ItemRecord(
+        nodeid="f.skill.yaml::c[m]",
+        skill="s",
+        case="c",
+        file="f.skill.yaml",
+        model="m",
+        resolved="openai:m",
+        results=(result,),
+        input="the question",
+        context_files=(("notes.txt", "some notes"),),
+    )
+    back = from_properties(to_properties(record))
+    assert back == record
+    assert back is not None
+    assert back.results[0].checks[0].children[1].actual == "FAIL; [redacted] said no"
+    assert back.context_files == (("notes.txt", "some notes"),)
