@@ -220,6 +220,19 @@ class Page:
         return self.browser.send(method, params, session=self.session)
 
     def navigate(self, url: str) -> None:
+        if self.browser.events and "#" in url:
+            here = self.evaluate("location.href")
+            if here == url:
+                return
+            if here.split("#")[0] == url.split("#")[0]:
+                # Only the fragment changes: no load event comes. Resolve once the page's
+                # own hashchange listeners (registered before this one) have run.
+                fragment = json.dumps("#" + url.split("#", 1)[1])
+                self.evaluate(
+                    "new Promise((resolve) => { window.addEventListener('hashchange',"
+                    f" () => resolve(true), {{once: true}}); location.hash = {fragment}; }})"
+                )
+                return
         seen = len(self.browser.events)
         reply = self.send("Page.navigate", {"url": url})
         if reply.get("errorText"):
