@@ -75,6 +75,44 @@ class Backend(Protocol):
     def complete(self, request: Request) -> Response: ...
 
 
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(text: str) -> tuple[str, str | None]:
+    """The final answer and the reasoning of a model that thinks aloud in ``<think>`` tags.
+
+    Reasoning models served by llama.cpp or an OpenAI-compatible server (Qwen3,
+    DeepSeek-R1, GLM-4.x) write ``<think>...</think>`` before their answer. Three forms:
+    closed blocks; a lone ``</think>`` when the chat template opened the block in the
+    prompt; and an unclosed ``<think>`` when ``max_tokens`` cut the reasoning short, in
+    which case there is no answer. Text without the tags comes back unchanged.
+    """
+    if THINK_OPEN not in text and THINK_CLOSE not in text:
+        return text, None
+    reasoning: list[str] = []
+    answer: list[str] = []
+    rest = text
+    close, opening = rest.find(THINK_CLOSE), rest.find(THINK_OPEN)
+    if close != -1 and (opening == -1 or close < opening):
+        reasoning.append(rest[:close])
+        rest = rest[close + len(THINK_CLOSE) :]
+    while True:
+        opening = rest.find(THINK_OPEN)
+        if opening == -1:
+            answer.append(rest)
+            break
+        answer.append(rest[:opening])
+        rest = rest[opening + len(THINK_OPEN) :]
+        close = rest.find(THINK_CLOSE)
+        if close == -1:
+            reasoning.append(rest)
+            break
+        reasoning.append(rest[:close])
+        rest = rest[close + len(THINK_CLOSE) :]
+    shown = "\n\n".join(part.strip() for part in reasoning if part.strip())
+    return "".join(answer).strip(), shown or None
+
+
 def recorded_now() -> str:
     """The time an answer is recorded, as stored in its cache entry."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
