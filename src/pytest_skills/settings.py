@@ -16,10 +16,13 @@ import pytest
 from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
     DEFAULT_ALIASES,
+    REASONING_HELP,
     ModelSpec,
+    Reasoning,
     SpecError,
     parse_aliases,
     parse_model_spec,
+    parse_reasoning,
 )
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
@@ -56,6 +59,9 @@ class Settings:
     min_lift_significant: bool = False
     judge_model: ModelSpec | None = None
     gguf_dirs: tuple[Path, ...] = ()
+    #: The run's reasoning setting; a file's ``defaults`` and a case's ``reasoning`` win.
+    reasoning: Reasoning | None = None
+    hf_download: bool = False
 
     @property
     def required_passes(self) -> int:
@@ -64,7 +70,9 @@ class Settings:
 
     @property
     def backend_options(self) -> BackendOptions:
-        return BackendOptions(timeout=self.timeout, gguf_dirs=self.gguf_dirs)
+        return BackendOptions(
+            timeout=self.timeout, gguf_dirs=self.gguf_dirs, hf_download=self.hf_download
+        )
 
 
 #: The defaults every option's help text and resolution read.
@@ -189,6 +197,19 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="model that grades 'judge' checks. ini: skill_judge_model",
     )
+    group.addoption(
+        "--skill-reasoning",
+        default=None,
+        metavar="LEVEL",
+        help=f"how hard reasoning models think: {REASONING_HELP}; a case's 'reasoning' "
+        "wins (default: each model's own). ini: skill_reasoning",
+    )
+    group.addoption(
+        "--skill-hf-download",
+        action="store_true",
+        default=None,
+        help="download hf: models missing from the Hugging Face cache. ini: skill_hf_download",
+    )
     parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
     parser.addini(
         "skill_model_aliases",
@@ -202,6 +223,13 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("skill_trials", "trials per condition", default="")
     parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
     parser.addini("skill_html", "write a self-contained HTML report here", default="")
+    parser.addini("skill_reasoning", "how hard reasoning models think", default="")
+    parser.addini(
+        "skill_hf_download",
+        "download hf: models missing from the cache",
+        type="bool",
+        default=False,
+    )
     parser.addini(
         "skill_gguf_dirs",
         "directories searched for GGUF files named by file name (after those in the "
@@ -263,6 +291,20 @@ def _min_lift(text: str | None) -> tuple[float | None, bool]:
     if form not in ("", "ci"):
         raise pytest.UsageError(f"--skill-min-lift {text!r}: the only form is POINTS:ci")
     return points, form == "ci"
+
+
+def _reasoning(config: pytest.Config) -> Reasoning | None:
+    cli = config.getoption("skill_reasoning")
+    if cli:
+        text, source = cli, "--skill-reasoning"
+    else:
+        text, source = config.getini("skill_reasoning"), "ini skill_reasoning"
+    if not str(text).strip():
+        return None
+    try:
+        return parse_reasoning(str(text))
+    except ValueError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -331,6 +373,10 @@ def resolve(config: pytest.Config) -> Settings:
         min_lift_significant=significant,
         judge_model=judge,
         gguf_dirs=tuple(env_dirs + ini_dirs),
+        reasoning=_reasoning(config),
+        hf_download=bool(
+            config.getoption("skill_hf_download") or config.getini("skill_hf_download")
+        ),
     )
 
 

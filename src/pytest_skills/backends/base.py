@@ -24,6 +24,8 @@ class BackendOptions:
     gguf_dirs: tuple[Path, ...] = ()
     #: Where a backend tells the user of slow one-time work (assembling a model file).
     announce: Callable[[str], None] | None = field(default=None, compare=False)
+    #: Whether an ``hf:`` model missing from the Hugging Face cache may be downloaded.
+    hf_download: bool = False
 
 
 class BackendError(Exception):
