@@ -181,7 +181,7 @@ class SkillRun:
         for m in s.models:
             described = describe_parameters(m, s.reasoning)
             if described:
-                reasoning.append(f"skills: {m.name} gets {described}")
+                reasoning.append(f"skills: {m.name}: {described}")
         return [
             f"skills: models: {models}",
             *reasoning,

@@ -27,9 +27,11 @@ def describe_parameters(spec: ModelSpec, reasoning: Reasoning | None) -> str | N
     """What a built-in backend sends for this model beyond the plain request, in a few
     words for the run's header; None when nothing differs."""
     if spec.provider == "openai":
-        return parameter_rules(spec.model, reasoning, compatible=bool(spec.base_url)).describe()
+        described = parameter_rules(spec.model, reasoning, compatible=bool(spec.base_url))
+        return f"sends {described.describe()}" if described.describe() else None
     if spec.provider == "anthropic":
-        return describe_thinking(spec.model, reasoning)
+        thinking = describe_thinking(spec.model, reasoning)
+        return f"sends {thinking}" if thinking else None
     if spec.local and reasoning is not None:
-        return "llama.cpp has no reasoning control: the chat template decides"
+        return "reasoning is left to its chat template (llama.cpp has no effort setting)"
     return None

@@ -121,7 +121,10 @@ def locate_hf_gguf(ref: HFReference, gguf_dirs: Sequence[Path], *, download: boo
 
 def _import_hub() -> Any:
     try:
-        import huggingface_hub  # lazy: only locating an hf: model needs it
+        # Lazy: only locating an hf: model needs it. Its submodules load on first use;
+        # `constants` (where it reads HF_HOME and friends) is not exported by name.
+        import huggingface_hub
+        import huggingface_hub.constants  # noqa: F401
     except ImportError as error:
         raise BackendError(
             f"hf: models are found through huggingface_hub, which is not importable "
