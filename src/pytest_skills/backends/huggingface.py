@@ -124,7 +124,7 @@ def _import_hub() -> Any:
         # Lazy: only locating an hf: model needs it. Its submodules load on first use;
         # `constants` (where it reads HF_HOME and friends) is not exported by name.
         import huggingface_hub
-        import huggingface_hub.constants  # noqa: F401
+        import huggingface_hub.constants
     except ImportError as error:
         raise BackendError(
             f"hf: models are found through huggingface_hub, which is not importable "
