@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pytest_skills.backends.base import (
+    THINK_CLOSE,
+    THINK_OPEN,
     BackendError,
     BackendOptions,
     recorded_now,
@@ -98,6 +100,23 @@ def template_accepts_system(template: str) -> bool:
     except Exception:  # raise_exception() -> ValueError; template bugs -> jinja2 errors
         return False
     return sentinel in rendered.prompt
+
+
+def template_opens_think(template: str) -> bool:
+    """Whether the template's generation prompt opens a ``<think>`` block itself.
+
+    DeepSeek-R1-style templates end the prompt with ``<think>``, so the model writes
+    only the closing tag; when ``max_tokens`` cuts the reasoning short there is no tag
+    at all, and the reasoning would pass for the answer.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # lazy, like every llama_cpp import
+
+    probe = [{"role": "user", "content": "hi"}]
+    try:
+        rendered = Jinja2ChatFormatter(template, eos_token="", bos_token="")(messages=probe)
+    except Exception:  # a template that cannot render a plain user turn opens nothing
+        return False
+    return rendered.prompt.rstrip().endswith(THINK_OPEN)
 
 
 def _cpu_threads() -> int:
@@ -181,6 +200,8 @@ class _Loaded:
     llama: Llama
     prompt_format: str
     system_role: bool
+    #: The chat template opens the answer with ``<think>`` (see template_opens_think).
+    opens_think: bool = False
 
 
 class LlamaCppBackend:
@@ -243,10 +264,10 @@ class LlamaCppBackend:
             ) from None
         metadata = llama.metadata
         prompt_format = choose_prompt_format(metadata)
-        system_role = prompt_format == CHAT_TEMPLATE and template_accepts_system(
-            metadata[CHAT_TEMPLATE_KEY]
-        )
-        return _Loaded(llama, prompt_format, system_role)
+        chat = prompt_format == CHAT_TEMPLATE
+        system_role = chat and template_accepts_system(metadata[CHAT_TEMPLATE_KEY])
+        opens_think = chat and template_opens_think(metadata[CHAT_TEMPLATE_KEY])
+        return _Loaded(llama, prompt_format, system_role, opens_think)
 
     @property
     def llama(self) -> Llama:
@@ -279,9 +300,11 @@ class LlamaCppBackend:
             latency = time.perf_counter() - started
             reused = _reused_prefix(before, loaded.llama, result["usage"]["prompt_tokens"])
             choice = result["choices"][0]
-            raw = choice["message"]["content"] if "message" in choice else choice["text"]
+            raw = (choice["message"]["content"] if "message" in choice else choice["text"]) or ""
+            if prompt_format == CHAT_TEMPLATE and loaded.opens_think and THINK_CLOSE not in raw:
+                raw = THINK_OPEN + raw  # the template opened it, max_tokens cut it short
             # Reasoning models think aloud in <think> tags first; checks see the answer only.
-            text, reasoning = split_reasoning((raw or "").strip())
+            text, reasoning = split_reasoning(raw.strip())
             thought_tokens = _token_count(loaded.llama, reasoning)
         return Response(
             text=text,
