@@ -32,6 +32,7 @@ from pytest_skills.models import (
     parse_reasoning,
     request_for,
 )
+from tests.conftest import write_skill
 from tests.loopback import Call, LoopbackServer
 
 OPTIONS = BackendOptions(timeout=5.0)
@@ -362,3 +363,141 @@ def test_the_loopback_refuses_adaptive_thinking_where_the_api_does(server: Loopb
         )
     budget = thinking_params("claude-haiku-4-5", Reasoning("low", 100), 10)
     assert budget["thinking"]["budget_tokens"] == 1024  # the API's minimum
+
+
+# -- the setting through the plugin: option, ini, file defaults, case --------------------
+
+SONNET = "anthropic:claude-sonnet-5-5"
+
+
+def thinking_of(call: Call) -> tuple[str | None, str | None]:
+    thinking = call.body.get("thinking")
+    effort = (call.body.get("output_config") or {}).get("effort")
+    return (thinking or {}).get("type"), effort
+
+
+def test_a_case_and_a_file_override_the_run_setting(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    write_skill(
+        pytester.path,
+        "pinned",
+        cases_yaml="""
+        defaults: {reasoning: low}
+        cases:
+          - id: from-defaults
+            input: First question
+            expect: {contains: echo}
+          - id: thinking-off
+            input: Second question
+            reasoning: off
+            expect: {contains: echo}
+        """,
+    )
+    write_skill(pytester.path, "free")
+    result = pytester.runpytest(
+        "--skill-model",
+        SONNET,
+        "--skill-reasoning",
+        "high",
+        "--skill-cache=off",
+        "--no-skill-baseline",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(passed=4)
+    by_prompt = {c.prompt: thinking_of(c) for c in provider_env.calls}
+    assert by_prompt["First question"] == ("adaptive", "low")
+    assert by_prompt["Second question"] == ("disabled", None)
+    assert by_prompt["Tell me about the topic"] == ("adaptive", "high")
+    result.stdout.fnmatch_lines(
+        [
+            "skills: reasoning high",
+            f"skills: {SONNET}: sends adaptive thinking, effort high, max_tokens + 16384",
+        ]
+    )
+
+
+def test_the_ini_setting_applies_without_the_option(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    write_skill(pytester.path)
+    pytester.makeini("[pytest]\nskill_reasoning = medium:2000\n")
+    result = pytester.runpytest(
+        "--skill-model", SONNET, "--skill-cache=off", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=2)
+    assert {thinking_of(c) for c in provider_env.calls} == {("adaptive", "medium")}
+    assert {c.body["max_tokens"] for c in provider_env.calls} == {1024 + 2000}
+
+
+def test_bad_reasoning_in_a_case_is_a_collection_error_with_its_line(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    write_skill(
+        pytester.path,
+        cases_yaml="""
+        cases:
+          - input: Question
+            reasoning: extreme
+            expect: {contains: x}
+        """,
+    )
+    result = pytester.runpytest("--skill-model", SONNET, "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines(["*demo.skill.yaml:3: reasoning 'extreme': expected one of none,*"])
+    assert "Traceback" not in result.stdout.str()
+
+
+def test_a_bad_reasoning_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    result = pytester.runpytest("--skill-reasoning", "hard")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --skill-reasoning: reasoning 'hard': expected one of*"])
+
+
+def test_a_failure_shows_the_reasoning_under_its_own_heading(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    provider_env.responder = lambda call: "<think>I guess sm_80 fits</think>Use sm_80."
+    write_skill(
+        pytester.path,
+        cases_yaml="""
+        cases:
+          - id: h100
+            input: Build for H100
+            expect: {contains: "9.0"}
+        """,
+    )
+    result = pytester.runpytest(
+        "--skill-model",
+        SONNET,
+        "--skill-reasoning=low",
+        "--skill-cache=off",
+        "-p",
+        "no:cacheprovider",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*- answer with the skill -*",
+            "Use sm_80.",
+            "*- reasoning (not checked) -*",
+            "I guess sm_80 fits",
+        ]
+    )
+
+
+def test_the_fixture_asks_with_a_reasoning_level(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    pytester.makepyfile(
+        """
+        def test_thinks(skill_model):
+            answer = skill_model.ask("Which capability?", baseline=True, reasoning="xhigh")
+            assert answer.response.reasoning
+        """
+    )
+    result = pytester.runpytest(
+        "--skill-model", SONNET, "--skill-cache=off", "-p", "no:cacheprovider"
+    )
+    result.assert_outcomes(passed=1)
+    assert [thinking_of(c) for c in provider_env.calls] == [("adaptive", "xhigh")]
