@@ -37,6 +37,10 @@ def reasoning_model(call: Call) -> str:
     return "<think>Maybe 9.0?</think>It is sm_80."
 
 
+def run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
 @pytest.fixture(scope="module")
 def gemma_file() -> Path:
     return gemma_model_file()
@@ -72,16 +76,10 @@ def test_todays_models_run_green_and_reasoning_never_decides_a_check(
             "OPENAI_BASE_URL": server.openai_url,
         }
         command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", str(suite)]
+        command += ["--skill-reasoning=high", f"--skill-report={report}"]
         for model in models:
             command += ["--skill-model", model]
-        live = subprocess.run(
-            [*command, "--skill-reasoning=high", f"--skill-report={report}"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        live = run(command, env, tmp_path)
         calls = server.calls
 
     out = live.stdout
@@ -124,14 +122,7 @@ def test_todays_models_run_green_and_reasoning_never_decides_a_check(
         "PYTEST_ADDOPTS": "",
         "CI": "true",
     }
-    replay = subprocess.run(
-        [*command, "--skill-reasoning=high", f"--skill-report={report}"],
-        cwd=tmp_path,
-        env=replay_env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    replay = run(command, replay_env, tmp_path)
     assert replay.returncode == 0, replay.stdout + replay.stderr
     replayed = json.loads(report.read_text())["results"]
     assert [r["output"] for r in replayed] == [r["output"] for r in results]

@@ -93,24 +93,19 @@ def split_reasoning(text: str) -> tuple[str, str | None]:
         return text, None
     reasoning: list[str] = []
     answer: list[str] = []
-    rest = text
-    close, opening = rest.find(THINK_CLOSE), rest.find(THINK_OPEN)
+    close, opening = text.find(THINK_CLOSE), text.find(THINK_OPEN)
     if close != -1 and (opening == -1 or close < opening):
-        reasoning.append(rest[:close])
-        rest = rest[close + len(THINK_CLOSE) :]
+        text = THINK_OPEN + text  # the chat template opened the block in the prompt
+    rest = text
     while True:
-        opening = rest.find(THINK_OPEN)
-        if opening == -1:
-            answer.append(rest)
+        before, opened, after = rest.partition(THINK_OPEN)
+        answer.append(before)
+        if not opened:
             break
-        answer.append(rest[:opening])
-        rest = rest[opening + len(THINK_OPEN) :]
-        close = rest.find(THINK_CLOSE)
-        if close == -1:
-            reasoning.append(rest)
+        thought, closed, rest = after.partition(THINK_CLOSE)
+        reasoning.append(thought)
+        if not closed:  # cut off while reasoning: no answer after it
             break
-        reasoning.append(rest[:close])
-        rest = rest[close + len(THINK_CLOSE) :]
     shown = "\n\n".join(part.strip() for part in reasoning if part.strip())
     return "".join(answer).strip(), shown or None
 
