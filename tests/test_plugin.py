@@ -636,9 +636,10 @@ def test_models_list_shows_every_alias_and_exits(pytester: pytest.Pytester) -> N
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
-            "model aliases*",
+            f"model aliases, built-in ones checked {ALIASES_CHECKED}*",
             "  gemma3-270m * gguf:gemma-3-270m-q4_k_m.gguf",
-            "  haiku * anthropic:claude-haiku-4-5",
+            "  glm-4.7-flash * hf:unsloth/GLM-4.7-Flash-GGUF:Q4_0",
+            f"  haiku * {DEFAULT_ALIASES['haiku']}",
             "  mine * openai:my-model@http://127.0.0.1:1/v1  (ini skill_model_aliases)",
         ]
     )

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
+    ALIASES_CHECKED,
     DEFAULT_ALIASES,
     REASONING_HELP,
     ModelSpec,
@@ -208,7 +209,8 @@ def add_options(parser: pytest.Parser) -> None:
         "--skill-hf-download",
         action="store_true",
         default=None,
-        help="download hf: models missing from the Hugging Face cache. ini: skill_hf_download",
+        help="download hf: models missing from the Hugging Face cache (HF_HUB_CACHE, "
+        "else HF_HOME/hub; HF_HUB_OFFLINE forbids it). ini: skill_hf_download",
     )
     parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
     parser.addini(
@@ -385,7 +387,10 @@ def models_list(config: pytest.Config, settings: Settings) -> list[str]:
     ini = parse_aliases(config.getini("skill_model_aliases"))
     aliases = {**DEFAULT_ALIASES, **ini}
     width = max(len(name) for name in aliases)
-    lines = ["model aliases (pass one to --skill-model, or write provider:name[@base_url]):"]
+    lines = [
+        f"model aliases, built-in ones checked {ALIASES_CHECKED} (pass one to --skill-model, "
+        "or write provider:name[@base_url] or hf:OWNER/REPO:QUANT):"
+    ]
     for name in sorted(aliases):
         origin = "  (ini skill_model_aliases)" if name in ini else ""
         lines.append(f"  {name:<{width}}  {parse_model_spec(name, aliases).resolved}{origin}")
@@ -393,6 +398,7 @@ def models_list(config: pytest.Config, settings: Settings) -> list[str]:
     lines += [f"  {directory}" for directory in settings.gguf_dirs] or ["  (no directories set)"]
     lines.append(
         f"  (set {GGUF_DIR_ENV} or ini skill_gguf_dirs; gemma3-270m comes from the "
-        "'demo' extra's package)"
+        "'demo' extra's package; hf: models are looked for there, then in the Hugging Face "
+        "cache, HF_HUB_CACHE or HF_HOME/hub)"
     )
     return lines
