@@ -43,7 +43,7 @@ class HFModelNotFound(BackendError):
             "or let pytest-skills download it: --skill-hf-download (ini skill_hf_download); "
             "or replay recorded answers with --skill-cache=replay",
         ]
-        super().__init__("\n".join(lines))
+        super().__init__("\n".join(lines), model_unavailable=True)
 
 
 def download_command(ref: HFReference) -> str:
@@ -87,7 +87,8 @@ def choose_file(ref: HFReference, files: Iterable[str]) -> str | None:
     if len(matches) > 1:
         raise BackendError(
             f"hf:{ref.text} matches several files: {', '.join(sorted(matches))}; "
-            f"name one with hf:{ref.repo}/FILE.gguf"
+            f"name one with hf:{ref.repo}/FILE.gguf",
+            model_unavailable=True,
         )
     return matches[0] if matches else None
 
@@ -128,7 +129,8 @@ def _import_hub() -> Any:
     except ImportError as error:
         raise BackendError(
             f"hf: models are found through huggingface_hub, which is not importable "
-            f"({error}): {INSTALL_HINT}, or replay recorded answers with --skill-cache=replay"
+            f"({error}): {INSTALL_HINT}, or replay recorded answers with --skill-cache=replay",
+            model_unavailable=True,
         ) from None
     return huggingface_hub
 
@@ -178,7 +180,8 @@ def _download(hub: Any, ref: HFReference, searched: Sequence[str]) -> Path:
     except Exception as error:  # network, missing repository or file, disk full
         raise BackendError(
             f"downloading hf:{ref.text} failed: {type(error).__name__}: {error}\n"
-            f"To fetch it by hand: {download_command(ref)}"
+            f"To fetch it by hand: {download_command(ref)}",
+            model_unavailable=True,
         ) from None
     return Path(paths[chosen])
 
