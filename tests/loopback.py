@@ -24,11 +24,20 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.loopback_models import (
+    DEFAULT_THOUGHT,
+    OpenAIModel,
+    openai_model,
+    openai_problem,
+    split_think,
+    thinking_problem,
+)
 
 __all__ = ["Call", "LoopbackServer", "Responder", "echo"]
 
@@ -155,7 +164,15 @@ def _parse_call(api: str, body: dict[str, Any], headers: dict[str, str]) -> Call
     )
 
 
-def _error(api: str, status: int, message: str, headers: Mapping[str, str] | None = None) -> _Reply:
+def _error(
+    api: str,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    param: str | None = None,
+    code: str | None = None,
+) -> _Reply:
     """An error body in the provider's own format, which is what the SDKs parse."""
     if api == "anthropic":
         kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error")
@@ -172,8 +189,8 @@ def _error(api: str, status: int, message: str, headers: Mapping[str, str] | Non
             "error": {
                 "message": message,
                 "type": kind,
-                "param": None,
-                "code": _OPENAI_ERROR_CODES.get(status),
+                "param": param,
+                "code": code or _OPENAI_ERROR_CODES.get(status),
             }
         }
     return _Reply(status, payload, headers or {})
@@ -196,17 +213,7 @@ def _anthropic_problem(call: Call) -> str | None:
         for name in _SAMPLING_PARAMS:
             if name in body:
                 return f"{name}: Extra inputs are not permitted"
-    return None
-
-
-def _openai_problem(call: Call) -> str | None:
-    for name in ("model", "messages"):
-        if name not in call.body:
-            return f"Missing required parameter: '{name}'."
-    max_tokens = call.body.get("max_tokens")
-    if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
-        return "Invalid 'max_tokens': integer below minimum value."
-    return None
+    return thinking_problem(call.model, call.body)
 
 
 def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
@@ -224,9 +231,22 @@ class LoopbackServer:
     provider is simulated without serializing concurrent requests.
     """
 
-    def __init__(self, responder: Responder | None = None, latency: float = 0.0) -> None:
+    def __init__(
+        self,
+        responder: Responder | None = None,
+        latency: float = 0.0,
+        *,
+        reasoning_models: Iterable[str] = (),
+        reasoning_format: str = "inline",
+    ) -> None:
+        """``reasoning_models``: OpenAI deployment names that run a reasoning model.
+        ``reasoning_format``: how a compatible server returns a local model's ``<think>``
+        text: ``inline`` (llama-server's ``--reasoning-format none``) or ``deepseek``
+        (split into ``reasoning_content``)."""
         self.responder: Responder = responder or echo
         self.latency = latency
+        self.reasoning_models = frozenset(reasoning_models)
+        self.reasoning_format = reasoning_format
         self._lock = threading.Lock()
         self._calls: list[Call] = []
         self._failures: deque[_Failure] = deque()
@@ -336,16 +356,22 @@ class LoopbackServer:
                 extra["retry-after"] = f"{failure.retry_after:g}"
             return _error(api, failure.status, failure.message, extra)
 
-        problem = _anthropic_problem(call) if api == "anthropic" else _openai_problem(call)
-        if problem is not None:
-            return _error(api, 400, problem)
+        if api == "anthropic":
+            problem = _anthropic_problem(call)
+            if problem is not None:
+                return _error(api, 400, problem)
+        else:
+            model = openai_model(call.model, self.reasoning_models)
+            refused = openai_problem(call.body, model)
+            if refused is not None:
+                return _error(api, 400, refused.message, param=refused.param, code=refused.code)
         try:
             text = self.responder(call)
         except Exception as error:  # a broken test responder should read as a 500, not a hang
             return _error(api, 500, f"responder failed: {error!r}")
         if api == "anthropic":
             return self._anthropic_reply(call, text)
-        return self._openai_reply(call, text)
+        return self._openai_reply(call, text, model)
 
     def _first_time(self, api: str, model: str, prefix: str) -> bool:
         """Record a cacheable prompt prefix; True if it was not cached yet (a cache write)."""
@@ -356,7 +382,15 @@ class LoopbackServer:
         return new
 
     def _anthropic_reply(self, call: Call, text: str) -> _Reply:
-        text, truncated = _truncate(text, call.body["max_tokens"])
+        thought, text = split_think(text)
+        kind = (call.body.get("thinking") or {}).get("type")
+        thinks = kind in ("enabled", "adaptive")
+        thought = (thought or DEFAULT_THOUGHT) if thinks else None
+        budget = call.body["max_tokens"]
+        thought, thought_cut = _truncate(thought, budget) if thought else (None, False)
+        thinking_tokens = _tokens(thought or "")
+        text, truncated = _truncate(text, budget - thinking_tokens)
+        truncated = truncated or thought_cut
         system = call.body.get("system")
         cacheable = isinstance(system, list) and any(
             isinstance(block, dict) and "cache_control" in block for block in system
@@ -371,25 +405,56 @@ class LoopbackServer:
         elif call.system is not None:
             input_tokens += _tokens(call.system)
         number = next(self._ids)
+        content: list[dict[str, Any]] = []
+        if thought is not None:
+            signature = f"sig-loopback-{number:06d}"
+            content.append({"type": "thinking", "thinking": thought, "signature": signature})
+        if text or thought is None:
+            content.append({"type": "text", "text": text})
+        usage: dict[str, Any] = {
+            "input_tokens": input_tokens,
+            "output_tokens": _tokens(text) + thinking_tokens,
+            "cache_creation_input_tokens": cache_write,
+            "cache_read_input_tokens": cache_read,
+        }
+        if thinks:
+            usage["output_tokens_details"] = {"thinking_tokens": thinking_tokens}
         payload = {
             "id": f"msg_loopback_{number:06d}",
             "type": "message",
             "role": "assistant",
             "model": call.model,
-            "content": [{"type": "text", "text": text}],
+            "content": content,
             "stop_reason": "max_tokens" if truncated else "end_turn",
             "stop_sequence": None,
-            "usage": {
-                "input_tokens": input_tokens,
-                "output_tokens": _tokens(text),
-                "cache_creation_input_tokens": cache_write,
-                "cache_read_input_tokens": cache_read,
-            },
+            "usage": usage,
         }
         return _Reply(200, payload, {"request-id": f"req_loopback_{number:06d}"})
 
-    def _openai_reply(self, call: Call, text: str) -> _Reply:
-        text, truncated = _truncate(text, call.body.get("max_tokens"))
+    def _openai_reply(self, call: Call, text: str, model: OpenAIModel) -> _Reply:
+        body = call.body
+        limit = body.get("max_completion_tokens", body.get("max_tokens"))
+        message: dict[str, Any] = {"role": "assistant", "refusal": None}
+        reasoning_tokens = 0
+        if model.reasons:
+            # OpenAI reasons out of sight: only the count comes back, and it is spent
+            # from the same limit as the answer.
+            thought, text = split_think(text)
+            if (body.get("reasoning_effort") or model.default_effort) != "none":
+                reasoning_tokens = _tokens(thought or DEFAULT_THOUGHT)
+                if limit is not None:
+                    reasoning_tokens = min(reasoning_tokens, limit)
+            text, truncated = _truncate(text, None if limit is None else limit - reasoning_tokens)
+            completion_tokens = _tokens(text) + reasoning_tokens
+        else:
+            text, truncated = _truncate(text, limit)
+            completion_tokens = _tokens(text)
+            thought = None
+            if self.reasoning_format == "deepseek":
+                thought, text = split_think(text)
+            if thought is not None:
+                message["reasoning_content"] = thought
+        message["content"] = text
         system_tokens = _tokens(call.system or "")
         # OpenAI caches prompt prefixes automatically and counts cached and newly
         # written tokens inside prompt_tokens, itemizing them in prompt_tokens_details.
@@ -400,7 +465,6 @@ class LoopbackServer:
             else:
                 cached = system_tokens
         prompt_tokens = system_tokens + _tokens(call.prompt)
-        completion_tokens = _tokens(text)
         number = next(self._ids)
         payload = {
             "id": f"chatcmpl-loopback{number:06d}",
@@ -410,7 +474,7 @@ class LoopbackServer:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
                     "finish_reason": "length" if truncated else "stop",
                 }
@@ -420,6 +484,7 @@ class LoopbackServer:
                 "completion_tokens": completion_tokens,
                 "total_tokens": prompt_tokens + completion_tokens,
                 "prompt_tokens_details": {"cached_tokens": cached, "cache_write_tokens": written},
+                "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
             },
         }
         return _Reply(200, payload, {"x-request-id": f"req_loopback{number:06d}"})

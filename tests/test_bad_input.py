@@ -254,7 +254,7 @@ def test_front_matter_problems_warn_and_run(pytester: pytest.Pytester) -> None:
         (
             ("--skill-model", "nonsense"),
             "ERROR: pytest-skills: unknown model 'nonsense': use provider:name "
-            "(anthropic:, openai:, gguf:) or one of the aliases: *haiku*",
+            "(anthropic:, openai:, gguf:, hf:) or one of the aliases: *haiku*",
         ),
         (("--skill-model", "openai:"), "ERROR: pytest-skills: unknown model 'openai:'*"),
         (

@@ -143,7 +143,7 @@ def test_ask_sends_files_and_sampling(pytester: pytest.Pytester, loopback: Loopb
     run(pytester, models=(MINI,)).assert_outcomes(passed=1)
     (call,) = loopback.calls
     assert call.prompt == "Read it\n\nFile `notes.txt`:\n```\nhello\n```"
-    assert call.body["max_tokens"] == 77
+    assert call.body["max_completion_tokens"] == 77  # what the public API documents now
     assert call.system == SKILL_BLOCK
 
 

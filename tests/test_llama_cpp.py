@@ -36,6 +36,7 @@ from pytest_skills.backends.llama_cpp import (
     choose_prompt_format,
     completion_prompt,
     template_accepts_system,
+    template_opens_think,
 )
 from pytest_skills.models import ModelSpec, Request, Sampling
 
@@ -283,6 +284,27 @@ def test_model_with_a_chat_template_uses_it(
         assert rendered.index(SKILL.strip()) < rendered.index(question)
     seen = response.usage.input_tokens + response.usage.cache_read_tokens
     assert seen == len(tokens_of(backend, rendered, add_bos=False))
+
+
+#: A template that opens the model's reasoning itself, as DeepSeek-R1's does.
+OPENS_THINK = ACCEPTS_SYSTEM.replace(
+    "'<start_of_turn>model\n'", "'<start_of_turn>model\n<think>\n'"
+)
+
+
+@pytest.mark.gguf
+def test_reasoning_cut_short_inside_a_template_opened_think_is_no_answer(
+    gemma_path: Path, tmp_path: Path
+) -> None:
+    pytest.importorskip("llama_cpp")
+    assert template_opens_think(OPENS_THINK) and not template_opens_think(ACCEPTS_SYSTEM)
+    target = tmp_path / "thinking.gguf"
+    write_with_chat_template(gemma_path, target, OPENS_THINK)
+    response = LlamaCppBackend(target).complete(request("What is 2+2?", max_tokens=8))
+    # Gemma never closes the block: all it wrote is reasoning, and checks see nothing.
+    assert response.text == ""
+    assert response.reasoning
+    assert 0 < response.usage.reasoning_tokens <= response.usage.output_tokens
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import pytest
 
 import pytest_skills.backends.anthropic
 import pytest_skills.backends.openai  # noqa: F401
+from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES
 from tests.conftest import HAIKU, output, write_skill
 from tests.loopback import LoopbackServer
 
@@ -416,7 +417,13 @@ def test_json_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
     assert report["version"] == 1
     (model,) = report["models"]
     assert model["model"] == "haiku"
-    assert model["resolved"] == HAIKU
+    # What the alias meant on this run, and which model the provider says answered.
+    assert model["resolved"] == DEFAULT_ALIASES["haiku"]
+    assert model["reported_models"] == [DEFAULT_ALIASES["haiku"].partition(":")[2]]
+    assert report["settings"]["models"] == [
+        {"model": "haiku", "resolved": DEFAULT_ALIASES["haiku"]}
+    ]
+    assert report["settings"]["aliases_checked"] == ALIASES_CHECKED
     assert model["cases"] == 2
     assert {k: model["with_skill"][k] for k in ("passed", "total", "rate")} == {
         "passed": 2,
@@ -629,9 +636,10 @@ def test_models_list_shows_every_alias_and_exits(pytester: pytest.Pytester) -> N
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [
-            "model aliases*",
+            f"model aliases, built-in ones checked {ALIASES_CHECKED}*",
             "  gemma3-270m * gguf:gemma-3-270m-q4_k_m.gguf",
-            "  haiku * anthropic:claude-haiku-4-5",
+            "  glm-4.7-flash * hf:unsloth/GLM-4.7-Flash-GGUF:Q4_0",
+            f"  haiku * {DEFAULT_ALIASES['haiku']}",
             "  mine * openai:my-model@http://127.0.0.1:1/v1  (ini skill_model_aliases)",
         ]
     )

@@ -158,6 +158,7 @@ class SkillModel:
         max_tokens: int | None = None,
         seed: int | None = None,
         trial: int = 0,
+        reasoning: str | None = None,
     ) -> Answer:
         """Ask the model; with the skill (``skill=`` or the ``skill`` marker's) unless
         ``baseline`` is true. ``files`` are appended as fenced blocks, like a case's
@@ -166,8 +167,14 @@ class SkillModel:
             raise ValueError("ask() needs a non-empty prompt string")
         chosen = None if baseline else self._skill(skill)
         text = user_message(prompt, tuple((str(k), str(v)) for k, v in (files or {}).items()))
-        overrides = {"temperature": temperature, "max_tokens": max_tokens, "seed": seed}
-        sampling = Sampling().merged({k: v for k, v in overrides.items() if v is not None})
+        overrides = {
+            "temperature": temperature,
+            "max_tokens": max_tokens,
+            "seed": seed,
+            "reasoning": reasoning,
+        }
+        run = Sampling(reasoning=self.context.settings.reasoning)
+        sampling = run.merged({k: v for k, v in overrides.items() if v is not None})
         request = request_for(
             self.spec,
             prompt=text,

@@ -88,7 +88,8 @@ def planned_calls(
     settings: Settings, suite: Suite, case: Case, spec: ModelSpec, label: str
 ) -> tuple[tuple[str, Call], ...]:
     """Every model call one item needs, by condition, in trial order."""
-    sampling = Sampling().merged(suite.defaults).merged(case.sampling)
+    run = Sampling(reasoning=settings.reasoning)
+    sampling = run.merged(suite.defaults).merged(case.sampling)
     conditions = CONDITIONS if settings.baseline else CONDITIONS[:1]
     return tuple(
         (
@@ -439,4 +440,12 @@ def _answer_lines(title: str, graded: _Graded) -> list[str]:
         notes.append("replayed")
     if notes:
         title += f" ({', '.join(notes)})"
-    return [f"{'-' * 20} {title} {'-' * 20}", response.text]
+    lines = [f"{'-' * 20} {title} {'-' * 20}", response.text]
+    if response.reasoning:
+        # Shown to explain the answer; checks never see it.
+        lines += [f"{'-' * 20} reasoning (not checked) {'-' * 20}", response.reasoning]
+    if not response.text.strip() and response.stop_reason in ("length", "max_tokens"):
+        lines.append(
+            "(no answer: max_tokens ran out first; raise max_tokens or lower the reasoning level)"
+        )
+    return lines

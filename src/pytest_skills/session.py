@@ -18,7 +18,7 @@ import pluggy
 import pytest
 
 from pytest_skills.backends import Backend, BackendError, BackendOptions
-from pytest_skills.backends.builtin import PROVIDERS
+from pytest_skills.backends.builtin import PROVIDERS, describe_parameters
 from pytest_skills.checks import Check, CheckRegistry
 from pytest_skills.checks.judge import JudgeCheck, register_judge_check
 from pytest_skills.context import RunContext
@@ -26,7 +26,7 @@ from pytest_skills.execution.cache import CacheError, ResponseCache
 from pytest_skills.execution.fingerprints import GGUFFingerprints
 from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
 from pytest_skills.execution.secrets import redact, secret_values
-from pytest_skills.models import ModelSpec, cache_model
+from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES, ModelSpec, cache_model
 from pytest_skills.models.specs import did_you_mean
 from pytest_skills.report import export, html, terminal, workspace
 from pytest_skills.report.problems import find_problems
@@ -174,8 +174,17 @@ class SkillRun:
             )
             or "none (skill items skip)"
         )
+        if any(DEFAULT_ALIASES.get(m.name) == m.resolved for m in s.models):
+            models += f"; built-in aliases checked {ALIASES_CHECKED}"
+        reasoning = [f"skills: reasoning {s.reasoning.text}"] if s.reasoning else []
+        # What each model is sent beyond the plain request, known before any call.
+        for m in s.models:
+            described = describe_parameters(m, s.reasoning)
+            if described:
+                reasoning.append(f"skills: {m.name}: {described}")
         return [
             f"skills: models: {models}",
+            *reasoning,
             f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
             f"concurrency {s.concurrency}, trials {s.trials}"
             + ("" if s.baseline else ", no baseline"),
@@ -232,6 +241,8 @@ class SkillRun:
             lines += terminal.table(
                 models, verbose=reporter.config.option.verbose > 0, records=self.records
             )
+            # A parameter a server refused is adapted for the rest of the run: said once.
+            lines += [f"skills: {m.model}: {note}" for m in models for note in m.adapted]
             lines += terminal.problem_lines(find_problems(self.records))
         narrowed = self.records and self.settings.cache_mode != "off" and not self.whole_suite
         if self.settings.cache_prune and narrowed:

@@ -15,11 +15,15 @@ import pytest
 
 from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
+    ALIASES_CHECKED,
     DEFAULT_ALIASES,
+    REASONING_HELP,
     ModelSpec,
+    Reasoning,
     SpecError,
     parse_aliases,
     parse_model_spec,
+    parse_reasoning,
 )
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
@@ -56,6 +60,9 @@ class Settings:
     min_lift_significant: bool = False
     judge_model: ModelSpec | None = None
     gguf_dirs: tuple[Path, ...] = ()
+    #: The run's reasoning setting; a file's ``defaults`` and a case's ``reasoning`` win.
+    reasoning: Reasoning | None = None
+    hf_download: bool = False
 
     @property
     def required_passes(self) -> int:
@@ -64,7 +71,9 @@ class Settings:
 
     @property
     def backend_options(self) -> BackendOptions:
-        return BackendOptions(timeout=self.timeout, gguf_dirs=self.gguf_dirs)
+        return BackendOptions(
+            timeout=self.timeout, gguf_dirs=self.gguf_dirs, hf_download=self.hf_download
+        )
 
 
 #: The defaults every option's help text and resolution read.
@@ -189,6 +198,20 @@ def add_options(parser: pytest.Parser) -> None:
         metavar="SPEC",
         help="model that grades 'judge' checks. ini: skill_judge_model",
     )
+    group.addoption(
+        "--skill-reasoning",
+        default=None,
+        metavar="LEVEL",
+        help=f"how hard reasoning models think: {REASONING_HELP}; a case's 'reasoning' "
+        "wins (default: each model's own). ini: skill_reasoning",
+    )
+    group.addoption(
+        "--skill-hf-download",
+        action="store_true",
+        default=None,
+        help="download hf: models missing from the Hugging Face cache (HF_HUB_CACHE, "
+        "else HF_HOME/hub; HF_HUB_OFFLINE forbids it). ini: skill_hf_download",
+    )
     parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
     parser.addini(
         "skill_model_aliases",
@@ -202,6 +225,13 @@ def add_options(parser: pytest.Parser) -> None:
     parser.addini("skill_trials", "trials per condition", default="")
     parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
     parser.addini("skill_html", "write a self-contained HTML report here", default="")
+    parser.addini("skill_reasoning", "how hard reasoning models think", default="")
+    parser.addini(
+        "skill_hf_download",
+        "download hf: models missing from the cache",
+        type="bool",
+        default=False,
+    )
     parser.addini(
         "skill_gguf_dirs",
         "directories searched for GGUF files named by file name (after those in the "
@@ -263,6 +293,20 @@ def _min_lift(text: str | None) -> tuple[float | None, bool]:
     if form not in ("", "ci"):
         raise pytest.UsageError(f"--skill-min-lift {text!r}: the only form is POINTS:ci")
     return points, form == "ci"
+
+
+def _reasoning(config: pytest.Config) -> Reasoning | None:
+    cli = config.getoption("skill_reasoning")
+    if cli:
+        text, source = cli, "--skill-reasoning"
+    else:
+        text, source = config.getini("skill_reasoning"), "ini skill_reasoning"
+    if not str(text).strip():
+        return None
+    try:
+        return parse_reasoning(str(text))
+    except ValueError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
 
 
 def resolve(config: pytest.Config) -> Settings:
@@ -331,6 +375,10 @@ def resolve(config: pytest.Config) -> Settings:
         min_lift_significant=significant,
         judge_model=judge,
         gguf_dirs=tuple(env_dirs + ini_dirs),
+        reasoning=_reasoning(config),
+        hf_download=bool(
+            config.getoption("skill_hf_download") or config.getini("skill_hf_download")
+        ),
     )
 
 
@@ -339,7 +387,10 @@ def models_list(config: pytest.Config, settings: Settings) -> list[str]:
     ini = parse_aliases(config.getini("skill_model_aliases"))
     aliases = {**DEFAULT_ALIASES, **ini}
     width = max(len(name) for name in aliases)
-    lines = ["model aliases (pass one to --skill-model, or write provider:name[@base_url]):"]
+    lines = [
+        f"model aliases, built-in ones checked {ALIASES_CHECKED} (pass one to --skill-model, "
+        "or write provider:name[@base_url] or hf:OWNER/REPO:QUANT):"
+    ]
     for name in sorted(aliases):
         origin = "  (ini skill_model_aliases)" if name in ini else ""
         lines.append(f"  {name:<{width}}  {parse_model_spec(name, aliases).resolved}{origin}")
@@ -347,6 +398,7 @@ def models_list(config: pytest.Config, settings: Settings) -> list[str]:
     lines += [f"  {directory}" for directory in settings.gguf_dirs] or ["  (no directories set)"]
     lines.append(
         f"  (set {GGUF_DIR_ENV} or ini skill_gguf_dirs; gemma3-270m comes from the "
-        "'demo' extra's package)"
+        "'demo' extra's package; hf: models are looked for there, then in the Hugging Face "
+        "cache, HF_HUB_CACHE or HF_HOME/hub)"
     )
     return lines

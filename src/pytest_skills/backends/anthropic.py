@@ -9,11 +9,18 @@ Sampling: SDK 2.x speaks API version 2026-10-21, which removed ``temperature``,
 ``top_p`` and ``top_k`` (the API answers 400 even for the default value, and the SDK
 no longer accepts the arguments), and the API has never had a seed. So only
 ``max_tokens`` is sent; temperature and seed still distinguish cache entries.
+
+Thinking: with a reasoning setting, models from Claude 4.6 on think ``adaptive``ly at
+the requested ``output_config.effort``; the 4.5 models (and older) take ``enabled``
+thinking with ``budget_tokens``. Either way the reasoning budget is added to
+``max_tokens``, which bounds the answer, since thinking counts against it. Thinking
+blocks are kept apart from the answer, as :attr:`Response.reasoning`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from typing import Any
 
@@ -25,9 +32,21 @@ from pytest_skills.backends.base import (
     recorded_now,
     sdk_error,
 )
-from pytest_skills.models import ModelSpec, Request, Response, Usage
+from pytest_skills.models import ModelSpec, Reasoning, Request, Response, Usage
 
 PROVIDER = "Anthropic"
+#: Models that think only with a budget (``thinking.type: enabled``), not adaptively.
+_BUDGET_ONLY = re.compile(r"^claude-(3|(haiku|sonnet|opus)-4(-[015])?(-\d{8})?$)")
+#: Our levels as ``output_config.effort``; ``minimal`` has no Anthropic counterpart.
+EFFORTS = {
+    "minimal": "low",
+    "low": "low",
+    "medium": "medium",
+    "high": "high",
+    "xhigh": "xhigh",
+    "max": "max",
+}
+_MIN_BUDGET = 1024
 #: Either variable is a credential the SDK reads by itself.
 CREDENTIAL_VARIABLES = ("ANTHROPIC_API_KEY", "ANTHROPIC_AUTH_TOKEN")
 
@@ -55,8 +74,10 @@ class AnthropicBackend:
         anthropic = self._sdk
         params: dict[str, Any] = {
             "model": request.model,
-            "max_tokens": request.sampling.max_tokens,
             "messages": [{"role": "user", "content": request.prompt}],
+            **thinking_params(
+                request.model, request.sampling.reasoning, request.sampling.max_tokens
+            ),
         }
         if request.system is not None:
             # One cacheable block: the skill comes first and is identical across cases,
@@ -72,6 +93,12 @@ class AnthropicBackend:
         latency = time.perf_counter() - started
 
         usage = message.usage
+        details = usage.output_tokens_details
+        thoughts = [
+            block.thinking if block.type == "thinking" else "[redacted thinking]"
+            for block in message.content
+            if block.type in ("thinking", "redacted_thinking")
+        ]
         return Response(
             text="".join(block.text for block in message.content if block.type == "text"),
             usage=Usage(
@@ -79,7 +106,9 @@ class AnthropicBackend:
                 output_tokens=usage.output_tokens,
                 cache_read_tokens=usage.cache_read_input_tokens or 0,
                 cache_write_tokens=usage.cache_creation_input_tokens or 0,
+                reasoning_tokens=details.thinking_tokens if details is not None else 0,
             ),
+            reasoning="\n\n".join(thoughts) or None,
             latency_s=latency,
             stop_reason=message.stop_reason,
             reported_model=message.model,
@@ -93,6 +122,40 @@ class AnthropicBackend:
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
         return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
+
+
+def adaptive_thinking(model: str) -> bool:
+    """Whether the model thinks adaptively (Claude 4.6 and later) rather than on a budget."""
+    return _BUDGET_ONLY.match(model) is None
+
+
+def thinking_params(model: str, reasoning: Reasoning | None, max_tokens: int) -> dict[str, Any]:
+    """``max_tokens`` and, with a reasoning setting, ``thinking`` and ``output_config``."""
+    if reasoning is None:
+        return {"max_tokens": max_tokens}
+    if not reasoning.enabled:
+        return {"max_tokens": max_tokens, "thinking": {"type": "disabled"}}
+    budget = max(reasoning.tokens, _MIN_BUDGET)
+    params: dict[str, Any] = {"max_tokens": max_tokens + budget}
+    if adaptive_thinking(model):
+        params["thinking"] = {"type": "adaptive"}
+        params["output_config"] = {"effort": EFFORTS[reasoning.effort]}
+    else:
+        params["thinking"] = {"type": "enabled", "budget_tokens": budget}
+    return params
+
+
+def describe_thinking(model: str, reasoning: Reasoning | None) -> str | None:
+    """A few words for the run's header on what thinking is asked for."""
+    if reasoning is None:
+        return None
+    if not reasoning.enabled:
+        return "thinking disabled"
+    budget = max(reasoning.tokens, _MIN_BUDGET)
+    if adaptive_thinking(model):
+        effort = EFFORTS[reasoning.effort]
+        return f"adaptive thinking, effort {effort}, max_tokens + {budget}"
+    return f"thinking with budget_tokens {budget} (max_tokens + {budget})"
 
 
 def _status_detail(error: Any) -> str:

@@ -24,6 +24,8 @@ class BackendOptions:
     gguf_dirs: tuple[Path, ...] = ()
     #: Where a backend tells the user of slow one-time work (assembling a model file).
     announce: Callable[[str], None] | None = field(default=None, compare=False)
+    #: Whether an ``hf:`` model missing from the Hugging Face cache may be downloaded.
+    hf_download: bool = False
 
 
 class BackendError(Exception):
@@ -73,6 +75,39 @@ class Backend(Protocol):
     exclusive: bool
 
     def complete(self, request: Request) -> Response: ...
+
+
+THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
+
+
+def split_reasoning(text: str) -> tuple[str, str | None]:
+    """The final answer and the reasoning of a model that thinks aloud in ``<think>`` tags.
+
+    Reasoning models served by llama.cpp or an OpenAI-compatible server (Qwen3,
+    DeepSeek-R1, GLM-4.x) write ``<think>...</think>`` before their answer. Three forms:
+    closed blocks; a lone ``</think>`` when the chat template opened the block in the
+    prompt; and an unclosed ``<think>`` when ``max_tokens`` cut the reasoning short, in
+    which case there is no answer. Text without the tags comes back unchanged.
+    """
+    if THINK_OPEN not in text and THINK_CLOSE not in text:
+        return text, None
+    reasoning: list[str] = []
+    answer: list[str] = []
+    close, opening = text.find(THINK_CLOSE), text.find(THINK_OPEN)
+    if close != -1 and (opening == -1 or close < opening):
+        text = THINK_OPEN + text  # the chat template opened the block in the prompt
+    rest = text
+    while True:
+        before, opened, after = rest.partition(THINK_OPEN)
+        answer.append(before)
+        if not opened:
+            break
+        thought, closed, rest = after.partition(THINK_CLOSE)
+        reasoning.append(thought)
+        if not closed:  # cut off while reasoning: no answer after it
+            break
+    shown = "\n\n".join(part.strip() for part in reasoning if part.strip())
+    return "".join(answer).strip(), shown or None
 
 
 def recorded_now() -> str:

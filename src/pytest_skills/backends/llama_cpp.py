@@ -29,8 +29,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pytest_skills.backends.base import BackendError, BackendOptions, recorded_now
+from pytest_skills.backends.base import (
+    THINK_CLOSE,
+    THINK_OPEN,
+    BackendError,
+    BackendOptions,
+    recorded_now,
+    split_reasoning,
+)
 from pytest_skills.backends.gguf import file_sha256, locate_gguf, read_gguf_header
+from pytest_skills.backends.huggingface import locate_hf_gguf
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -94,6 +102,23 @@ def template_accepts_system(template: str) -> bool:
     return sentinel in rendered.prompt
 
 
+def template_opens_think(template: str) -> bool:
+    """Whether the template's generation prompt opens a ``<think>`` block itself.
+
+    DeepSeek-R1-style templates end the prompt with ``<think>``, so the model writes
+    only the closing tag; when ``max_tokens`` cuts the reasoning short there is no tag
+    at all, and the reasoning would pass for the answer.
+    """
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # lazy, like every llama_cpp import
+
+    probe = [{"role": "user", "content": "hi"}]
+    try:
+        rendered = Jinja2ChatFormatter(template, eos_token="", bos_token="")(messages=probe)
+    except Exception:  # a template that cannot render a plain user turn opens nothing
+        return False
+    return rendered.prompt.rstrip().endswith(THINK_OPEN)
+
+
 def _cpu_threads() -> int:
     """Threads for one model: the usable cores, shared out among xdist workers.
 
@@ -143,6 +168,14 @@ def _route_llama_logs(llama_cpp: Any) -> None:
     llama_cpp.llama_log_set(to_logger, ctypes.c_void_p(0))
 
 
+def model_file(spec: ModelSpec, options: BackendOptions) -> Path:
+    """The GGUF file a ``gguf:`` or ``hf:`` spec names, on this machine."""
+    ref = spec.hf
+    if ref is not None:
+        return locate_hf_gguf(ref, tuple(options.gguf_dirs), download=options.hf_download)
+    return locate_gguf(spec.model, tuple(options.gguf_dirs), options.announce)
+
+
 def _import_llama_cpp() -> Any:
     try:
         import llama_cpp  # lazy: replaying local answers needs no llama-cpp-python
@@ -167,6 +200,8 @@ class _Loaded:
     llama: Llama
     prompt_format: str
     system_role: bool
+    #: The chat template opens the answer with ``<think>`` (see template_opens_think).
+    opens_think: bool = False
 
 
 class LlamaCppBackend:
@@ -189,7 +224,7 @@ class LlamaCppBackend:
     @classmethod
     def shared(cls, spec: ModelSpec, options: BackendOptions) -> LlamaCppBackend:
         """The process-wide backend of the file ``spec.model`` resolves to."""
-        path = locate_gguf(spec.model, tuple(options.gguf_dirs), options.announce)
+        path = model_file(spec, options)
         with cls._instances_lock:
             backend = cls._instances.get(path)
             if backend is None:
@@ -229,10 +264,10 @@ class LlamaCppBackend:
             ) from None
         metadata = llama.metadata
         prompt_format = choose_prompt_format(metadata)
-        system_role = prompt_format == CHAT_TEMPLATE and template_accepts_system(
-            metadata[CHAT_TEMPLATE_KEY]
-        )
-        return _Loaded(llama, prompt_format, system_role)
+        chat = prompt_format == CHAT_TEMPLATE
+        system_role = chat and template_accepts_system(metadata[CHAT_TEMPLATE_KEY])
+        opens_think = chat and template_opens_think(metadata[CHAT_TEMPLATE_KEY])
+        return _Loaded(llama, prompt_format, system_role, opens_think)
 
     @property
     def llama(self) -> Llama:
@@ -264,11 +299,17 @@ class LlamaCppBackend:
                 raise BackendError(f"llama.cpp ({self.path.name}): {error}") from None
             latency = time.perf_counter() - started
             reused = _reused_prefix(before, loaded.llama, result["usage"]["prompt_tokens"])
-        choice = result["choices"][0]
-        text = choice["message"]["content"] if "message" in choice else choice["text"]
+            choice = result["choices"][0]
+            raw = (choice["message"]["content"] if "message" in choice else choice["text"]) or ""
+            if prompt_format == CHAT_TEMPLATE and loaded.opens_think and THINK_CLOSE not in raw:
+                raw = THINK_OPEN + raw  # the template opened it, max_tokens cut it short
+            # Reasoning models think aloud in <think> tags first; checks see the answer only.
+            text, reasoning = split_reasoning(raw.strip())
+            thought_tokens = _token_count(loaded.llama, reasoning)
         return Response(
-            text=(text or "").strip(),
-            usage=_usage(result["usage"], reused),
+            text=text,
+            reasoning=reasoning,
+            usage=_usage(result["usage"], reused, thought_tokens),
             latency_s=latency,
             stop_reason=choice.get("finish_reason"),
             reported_model=self.path.name,
@@ -341,7 +382,12 @@ def _reused_prefix(before: Sequence[int], llama: Llama, prompt_tokens: int) -> i
     return max(0, min(common, prompt_tokens - 1))
 
 
-def _usage(usage: Mapping[str, int], reused: int) -> Usage:
+def _token_count(llama: Llama, text: str | None) -> int:
+    """Tokens in ``text`` by the model's own tokenizer (for the reasoning it wrote)."""
+    return len(llama.tokenize(text.encode("utf-8"), add_bos=False)) if text else 0
+
+
+def _usage(usage: Mapping[str, int], reused: int, reasoning: int = 0) -> Usage:
     # As for the hosted APIs, input_tokens counts only what was computed afresh and
     # cache_read_tokens what came from the cache, so their sum is the prompt length.
     prompt_tokens = int(usage.get("prompt_tokens", 0))
@@ -349,4 +395,5 @@ def _usage(usage: Mapping[str, int], reused: int) -> Usage:
         input_tokens=prompt_tokens - reused,
         output_tokens=int(usage.get("completion_tokens", 0)),
         cache_read_tokens=reused,
+        reasoning_tokens=reasoning,
     )

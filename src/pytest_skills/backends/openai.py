@@ -3,11 +3,18 @@
 It also serves any OpenAI-compatible server (llama-server, vLLM, Ollama, LM Studio)
 named as ``openai:NAME@BASE_URL``. As with the Anthropic backend, the SDK is imported
 lazily and its retries are off: the runner retries, guided by :class:`BackendError`.
+
+Reasoning models take different parameters (see :mod:`.openai_rules`): the rules known
+up front decide what the first request sends, and when a server still answers 400
+``unsupported_parameter``/``unsupported_value`` for one of them, the backend adapts
+once for the rest of the run and marks every answer it then gets (``extra["adapted"]``).
+The request, and so the cache key, keeps what the user asked for.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -18,11 +25,19 @@ from pytest_skills.backends.base import (
     body_excerpt,
     recorded_now,
     sdk_error,
+    split_reasoning,
+)
+from pytest_skills.backends.openai_rules import (
+    Adaptation,
+    ParameterRules,
+    adaptation_for,
+    parameter_rules,
 )
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
     from openai.types import CompletionUsage
+    from openai.types.chat import ChatCompletionMessage
 
 
 PROVIDER = "OpenAI"
@@ -47,6 +62,13 @@ class OpenAIBackend:
         self._sdk = openai
         self.spec = spec
         self._timeout = options.timeout
+        # What this run learned from the server's 400s; shared by every call.
+        self._adaptations: dict[str, Adaptation] = {}
+        self._adapt_lock = threading.Lock()
+        # Until one call has gone through, calls go one at a time, so a model that
+        # refuses a parameter answers 400 once rather than once per concurrent call.
+        self._confirmed = False
+        self._probe_lock = threading.Lock()
         # base_url None lets the SDK fall back to OPENAI_BASE_URL, then the public API.
         self._client = openai.OpenAI(
             api_key=api_key,
@@ -55,7 +77,28 @@ class OpenAIBackend:
             max_retries=0,
         )
 
+    @property
+    def adaptations(self) -> tuple[Adaptation, ...]:
+        """What the server refused this run, and what is sent instead."""
+        with self._adapt_lock:
+            return tuple(self._adaptations.values())
+
+    def rules(self, request: Request) -> ParameterRules:
+        """The parameters known up front for this model and server."""
+        compatible = bool(self.spec.base_url)
+        return parameter_rules(request.model, request.sampling.reasoning, compatible=compatible)
+
     def complete(self, request: Request) -> Response:
+        if self._confirmed:
+            return self._complete(request)
+        with self._probe_lock:
+            if not self._confirmed:
+                response = self._complete(request)
+                self._confirmed = True
+                return response
+        return self._complete(request)
+
+    def _complete(self, request: Request) -> Response:
         openai = self._sdk
         messages: list[dict[str, str]] = []
         if request.system is not None:
@@ -63,33 +106,54 @@ class OpenAIBackend:
             # local server's KV-cache reuse) covers it on every case after the first.
             messages.append({"role": "system", "content": request.system})
         messages.append({"role": "user", "content": request.prompt})
-        params: dict[str, Any] = {
-            "model": request.model,
-            "messages": messages,
-            "temperature": request.sampling.temperature,
-            "max_tokens": request.sampling.max_tokens,
-        }
-        if request.sampling.seed is not None:
-            params["seed"] = request.sampling.seed
-
+        rules = self.rules(request)
         started = time.perf_counter()
-        try:
-            completion = self._client.chat.completions.create(**params)
-        except openai.OpenAIError as error:
-            raise self._backend_error(error) from None
+        while True:
+            adapted = self.adaptations
+            params = rules.params(request, adapted)
+            try:
+                completion = self._client.chat.completions.create(
+                    model=request.model, messages=messages, **params
+                )
+                break
+            except openai.BadRequestError as error:
+                # A refused parameter is learned once, then the call is sent again.
+                if not self._adapt(error, params, adapted):
+                    raise self._backend_error(error) from None
+            except openai.OpenAIError as error:
+                raise self._backend_error(error) from None
         latency = time.perf_counter() - started
 
         if not completion.choices:
             raise BackendError(f"{PROVIDER}: the response for {request.model} has no choices")
         choice = completion.choices[0]
+        text, reasoning = _answer_and_reasoning(choice.message)
+        extra: dict[str, Any] = {}
+        if adapted:
+            extra["adapted"] = "; ".join(a.note for a in adapted)
         return Response(
-            text=choice.message.content or "",
+            text=text,
             usage=_usage(completion.usage),
             latency_s=latency,
             stop_reason=choice.finish_reason,
             reported_model=completion.model,
             recorded_at=recorded_now(),
+            extra=extra,
+            reasoning=reasoning,
         )
+
+    def _adapt(self, error: Any, sent: dict[str, Any], adapted: tuple[Adaptation, ...]) -> bool:
+        """Learn from a 400 that refuses one of our parameters; False when it is not that.
+
+        Each parameter's role (token limit, temperature, effort) is adapted at most once,
+        so a server that refuses every form ends in its error, not in a loop.
+        """
+        adaptation = adaptation_for(_error_body(error), sent)
+        if adaptation is None or any(a.slot == adaptation.slot for a in adapted):
+            return False
+        with self._adapt_lock:
+            self._adaptations.setdefault(adaptation.slot, adaptation)
+        return True
 
     def close(self) -> None:
         """Close the SDK's connection pool (optional: the runner may leave it to GC)."""
@@ -98,6 +162,30 @@ class OpenAIBackend:
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
         return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
+
+
+def _error_body(error: Any) -> dict[str, Any]:
+    body = error.body
+    return body if isinstance(body, dict) else {}
+
+
+def _answer_and_reasoning(message: ChatCompletionMessage) -> tuple[str, str | None]:
+    """The final answer, and the reasoning a compatible server returned beside it or inline.
+
+    llama-server and vLLM put it in ``reasoning_content`` (some servers in ``reasoning``),
+    fields the SDK keeps as extras; with their reasoning parser off it stays inline,
+    in ``<think>`` tags.
+    """
+    shown: list[str] = []
+    for name in ("reasoning_content", "reasoning"):
+        value = getattr(message, name, None)
+        if isinstance(value, str) and value.strip():
+            shown.append(value.strip())
+            break
+    text, inline = split_reasoning(message.content or "")
+    if inline:
+        shown.append(inline)
+    return text, "\n\n".join(shown) or None
 
 
 def _status_detail(error: Any) -> str:
@@ -114,6 +202,8 @@ def _usage(usage: CompletionUsage | None) -> Usage:
     if usage is None:
         return Usage()
     details = usage.prompt_tokens_details
+    output_details = usage.completion_tokens_details
+    reasoning = (output_details.reasoning_tokens or 0) if output_details is not None else 0
     cached = (details.cached_tokens or 0) if details is not None else 0
     # cache_write_tokens is recent (openai 3.x); older SDKs do not have the field.
     written = (getattr(details, "cache_write_tokens", None) or 0) if details is not None else 0
@@ -124,4 +214,5 @@ def _usage(usage: CompletionUsage | None) -> Usage:
         output_tokens=usage.completion_tokens,
         cache_read_tokens=cached,
         cache_write_tokens=written,
+        reasoning_tokens=reasoning,
     )

@@ -35,6 +35,7 @@ FIELD_LABELS = {
     "seed": "seed",
     "trial": "trial index",
     "prompt_format": "prompt format",
+    "reasoning": "reasoning",
 }
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from pytest_skills.backends import BackendError
-from pytest_skills.backends.gguf import Announce, file_sha256, locate_gguf
-from pytest_skills.backends.llama_cpp import installed_llama_cpp_version
+from pytest_skills.backends import BackendError, BackendOptions
+from pytest_skills.backends.gguf import Announce, file_sha256
+from pytest_skills.backends.llama_cpp import installed_llama_cpp_version, model_file
 from pytest_skills.models import ModelSpec, Response
 
 RERECORD = "re-record with --skill-cache=refresh if the answers should follow it"
@@ -29,7 +29,7 @@ class GGUFFingerprints:
         self._checked: set[str] = set()
 
     def warning(self, spec: ModelSpec, response: Response) -> str | None:
-        if spec.provider != "gguf" or not response.cached or spec.resolved in self._checked:
+        if not spec.local or not response.cached or spec.resolved in self._checked:
             return None
         self._checked.add(spec.resolved)
         notes = [note for note in (self._file_note(spec, response), _build_note(response)) if note]
@@ -40,7 +40,8 @@ class GGUFFingerprints:
         if not recorded:
             return None
         try:
-            path = locate_gguf(spec.model, self.gguf_dirs, self.announce)
+            options = BackendOptions(gguf_dirs=self.gguf_dirs, announce=self.announce)
+            path = model_file(spec, options)
             actual = file_sha256(path)
         except (BackendError, OSError):
             return None

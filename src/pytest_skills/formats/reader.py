@@ -24,8 +24,9 @@ from pytest_skills.checks.verify import (
 )
 from pytest_skills.formats.data import Case, FormatError, KeyPath, plain
 from pytest_skills.formats.keys import UnusedKeys, near_miss
+from pytest_skills.models import parse_reasoning
 
-SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
+SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed", "reasoning"})
 CASE_KEYS = frozenset(
     {
         "id",
@@ -163,6 +164,12 @@ class FileReader:
     def sampling(self, data: Mapping[str, Any], path: KeyPath) -> dict[str, Any]:
         values = {k: data[k] for k in SAMPLING_KEYS if k in data}
         for key, value in values.items():
+            if key == "reasoning":
+                try:
+                    values[key] = parse_reasoning(value)
+                except ValueError as error:
+                    raise self.fail(str(error), (*path, key)) from None
+                continue
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) or (
                 key == "seed" and value is None
             )

@@ -2,25 +2,37 @@
 
 from pytest_skills.models.requests import (
     CACHE_SCHEMA_VERSION,
+    EFFORTS,
+    REASONING_HELP,
+    Reasoning,
     Request,
     Response,
     Sampling,
     Usage,
     cache_model,
+    parse_reasoning,
     request_for,
 )
 from pytest_skills.models.specs import (
+    ALIASES_CHECKED,
     DEFAULT_ALIASES,
+    HFReference,
     ModelSpec,
     SpecError,
     parse_aliases,
+    parse_hf_reference,
     parse_model_spec,
 )
 
 __all__ = [
+    "ALIASES_CHECKED",
     "CACHE_SCHEMA_VERSION",
     "DEFAULT_ALIASES",
+    "EFFORTS",
+    "REASONING_HELP",
+    "HFReference",
     "ModelSpec",
+    "Reasoning",
     "Request",
     "Response",
     "Sampling",
@@ -28,6 +40,8 @@ __all__ = [
     "Usage",
     "cache_model",
     "parse_aliases",
+    "parse_hf_reference",
     "parse_model_spec",
+    "parse_reasoning",
     "request_for",
 ]

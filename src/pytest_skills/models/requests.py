@@ -20,15 +20,87 @@ from pytest_skills.models.specs import ModelSpec
 #: Bumped whenever the meaning of a cache key or of a stored entry changes.
 CACHE_SCHEMA_VERSION = 1
 
+#: Reasoning effort levels, least to most; ``none`` turns reasoning off.
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+#: Tokens a level may spend on reasoning when no budget is given. They come on top of
+#: ``max_tokens``, which bounds the answer: reasoning must not starve it.
+DEFAULT_BUDGETS: Mapping[str, int] = {
+    "none": 0,
+    "minimal": 1024,
+    "low": 2048,
+    "medium": 8192,
+    "high": 16384,
+    "xhigh": 32768,
+    "max": 65536,
+}
+REASONING_HELP = (
+    f"one of {', '.join(EFFORTS)} (off = none), optionally with a token budget: high:8000"
+)
+
+
+@dataclass(frozen=True)
+class Reasoning:
+    """How hard a reasoning model may think: an effort level and a token budget."""
+
+    effort: str
+    #: Tokens for reasoning; ``None``: the level's default (:data:`DEFAULT_BUDGETS`).
+    budget: int | None = None
+
+    @property
+    def text(self) -> str:
+        """The canonical form, as the cache key stores it: ``high`` or ``high:8000``."""
+        return self.effort if self.budget is None else f"{self.effort}:{self.budget}"
+
+    @property
+    def enabled(self) -> bool:
+        return self.effort != "none"
+
+    @property
+    def tokens(self) -> int:
+        """The reasoning budget in tokens (0 when reasoning is off)."""
+        return self.budget if self.budget is not None else DEFAULT_BUDGETS[self.effort]
+
+
+def parse_reasoning(value: object) -> Reasoning:
+    """``high``, ``high:8000``, ``off`` or ``none`` (YAML reads ``off`` as false)."""
+    if isinstance(value, Reasoning):
+        return value
+    if value is False:
+        return Reasoning("none")
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"reasoning {value!r}: expected {REASONING_HELP}")
+    effort, sep, budget_text = value.strip().lower().partition(":")
+    effort = "none" if effort == "off" else effort
+    if effort not in EFFORTS:
+        raise ValueError(f"reasoning {value!r}: expected {REASONING_HELP}")
+    if not sep:
+        return Reasoning(effort)
+    if effort == "none":
+        raise ValueError(f"reasoning {value!r}: reasoning that is off takes no budget")
+    try:
+        budget = int(budget_text)
+    except ValueError:
+        budget = 0
+    if budget < 1:
+        raise ValueError(f"reasoning {value!r}: the budget must be a positive number of tokens")
+    return Reasoning(effort, budget)
+
+
+SAMPLING_FIELDS = frozenset({"temperature", "max_tokens", "seed", "reasoning"})
+
 
 @dataclass(frozen=True)
 class Sampling:
     temperature: float = 0.0
     max_tokens: int = 1024
     seed: int | None = None
+    #: ``None``: the model's own default (nothing is sent).
+    reasoning: Reasoning | None = None
 
     def merged(self, overrides: Mapping[str, Any]) -> Sampling:
-        known = {k: v for k, v in overrides.items() if k in {"temperature", "max_tokens", "seed"}}
+        known = {k: v for k, v in overrides.items() if k in SAMPLING_FIELDS}
+        if known.get("reasoning") is not None:
+            known["reasoning"] = parse_reasoning(known["reasoning"])
         return replace(self, **known) if known else self
 
 
@@ -62,6 +134,9 @@ class Request:
         }
         if self.prompt_format is not None:
             fields["prompt_format"] = self.prompt_format
+        # Only when set, so entries recorded before reasoning existed keep their keys.
+        if self.sampling.reasoning is not None:
+            fields["reasoning"] = self.sampling.reasoning.text
         return fields
 
     @cached_property
@@ -74,9 +149,12 @@ class Request:
 @dataclass(frozen=True)
 class Usage:
     input_tokens: int = 0
+    #: Every generated token, reasoning included (what the providers bill as output).
     output_tokens: int = 0
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    #: The part of ``output_tokens`` spent on reasoning.
+    reasoning_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
         # Flat ints: vars() is all it takes, and it is on every item's hot path.
@@ -84,6 +162,7 @@ class Usage:
 
     @property
     def total(self) -> int:
+        # reasoning_tokens are a part of output_tokens, not added to them.
         return (
             self.input_tokens
             + self.output_tokens
@@ -96,6 +175,7 @@ class Usage:
 class Response:
     """A model's answer and what it cost; ``cached`` is True when it was replayed."""
 
+    #: The final answer: what checks see, without any reasoning.
     text: str
     usage: Usage = field(default_factory=Usage)
     latency_s: float = 0.0
@@ -105,6 +185,9 @@ class Response:
     cached: bool = False
     #: Backend-specific facts worth keeping, e.g. a GGUF file's sha256.
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: The reasoning the model showed before its answer (thinking blocks, ``<think>``
+    #: text, ``reasoning_content``); ``None`` when it showed none.
+    reasoning: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -123,11 +206,14 @@ class Response:
             recorded_at=data.get("recorded_at"),
             cached=cached,
             extra=dict(data.get("extra", {})),
+            reasoning=data.get("reasoning"),
         )
 
 
 def cache_model(spec: ModelSpec) -> str:
-    """The model as a cache key names it: a local model by its file name, never its path."""
+    """The model as a cache key names it: a local model by its file name, never its path,
+    and a Hugging Face model by repository and quantization or file, as the user wrote it
+    (so replay needs neither the file nor the Hub)."""
     return Path(spec.model).name if spec.provider == "gguf" else spec.model
 
 
@@ -147,5 +233,5 @@ def request_for(
         prompt=prompt,
         sampling=sampling or Sampling(),
         trial=trial,
-        prompt_format="auto" if spec.provider == "gguf" else None,
+        prompt_format="auto" if spec.local else None,
     )

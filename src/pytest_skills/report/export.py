@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pytest_skills.models import ALIASES_CHECKED
 from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord, sorted_records
 from pytest_skills.report.stats import Proportion
@@ -49,6 +50,10 @@ def to_json(
                     "relative_change": m.token_change,
                     "cache_read": m.with_skill.cache_read_tokens,
                     "cache_write": m.with_skill.cache_write_tokens,
+                    "reasoning": {
+                        "with_skill": m.with_skill.reasoning_tokens,
+                        "baseline": m.baseline.reasoning_tokens if m.baseline else None,
+                    },
                 },
                 "latency_s": {
                     "with_skill": m.with_skill.latency_s,
@@ -62,6 +67,8 @@ def to_json(
                 "errors": m.errors,
                 "ungraded": m.with_skill.ungraded + (m.baseline.ungraded if m.baseline else 0),
                 "paired": dataclasses.asdict(m.paired) if m.paired else None,
+                "reported_models": list(m.reported_models),
+                "adapted": list(m.adapted),
             }
         )
     results = []
@@ -86,6 +93,11 @@ def to_json(
             "trials": settings.trials,
             "cache_mode": settings.cache_mode,
             "baseline": settings.baseline,
+            "reasoning": settings.reasoning.text if settings.reasoning else None,
+            # What every model name meant on this run: an alias's target, checked on
+            # the date below.
+            "models": [{"model": m.name, "resolved": m.resolved} for m in settings.models],
+            "aliases_checked": ALIASES_CHECKED,
         },
         "models": model_rows,
         "results": results,

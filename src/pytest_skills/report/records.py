@@ -55,6 +55,12 @@ class CallResult:
     #: What the checks made of the answer: one tree per check applied (a skill item
     #: applies one; a ``skill_model`` test one per ``Answer.check``), secrets redacted.
     checks: tuple[CheckResult, ...] = ()
+    #: The reasoning the model showed apart from its answer (never graded).
+    reasoning: str | None = None
+    #: The model id the provider says answered (an alias's snapshot, a GGUF file name).
+    reported_model: str | None = None
+    #: Parameters the server refused this run and what was sent instead, if any.
+    adapted: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,6 +86,9 @@ class CallResult:
             "error_kind": self.error_kind,
             "cache_key": self.cache_key,
             "checks": [check_to_json(check) for check in self.checks],
+            "reasoning": self.reasoning,
+            "reported_model": self.reported_model,
+            "adapted": self.adapted,
         }
 
     @classmethod
@@ -98,6 +107,9 @@ class CallResult:
             cache_key=data["cache_key"],
             error_kind=data.get("error_kind"),
             checks=tuple(check_from_json(c) for c in data.get("checks") or ()),
+            reasoning=data.get("reasoning"),
+            reported_model=data.get("reported_model"),
+            adapted=data.get("adapted"),
         )
 
 
@@ -160,6 +172,9 @@ def call_result(
         cache_key=cache_key,
         error_kind=(error_kind or CALL_FAILED) if failed else None,
         checks=tuple(_redacted_check(check, redact) for check in checks),
+        reasoning=redact(response.reasoning) if response and response.reasoning else None,
+        reported_model=response.reported_model if response is not None else None,
+        adapted=response.extra.get("adapted") if response is not None else None,
     )
 
 

@@ -41,6 +41,8 @@ class ConditionSummary:
     #: cached input, llama.cpp prefix reuse).
     cache_read_tokens: float | None = None
     cache_write_tokens: float | None = None
+    #: Mean reasoning tokens per call (a part of ``tokens``, and of its cost).
+    reasoning_tokens: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class ModelSummary:
     baseline: ConditionSummary | None
     lift: Lift | None
     paired: PairedRates | None = None
+    #: The model ids the provider reported for the answers (what an alias meant then).
+    reported_models: tuple[str, ...] = ()
+    #: Parameters a server refused, and what was sent instead (said once per model).
+    adapted: tuple[str, ...] = ()
 
     @property
     def errors(self) -> int:
@@ -101,6 +107,7 @@ def _condition(results: Sequence[CallResult], resolved: str) -> ConditionSummary
         ungraded=len({r.cache_key for r in results if r.error_kind == NOT_GRADED}),
         cache_read_tokens=fmean(u.cache_read_tokens for u in usages) if usages else None,
         cache_write_tokens=fmean(u.cache_write_tokens for u in usages) if usages else None,
+        reasoning_tokens=fmean(u.reasoning_tokens for u in usages) if usages else None,
     )
 
 
@@ -158,9 +165,15 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
                 baseline=_condition(baseline, resolved) if baseline else None,
                 lift=_lift(per_case, settings.trials) if baseline else None,
                 paired=_paired_rates(per_case) if baseline else None,
+                reported_models=_distinct(r.reported_model for r in results),
+                adapted=_distinct(r.adapted for r in results),
             )
         )
     return summaries
+
+
+def _distinct(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(sorted({value for value in values if value}))
 
 
 # --- gates ----------------------------------------------------------------------------
