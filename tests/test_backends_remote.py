@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -13,7 +13,8 @@ from pytest_skills.backends import Backend, BackendError, BackendOptions, Missin
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
 from pytest_skills.models import ModelSpec, Request, Response, Sampling, parse_model_spec
-from tests.loopback import LoopbackServer
+from tests.loopback import Call as WireCall
+from tests.loopback import LoopbackServer, echo
 
 SKILL = '# kernel-builder\n\nTarget H100 with capabilities = ["9.0"].'
 SKILL_TOKENS = len(SKILL.split())  # the loopback counts words as tokens
@@ -307,15 +308,23 @@ def test_failures_are_consumed_in_order(
 
 
 def test_concurrent_requests_overlap() -> None:
-    with LoopbackServer(latency=0.3) as slow:
-        backend = openai_backend(slow)
-        started = time.perf_counter()
+    # The server holds every request until four are in flight at once: if the client
+    # sent them one after another, the first would never be answered (the guard says so).
+    all_arrived = threading.Barrier(4, timeout=600)
+
+    def together(call: WireCall) -> str:
+        if call.prompt.startswith("case"):
+            all_arrived.wait()
+        return echo(call)
+
+    with LoopbackServer(responder=together) as server:
+        backend = openai_backend(server, BackendOptions(timeout=600))
+        # The first call goes alone (the backend learns what the model accepts from it).
+        assert ask(backend, "warm-up").text == "echo: warm-up"
         with ThreadPoolExecutor(max_workers=4) as pool:
             texts = list(pool.map(lambda n: ask(backend, f"case {n}").text, range(4)))
-        elapsed = time.perf_counter() - started
         backend.close()
     assert texts == [f"echo: case {n}" for n in range(4)]
-    assert elapsed < 0.3 * 4 * 0.75  # served side by side, not one after another
 
 
 def test_custom_responder_sees_the_call() -> None:
