@@ -89,8 +89,6 @@ class SkillRun:
             self._cache = ResponseCache(
                 self.settings.cache_dir,
                 read_only=self.settings.cache_mode == "replay",
-                # One process reads a snapshot until it writes; workers write at once.
-                defer_writes=not is_xdist_worker(self.config),
                 secrets=self._secrets,
             )
         return self._cache
@@ -105,6 +103,7 @@ class SkillRun:
                 concurrency=self.settings.concurrency,
                 retries=self.settings.retries,
                 replay_check=GGUFFingerprints(self.settings.gguf_dirs).warning,
+                redact=self.redact,
             )
         return self._runner
 

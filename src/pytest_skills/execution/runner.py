@@ -5,24 +5,31 @@ and a label naming the case) before the items that need them run. Cached answers
 resolve at once; the rest go to a pool of ``concurrency`` threads, except calls to
 *exclusive* backends (a local model in this process), which run one at a time on a
 thread of their own, in the order planned so consecutive calls share the skill
-prefix. Failures never escape as exceptions: every call ends in an :class:`Outcome`.
+prefix. Failures never escape as exceptions: every call ends in an :class:`Outcome`,
+whatever a backend, the cache or a secret scan raises on whichever thread, so no
+waiter can wait forever. Error texts are redacted before anyone sees them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future
-from concurrent.futures import wait as wait_futures
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_skills.backends import Backend, BackendError
-from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry
+from pytest_skills.execution.cache import (
+    CacheError,
+    ResponseCache,
+    SecretInEntry,
+    UnreadableEntry,
+)
 from pytest_skills.models import ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
@@ -32,6 +39,8 @@ ReplayCheck = Callable[[ModelSpec, Response], "str | None"]
 #: Put on a work queue to end the thread that drains it.
 _SHUTDOWN = object()
 
+#: Exponential backoff: attempt n waits between half and all of BASE * 2**n, capped.
+#: The lower half is a floor that holds even when a server says ``retry-after: 0``.
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
@@ -50,6 +59,8 @@ class Outcome:
     error: str | None = None
     #: Set when the error was a replay miss, so the item can say how to record it.
     replay_miss: bool = False
+    #: Set when the cache entry was refused as unreadable: recording again replaces it.
+    unreadable_entry: bool = False
     warnings: tuple[str, ...] = ()
 
     @property
@@ -81,8 +92,11 @@ class Runner:
         retries: int = 4,
         sleep: Callable[[float], Any] | None = None,
         replay_check: ReplayCheck | None = None,
+        redact: Callable[[str], str] = str,
     ):
         self.cache = cache if mode != "off" else None
+        #: Applied to every error and warning text: providers echo keys in messages.
+        self.redact = redact
         self.replay_check = replay_check
         self.mode = mode
         self.backend_factory = backend_factory
@@ -92,6 +106,9 @@ class Runner:
         self._futures: dict[str, Future[Outcome]] = {}
         self._backends: dict[str, Backend | BackendError] = {}
         self._lock = threading.Lock()
+        #: Notified whenever a call finishes; wait() sleeps on it.
+        self._finished = threading.Condition(self._lock)
+        self._pending = 0
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._pool: queue.Queue[Any] = queue.Queue()
@@ -112,23 +129,27 @@ class Runner:
                 if key not in self._futures:
                     self._futures[key] = Future()
                     fresh.append(call)
-        self.progress.total += len(fresh)
+            self.progress.total += len(fresh)
+            self._pending += len(fresh)
         # Local models evaluate a shared prefix once when calls with the same skill
         # and similar input follow each other; remote calls don't care about order.
         fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
         for call in fresh:
+            future = self._futures[call.request.key]
             try:
-                self._start(call)
-            except Exception as error:  # a broken entry or backend factory: this call only
-                future = self._futures[call.request.key]
-                if not future.done():
-                    self._finish(future, Outcome(error=f"{type(error).__name__}: {error}"))
+                self._start(call, future)
+            except BaseException as error:  # a broken entry or backend factory: this call only
+                self._finish(future, Outcome(error=f"{type(error).__name__}: {error}"))
+                if not isinstance(error, Exception):
+                    raise
 
-    def _start(self, call: Call) -> None:
-        future = self._futures[call.request.key]
+    def _start(self, call: Call, future: Future[Outcome]) -> None:
         if self.cache is not None and self.mode in ("auto", "replay"):
             try:
                 hit = self.cache.get(call.request)
+            except UnreadableEntry as error:
+                self._finish(future, Outcome(error=str(error), unreadable_entry=True))
+                return
             except CacheError as error:
                 self._finish(future, Outcome(error=str(error)))
                 return
@@ -137,9 +158,9 @@ class Runner:
                 self._finish(future, Outcome(response=hit, warnings=(warning,) if warning else ()))
                 return
             if self.mode == "replay":
-                explanation = self.cache.explain_miss(call.request, call.label)
                 self._finish(
-                    future, Outcome(error=f"not in the cache ({explanation})", replay_miss=True)
+                    future,
+                    Outcome(error=f"not in the cache ({self._explain(call)})", replay_miss=True),
                 )
                 return
         backend = self._backend(call.spec)
@@ -151,6 +172,13 @@ class Runner:
         else:
             self._ensure_pool()
             self._pool.put((call, backend, future))
+
+    def _explain(self, call: Call) -> str:
+        assert self.cache is not None
+        try:
+            return self.cache.explain_miss(call.request, call.label)
+        except Exception as error:  # the miss is the message; the search is a courtesy
+            return f"the cache could not be searched for the nearest entry: {error}"
 
     def _backend(self, spec: ModelSpec) -> Backend | BackendError:
         if spec.resolved not in self._backends:
@@ -217,6 +245,9 @@ class Runner:
         while True:
             try:
                 response = backend.complete(call.request)
+                problem = _not_a_response(response)
+                if problem:
+                    return Outcome(error=f"{call.spec.name}: the backend returned {problem}")
                 break
             except BackendError as error:
                 if not error.retryable or attempt >= self.retries or self._stop.is_set():
@@ -238,19 +269,38 @@ class Runner:
 
     @staticmethod
     def _delay(attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), BACKOFF_CAP_S)
-        # Full jitter keeps many workers that hit one rate limit from retrying in step.
-        return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+        # Jitter keeps many workers that hit one rate limit from retrying in step; the
+        # floor keeps a server that says "retry-after: 0" from being hit back to back.
+        ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempt, 16))
+        backoff = random.uniform(ceiling / 2, ceiling)
+        if retry_after is None or not math.isfinite(retry_after):
+            return backoff
+        return max(min(retry_after, BACKOFF_CAP_S), backoff)
 
     def _finish(self, future: Future[Outcome], outcome: Outcome) -> None:
-        with self._lock:
+        if outcome.error is not None or outcome.warnings:
+            try:
+                outcome = Outcome(
+                    response=outcome.response,
+                    error=None if outcome.error is None else self.redact(outcome.error),
+                    replay_miss=outcome.replay_miss,
+                    unreadable_entry=outcome.unreadable_entry,
+                    warnings=tuple(self.redact(w) for w in outcome.warnings),
+                )
+            except Exception as error:  # never let a broken redactor show a secret
+                outcome = Outcome(error=f"the error text could not be redacted ({error})")
+        try:
+            future.set_result(outcome)
+        except InvalidStateError:  # finished already: count it once
+            return
+        with self._finished:
+            self._pending -= 1
             self.progress.done += 1
             if outcome.response is not None and outcome.response.cached:
                 self.progress.cached += 1
             if not outcome.ok:
                 self.progress.failed += 1
-        future.set_result(outcome)
+            self._finished.notify_all()
 
     # --- results --------------------------------------------------------------------
 
@@ -258,13 +308,14 @@ class Runner:
         """Block until every submitted call has finished; Ctrl-C stops promptly."""
         try:
             while True:
-                with self._lock:
-                    pending = [f for f in self._futures.values() if not f.done()]
-                if not pending:
-                    break
+                with self._finished:
+                    if self._pending <= 0:
+                        break
                 if on_tick is not None:
                     on_tick(self.progress)
-                _wait_any(pending, tick_s)
+                with self._finished:
+                    if self._pending > 0:
+                        self._finished.wait(tick_s)
         except KeyboardInterrupt:
             self._stop.set()
             raise
@@ -315,5 +366,10 @@ class Runner:
                     close()
 
 
-def _wait_any(futures: list[Future[Outcome]], timeout: float) -> None:
-    wait_futures(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+def _not_a_response(response: object) -> str | None:
+    """What is wrong with a backend's return value, if anything (a plugin's bug)."""
+    if not isinstance(response, Response):
+        return f"{type(response).__name__}, not a Response"
+    if not isinstance(response.text, str):
+        return f"an answer of type {type(response.text).__name__}, not a string"
+    return None
