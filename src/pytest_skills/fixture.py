@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult, CheckSpecError
+from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import FormatError, Skill, load_skill, user_message
@@ -112,7 +113,7 @@ class Answer:
                     f"    expected: {leaf.expected}",
                     f"    actual:   {leaf.actual}",
                 ]
-            lines += ["answer" + (" (replayed)" if self.replayed else "") + ":", self.text]
+            lines += ["answer" + (" (replayed)" if self.replayed else "") + ":", clip(self.text)]
             pytest.fail("\n".join(lines), pytrace=False)
         return result
 
@@ -197,8 +198,8 @@ class SkillModel:
 
     def _describe(self, outcome: Outcome) -> str:
         message = f"{self.spec.name}: {outcome.error or 'unknown error'}"
-        if outcome.replay_miss:
-            message += replay_hint(self.item.nodeid, self.spec.name)
+        if outcome.replay_miss or outcome.unreadable_entry:
+            message += replay_hint(self.item.nodeid, self.spec.name, outcome)
         return message
 
     def _skill(self, skill: str | Path | Skill | None) -> Skill:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from pytest_skills.checks import CheckError, CheckRegistry, CheckResult
+from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import Case, FormatError, Suite, load_suite
@@ -107,11 +108,13 @@ class SkillFile(pytest.File):
         return super().repr_failure(excinfo)
 
 
-def replay_hint(nodeid: str, model: str) -> str:
-    """How to record an answer that a replay missed."""
+def replay_hint(nodeid: str, model: str, outcome: Outcome | None = None) -> str:
+    """How to record an answer that a replay missed, or record again one whose cache
+    entry was refused as unreadable (``refresh`` overwrites it)."""
+    mode = "refresh" if outcome is not None and outcome.unreadable_entry else "auto"
     return (
         f"\nTo record it, run with the model reachable:\n"
-        f"    pytest '{nodeid}' --skill-model {model} --skill-cache=auto"
+        f"    pytest '{nodeid}' --skill-model {model} --skill-cache={mode}"
     )
 
 
@@ -222,9 +225,9 @@ class SkillItem(pytest.Item):
 
     def _describe_error(self, graded: _Graded) -> str:
         message = graded.error or "unknown error"
-        if graded.replay_miss:
+        if graded.replay_miss or graded.outcome.unreadable_entry:
             assert self.spec is not None
-            message += replay_hint(self.nodeid, self.spec.name)
+            message += replay_hint(self.nodeid, self.spec.name, graded.outcome)
         return message
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
@@ -258,7 +261,7 @@ class SkillItem(pytest.Item):
             title = "answer with the skill" + (
                 " (replayed)" if first.outcome.response.cached else ""
             )
-            lines += [f"{'-' * 20} {title} {'-' * 20}", first.outcome.response.text]
+            lines += [f"{'-' * 20} {title} {'-' * 20}", clip(first.outcome.response.text)]
         lines += ["", f"case {self.case.id} defined at {self.suite.path}:{self.case.line or ''}"]
         return "\n".join(lines)
 

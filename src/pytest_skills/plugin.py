@@ -61,8 +61,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if is_skill_test_file(file_path):
-        context = parent.config.stash[RUN_KEY].context
-        return SkillFile.from_parent(parent, path=file_path, context=context)
+        run = parent.config.stash[RUN_KEY]
+        if run.first_sight(file_path):
+            return SkillFile.from_parent(parent, path=file_path, context=run.context)
     return None
 
 
@@ -78,6 +79,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     # Outermost, so the report's outcome is final (xfail applied) when the record is made.
     report = yield
+    if item.get_closest_marker("skill") is not None:
+        item.config.stash[RUN_KEY].redact_report(report)
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     record = record or fixture.record_of(item, report)
     if record is not None:

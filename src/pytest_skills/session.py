@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -25,7 +26,7 @@ from pytest_skills.context import RunContext
 from pytest_skills.execution.cache import CacheError, ResponseCache
 from pytest_skills.execution.fingerprints import GGUFFingerprints
 from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
-from pytest_skills.execution.secrets import redact, secret_values
+from pytest_skills.execution.secrets import redact, redact_data, secret_values
 from pytest_skills.models import ModelSpec, cache_model
 from pytest_skills.report import export, terminal
 from pytest_skills.report.records import ItemRecord, from_properties
@@ -60,6 +61,8 @@ class SkillRun:
     _cache: ResponseCache | None = None
     #: Read once, on the main thread, when the run starts.
     _secrets: dict[str, str] = field(default_factory=secret_values)
+    #: Real paths of the skill test files collected so far.
+    _collected: set[Path] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.judge = JudgeCheck(self.settings.judge_model, self.ask)
@@ -79,9 +82,31 @@ class SkillRun:
         register_judge_check(registry, self.judge)
         return registry
 
+    def first_sight(self, path: Path) -> bool:
+        """True the first time a file is seen: a directory symlink that loops back (or
+        two links to one directory) must not collect the same cases again."""
+        real = path.resolve()
+        if real in self._collected:
+            return False
+        self._collected.add(real)
+        return True
+
     def redact(self, text: str) -> str:
         """``text`` without the values of secret variables, for reports and JUnit."""
         return redact(text, self._secrets) if self._secrets else text
+
+    def redact_report(self, report: pytest.TestReport) -> None:
+        """Take secrets out of a skill test's failure text (terminal, JUnit, xdist).
+
+        Every text the plugin builds is redacted already; this catches what a test
+        prints itself, e.g. ``assert answer.text == ...`` on an answer holding a key.
+        """
+        if not self._secrets or report.longrepr is None:
+            return
+        text = str(report.longrepr)
+        redacted = self.redact(text)
+        if redacted != text:
+            report.longrepr = redacted
 
     @property
     def cache(self) -> ResponseCache:
@@ -130,12 +155,13 @@ class SkillRun:
             )
             or "none (skill items skip)"
         )
-        return [
+        lines = [
             f"skills: models: {models}",
             f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
             f"concurrency {s.concurrency}, trials {s.trials}"
             + ("" if s.baseline else ", no baseline"),
         ]
+        return [self.redact(line) for line in lines]
 
     # --- execution --------------------------------------------------------------------
 
@@ -197,21 +223,19 @@ class SkillRun:
             return
         reporter.section(SECTION, sep="=", bold=True)
         for line in lines:
-            reporter.write_line(line, red=line.startswith("skills: GATE"))
+            reporter.write_line(self.redact(line), red=line.startswith("skills: GATE"))
 
     def finish(self, session: pytest.Session) -> None:
         s = self.settings
         models = self.summaries = summarise(self.records, s)
         if s.report_path is not None:
             s.report_path.parent.mkdir(parents=True, exist_ok=True)
-            s.report_path.write_text(
-                json.dumps(export.to_json(models, self.records, s), indent=2) + "\n",
-                encoding="utf-8",
-            )
+            report = redact_data(export.to_json(models, self.records, s), self._secrets)
+            s.report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.records:
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(export.markdown(models) + "\n")
+                handle.write(self.redact(export.markdown(models)) + "\n")
         self.gate_messages = gate_failures(models, s)
         if self.gate_messages and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

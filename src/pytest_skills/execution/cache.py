@@ -178,7 +178,7 @@ class ResponseCache:
         """True when there is a cache file to read; CacheError when the path is unusable."""
         if not self.directory.is_dir():
             # The directory itself or one above it may be a file: say so, not "no entries".
-            blocker = next((p for p in (self.directory, *self.directory.parents) if p.exists()))
+            blocker = next(p for p in (self.directory, *self.directory.parents) if p.exists())
             if not blocker.is_dir():
                 raise CacheError(
                     f"the response cache cannot live at {self.directory}: {blocker} is a "

@@ -7,6 +7,7 @@ to lines; :class:`FileReader` turns raw mappings into :class:`Case` objects and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,8 @@ from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.skill_md import load_skill
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed"})
+#: No model answers more tokens than this; a larger value is a typo (1e20).
+MAX_TOKENS_LIMIT = 1_000_000
 CASE_KEYS = frozenset(
     {
         "id",
@@ -77,6 +80,16 @@ class FileReader:
                 raise self.fail(
                     f"{key} must be a number (max_tokens a positive integer)", (*path, key)
                 )
+            if value is not None and not math.isfinite(value):
+                raise self.fail(f"{key} must be a finite number, not {value!r}", (*path, key))
+            if key == "max_tokens" and value > MAX_TOKENS_LIMIT:
+                raise self.fail(
+                    f"max_tokens {value:,} is more than any model answers; give at most "
+                    f"{MAX_TOKENS_LIMIT:,}",
+                    (*path, key),
+                )
+            if key == "temperature" and value < 0:
+                raise self.fail("temperature must not be negative", (*path, key))
         return values
 
     def defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -113,7 +126,11 @@ class FileReader:
         except CheckSpecError as error:
             raise self.fail(str(error), error.path or (*path, key)) from None
         case_id = raw.get("id", f"case-{index + 1}")
-        if not isinstance(case_id, (str, int)) or not str(case_id).strip():
+        if (
+            not isinstance(case_id, (str, int))
+            or isinstance(case_id, bool)
+            or not str(case_id).strip()
+        ):
             raise self.fail("'id' must be a non-empty string", (*path, "id"))
         if "::" in str(case_id):
             # pytest splits node ids on '::': such an item could never be selected by id.
