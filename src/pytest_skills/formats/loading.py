@@ -177,7 +177,10 @@ def load_yaml(text: str) -> tuple[Any, dict[KeyPath, int]]:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
         problem = getattr(error, "problem", None) or str(error)
-        raise DataError(f"invalid YAML: {problem}", mark.line + 1 if mark else None) from None
+        line = mark.line + 1 if mark else None
+        if "nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+            raise DataError(_too_deep(), line) from None
+        raise DataError(f"invalid YAML: {problem}", line) from None
     except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits
         raise DataError(f"invalid YAML: {error}") from None
     finally:
