@@ -62,7 +62,7 @@ def value_text(directory: Path, row: Row) -> str:
     if mode == MODE_TEXT:
         return _value_file(directory, filename)
     if mode == MODE_PICKLE:
-        raise UnreadableValue("it is a pickle, which can run code when loaded; it is never loaded")
+        raise UnreadableValue("it is a pickle (which can run code when loaded)")
     if mode == MODE_BINARY:
         raise UnreadableValue("it holds binary data, not text")
     raise UnreadableValue(f"its storage mode {mode!r} is unknown")
@@ -102,7 +102,7 @@ class SafeDisk(diskcache.Disk):
 
     def get(self, key: Any, raw: bool) -> Any:
         if not raw:
-            raise UnreadableValue("its key is a pickle, which is never loaded")
+            raise UnreadableValue("its key is a pickle (which can run code when loaded)")
         return super().get(key, raw)
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
