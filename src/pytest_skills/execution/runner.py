@@ -134,14 +134,17 @@ class Runner:
         # Local models evaluate a shared prefix once when calls with the same skill
         # and similar input follow each other; remote calls don't care about order.
         fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
-        for call in fresh:
+        for index, call in enumerate(fresh):
             future = self._futures[call.request.key]
             try:
                 self._start(call, future)
+            except KeyboardInterrupt:
+                self._stop.set()
+                for rest in fresh[index:]:  # nobody will start these: end them now
+                    self._finish(self._futures[rest.request.key], Outcome(error="interrupted"))
+                raise
             except BaseException as error:  # a broken entry or backend factory: this call only
                 self._finish(future, Outcome(error=f"{type(error).__name__}: {error}"))
-                if not isinstance(error, Exception):
-                    raise
 
     def _start(self, call: Call, future: Future[Outcome]) -> None:
         if self.cache is not None and self.mode in ("auto", "replay"):
@@ -177,8 +180,10 @@ class Runner:
         assert self.cache is not None
         try:
             return self.cache.explain_miss(call.request, call.label)
-        except Exception as error:  # the miss is the message; the search is a courtesy
-            return f"the cache could not be searched for the nearest entry: {error}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # the miss is the message; the search is a courtesy
+            return f"the cache could not be searched for the nearest entry: {error!r}"
 
     def _backend(self, spec: ModelSpec) -> Backend | BackendError:
         if spec.resolved not in self._backends:
@@ -263,7 +268,8 @@ class Runner:
                 self.cache.put(call.request, response, call.label)
             except (SecretInEntry, CacheError) as error:
                 warnings = (str(error),)
-            except Exception as error:  # e.g. a backend's extra that is not JSON
+            except BaseException as error:  # e.g. a backend's extra that is not JSON
+                # Whatever went wrong in recording it, the answer itself is good.
                 warnings = (f"not cached: {type(error).__name__}: {error}",)
         return Outcome(response=response, warnings=warnings)
 
@@ -278,6 +284,8 @@ class Runner:
         return max(min(retry_after, BACKOFF_CAP_S), backoff)
 
     def _finish(self, future: Future[Outcome], outcome: Outcome) -> None:
+        """Resolve ``future`` (once) with ``outcome``, its texts redacted. Never raises:
+        it runs on pool threads, whose death would strand every call queued behind."""
         if outcome.error is not None or outcome.warnings:
             try:
                 outcome = Outcome(
@@ -287,8 +295,10 @@ class Runner:
                     unreadable_entry=outcome.unreadable_entry,
                     warnings=tuple(self.redact(w) for w in outcome.warnings),
                 )
-            except Exception as error:  # never let a broken redactor show a secret
-                outcome = Outcome(error=f"the error text could not be redacted ({error})")
+            except BaseException as error:  # never let a broken redactor show a secret
+                outcome = Outcome(
+                    error=f"the error text could not be redacted ({type(error).__name__})"
+                )
         try:
             future.set_result(outcome)
         except InvalidStateError:  # finished already: count it once
