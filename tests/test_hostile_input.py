@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import resource
 import subprocess
 import sys
@@ -127,7 +128,7 @@ HOSTILE = [
     pytest.param(
         "demo.skill.yaml",
         "base: &b {contains: x}\ncases:\n  - input: hi\n    expect: &loop {all: [*loop]}\n",
-        "demo.skill.yaml:4: alias *loop refers to a value that contains it",
+        "demo.skill.yaml:4: an alias refers to a value that contains it",
         id="recursive-alias",
     ),
     pytest.param(
@@ -183,7 +184,9 @@ def test_billion_laughs_is_refused_at_once(pytester: pytest.Pytester) -> None:
         preexec_fn=_limit_memory,
         timeout=300,  # a hang guard only: the refusal is immediate
     )
-    assert "demo.skill.yaml:4: YAML aliases expand to more than 10,000 values" in finished.stdout
+    assert re.search(
+        r"demo.skill.yaml:\d+: YAML aliases expand to more than 10,000", finished.stdout
+    )
     assert "1 error" in finished.stdout
     assert "Traceback" not in finished.stdout + finished.stderr
 

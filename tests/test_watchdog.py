@@ -102,9 +102,9 @@ def run_under_guard(runner: Runner, planned: list[Call]) -> dict[str, Outcome]:
     thread.join(HANG_GUARD_S)
     assert not thread.is_alive(), "the run is still waiting for a call that never ends"
     try:
-        outcomes = {call.request.key: runner._futures[call.request.key] for call in planned}
-        assert all(future.done() for future in outcomes.values()), "a call was lost"
-        return {key: future.result() for key, future in outcomes.items()}
+        outcomes = {call.request.key: runner.finished(call) for call in planned}
+        assert all(outcome is not None for outcome in outcomes.values()), "a call was lost"
+        return outcomes  # type: ignore[return-value]
     finally:
         runner.stop()
         assert not failure or isinstance(failure[0], (KeyboardInterrupt, Fault, SystemExit)), (

@@ -13,17 +13,20 @@ must end quickly with data or one clear error, whatever it holds:
 * only plain YAML types are built (``SafeConstructor``), never objects;
 * JSON's non-standard ``NaN`` and ``Infinity`` are refused.
 
-YAML is composed here from libyaml's events (not by its recursive composer), so the
-limits apply while reading, before any node is built past them. JSON line numbers
-come from a scan of the JSON text itself, so any valid JSON gets them, escapes
-included. Pure code: no pytest.
+YAML is composed by libyaml (aliases stay shared nodes there) and walked once,
+iteratively, to check the limits and note the lines before any data is built. JSON
+line numbers come from a scan of the JSON text itself, so any valid JSON gets them,
+escapes included. Pure code: no pytest.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import re
 from bisect import bisect_right
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,9 +67,23 @@ def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         # ValueError: a NUL in the path; OSError: missing, unreadable, a directory.
         raise FormatError(path, f"cannot read the file: {error}") from None
     try:
-        return load_json(text) if path.suffix == ".json" else load_yaml(text)
+        with _collection_paused():
+            return load_json(text) if path.suffix == ".json" else load_yaml(text)
     except DataError as error:
         raise FormatError(path, error.message, error.line) from None
+
+
+@contextlib.contextmanager
+def _collection_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while reading: parsing makes a great many
+    objects and no cycles, and the collections it would trigger cost half the time."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 # --- JSON ------------------------------------------------------------------------------
@@ -172,190 +189,105 @@ def load_yaml(text: str) -> tuple[Any, dict[KeyPath, int]]:
     """The single document in ``text`` (None when empty) and its key lines."""
     loader = _Loader(text)
     try:
-        root = _YamlComposer(loader).document()
+        # libyaml composes (fast, in C); aliases are shared nodes there, so nothing has
+        # been expanded yet. The walk checks the limits before anything is built.
+        root = loader.get_single_node()
+        lines = _checked_lines(root)
         data = None if root is None else loader.construct_document(root)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        line = mark.line + 1 if mark else None
-        if "nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
-            raise DataError(_too_deep(), line) from None
-        raise DataError(f"invalid YAML: {problem}", line) from None
+        raise DataError(*_yaml_problem(error)) from None
     except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits
         raise DataError(f"invalid YAML: {error}") from None
     finally:
         loader.dispose()
-    return data, _yaml_lines(root)
+    return data, lines
 
 
-@dataclass
-class _Open:
-    """A mapping or sequence being composed."""
-
-    node: yaml.MappingNode | yaml.SequenceNode
-    #: Nodes and characters it stands for, aliases expanded.
-    nodes: int = 1
-    chars: int = 0
-    key: yaml.Node | None = None
-    keys: dict[tuple[str, str], int] = field(default_factory=dict)
-
-
-class _YamlComposer:
-    """PyYAML's composer, without recursion and with the limits of this module."""
-
-    def __init__(self, loader: Any):
-        self.loader = loader
-        self.anchors: dict[str, yaml.Node] = {}
-        #: Expanded size (nodes, characters) of every finished anchored node.
-        self.sizes: dict[int, tuple[int, int]] = {}
-        self.alias_nodes = 0
-        self.alias_chars = 0
-        self.stack: list[_Open] = []
-        #: ids of the nodes that carry an anchor.
-        self.anchored: set[int] = set()
-
-    def document(self) -> yaml.Node | None:
-        loader = self.loader
-        loader.get_event()  # StreamStart
-        if loader.check_event(yaml.StreamEndEvent):
-            return None
-        loader.get_event()  # DocumentStart
-        root = self.node()
-        loader.get_event()  # DocumentEnd
-        if not loader.check_event(yaml.StreamEndEvent):
-            event = loader.get_event()
-            raise DataError(
-                "the file holds a second YAML document (after '---'); keep one",
-                event.start_mark.line + 1,
-            )
-        return root
-
-    def node(self) -> yaml.Node:
-        """Compose one node (with everything inside it) from the events."""
-        loader = self.loader
-        while True:
-            event = loader.get_event()
-            if isinstance(event, (yaml.SequenceEndEvent, yaml.MappingEndEvent)):
-                finished = self.stack.pop()
-                finished.node.end_mark = event.end_mark
-                self._remember(finished.node, finished.nodes, finished.chars)
-                done, nodes, chars = finished.node, finished.nodes, finished.chars
-            elif isinstance(event, yaml.AliasEvent):
-                done = self._alias(event)
-                nodes, chars = self.sizes[id(done)]
-                self.alias_nodes += nodes
-                self.alias_chars += chars
-                if self.alias_nodes > MAX_ALIAS_NODES or self.alias_chars > MAX_ALIAS_CHARS:
-                    raise DataError(
-                        f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} values or "
-                        f"{MAX_ALIAS_CHARS // 2**20} MB of text; write the data out instead "
-                        "of repeating anchors",
-                        event.start_mark.line + 1,
-                    )
-            else:
-                anchor = event.anchor
-                if anchor is not None and anchor in self.anchors:
-                    first = self.anchors[anchor].start_mark.line + 1
-                    raise DataError(
-                        f"anchor &{anchor} is defined twice (first on line {first})",
-                        event.start_mark.line + 1,
-                    )
-                if isinstance(event, yaml.ScalarEvent):
-                    done = self._scalar(event)
-                    nodes, chars = 1, len(event.value)
-                    self._remember(done, nodes, chars)
-                else:
-                    self._open(event)
-                    continue
-            if not self.stack:
-                return done
-            self._attach(self.stack[-1], done, nodes, chars)
-
-    def _scalar(self, event: yaml.ScalarEvent) -> yaml.ScalarNode:
-        tag = event.tag
-        if tag is None or tag == "!":
-            tag = self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-        node = yaml.ScalarNode(
-            tag, event.value, event.start_mark, event.end_mark, style=event.style
-        )
-        self._anchor(event.anchor, node)
-        return node
-
-    def _open(self, event: Any) -> None:
-        if len(self.stack) >= MAX_DEPTH:
-            raise DataError(_too_deep(), event.start_mark.line + 1)
-        mapping = isinstance(event, yaml.MappingStartEvent)
-        kind = yaml.MappingNode if mapping else yaml.SequenceNode
-        tag = event.tag
-        if tag is None or tag == "!":
-            tag = self.loader.resolve(kind, None, event.implicit)
-        node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
-        self._anchor(event.anchor, node)
-        self.stack.append(_Open(node))
-
-    def _anchor(self, anchor: str | None, node: yaml.Node) -> None:
-        if anchor is not None:
-            self.anchors[anchor] = node
-            self.anchored.add(id(node))
-
-    def _alias(self, event: yaml.AliasEvent) -> yaml.Node:
-        target = self.anchors.get(event.anchor)
-        if target is None:
-            raise DataError(
-                f"alias *{event.anchor} has no anchor &{event.anchor} before it",
-                event.start_mark.line + 1,
-            )
-        if id(target) not in self.sizes:
-            # Still open: the alias sits inside its own anchor (a recursive structure).
-            raise DataError(
-                f"alias *{event.anchor} refers to a value that contains it",
-                event.start_mark.line + 1,
-            )
-        return target
-
-    def _remember(self, node: yaml.Node, nodes: int, chars: int) -> None:
-        if id(node) in self.anchored:
-            self.sizes[id(node)] = (nodes, chars)
-
-    def _attach(self, parent: _Open, child: yaml.Node, nodes: int, chars: int) -> None:
-        parent.nodes += nodes
-        parent.chars += chars
-        if isinstance(parent.node, yaml.SequenceNode):
-            parent.node.value.append(child)
-        elif parent.key is None:
-            parent.key = child
-        else:
-            key = parent.key
-            parent.key = None
-            if isinstance(key, yaml.ScalarNode) and key.tag != "tag:yaml.org,2002:merge":
-                seen = (key.tag, key.value)
-                if seen in parent.keys:
-                    raise DataError(
-                        f"duplicate key {key.value!r} (first on line {parent.keys[seen]})",
-                        key.start_mark.line + 1,
-                    )
-                parent.keys[seen] = key.start_mark.line + 1
-            parent.node.value.append((key, child))
+def _yaml_problem(error: yaml.YAMLError) -> tuple[str, int | None]:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    line = mark.line + 1 if mark else None
+    problem = getattr(error, "problem", None) or str(error)
+    if "nesting depth" in problem:  # libyaml's own limit, met while scanning ahead
+        return _too_deep(), line
+    if problem == "but found another document":
+        return "the file holds a second YAML document (after '---'); keep one", line
+    if problem == "second occurrence":  # context: "found duplicate anchor 'a'; first ..."
+        return "an anchor is defined twice; each anchor name may be defined once", line
+    return f"invalid YAML: {problem}", line
 
 
-def _yaml_lines(root: yaml.Node | None) -> dict[KeyPath, int]:
-    """Map key paths like ("cases", 0, "expect") to 1-based lines.
+#: A node being walked: (node, key path, depth, the entry of its parent).
+_Walked = tuple[yaml.Node, KeyPath, int, Any]
 
-    Aliased nodes are walked once per alias; the composer's budget bounds the walk.
+
+def _checked_lines(root: yaml.Node | None) -> dict[KeyPath, int]:
+    """Map key paths like ("cases", 0, "expect") to 1-based lines, checking the limits.
+
+    Iterative, so depth is checked before it can exhaust the stack. A node reached a
+    second time was reached through an alias: what it stands for counts against the
+    alias budget, and reaching it from inside itself is a recursive structure.
     """
     lines: dict[KeyPath, int] = {}
-    pending: list[tuple[yaml.Node, KeyPath]] = [] if root is None else [(root, ())]
+    if root is None:
+        return lines
+    seen: set[int] = set()
+    alias_nodes = alias_chars = 0
+    pending: list[_Walked] = [(root, (), 1, None)]
     while pending:
-        node, path = pending.pop()
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                child = (*path, str(key.value))
-                lines[child] = key.start_mark.line + 1
-                pending.append((value, child))
-        elif isinstance(node, yaml.SequenceNode):
-            pending.extend((item, (*path, index)) for index, item in enumerate(node.value))
+        entry = pending.pop()
+        node, path, depth, parent = entry
+        line = node.start_mark.line + 1
+        lines.setdefault(path, line)
+        again = id(node) in seen
+        if again:
+            if not isinstance(node, yaml.ScalarNode) and _contains(node, parent):
+                raise DataError("an alias refers to a value that contains it", line)
+            alias_nodes += 1 + (len(node.value) if isinstance(node, yaml.MappingNode) else 0)
+            alias_chars += len(node.value) if isinstance(node, yaml.ScalarNode) else 0
+            if alias_nodes > MAX_ALIAS_NODES or alias_chars > MAX_ALIAS_CHARS:
+                raise DataError(
+                    f"YAML aliases expand to more than {MAX_ALIAS_NODES:,} values or "
+                    f"{MAX_ALIAS_CHARS // 2**20} MB of text; write the data out instead "
+                    "of repeating anchors",
+                    line,
+                )
+        else:
+            seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            continue
+        if depth > MAX_DEPTH:
+            raise DataError(_too_deep(), line)
+        if isinstance(node, yaml.SequenceNode):
+            pending.extend(
+                (item, (*path, index), depth + 1, entry) for index, item in enumerate(node.value)
+            )
+            continue
+        keys: dict[tuple[str, str], int] = {}
+        for key, value in node.value:
+            child = (*path, str(key.value))
+            key_line = key.start_mark.line + 1
+            lines[child] = key_line
+            if not again and isinstance(key, yaml.ScalarNode) and key.tag != _MERGE:
+                name = (key.tag, key.value)
+                if name in keys:
+                    raise DataError(
+                        f"duplicate key {key.value!r} (first on line {keys[name]})", key_line
+                    )
+                keys[name] = key_line
+            pending.append((value, child, depth + 1, entry))
     return lines
+
+
+_MERGE = "tag:yaml.org,2002:merge"
+
+
+def _contains(node: yaml.Node, parent: Any) -> bool:
+    """Whether ``node`` is among the ancestors recorded in the chain of ``parent``."""
+    while parent is not None:
+        if parent[0] is node:
+            return True
+        parent = parent[3]
+    return False
 
 
 def _too_deep() -> str:
