@@ -15,7 +15,7 @@ from pytest_skills.backends import BackendError, BackendOptions
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
 from pytest_skills.execution.cache import ResponseCache
-from pytest_skills.execution.runner import Call, Runner
+from pytest_skills.execution.runner import BACKOFF_BASE_S, Call, Runner
 from pytest_skills.models import ModelSpec, Request, Response
 from tests.conftest import plugin_subprocess, write_skill
 from tests.loopback import Call as WireCall
@@ -87,12 +87,27 @@ def test_concurrency_is_bounded_and_used() -> None:
 def test_rate_limits_are_retried_honouring_retry_after(tmp_path: Path) -> None:
     delays: list[float] = []
     with LoopbackServer() as server:
-        server.fail_next(429, times=2, retry_after=0.25)
+        server.fail_next(429, times=2, retry_after=2.5)
         runner = anthropic_runner(server, tmp_path, retries=3, sleep=delays.append)
         outcome = runner.outcome(call("hello"))
     assert outcome.ok, outcome.error
-    assert delays == [0.25, 0.25]
+    assert delays == [2.5, 2.5]
     assert len(server.calls) == 3
+
+
+def test_retry_after_zero_still_backs_off_with_jitter() -> None:
+    # A server that says "retry-after: 0" under load must not get every attempt at once.
+    delays: list[float] = []
+    with LoopbackServer() as server:
+        server.fail_next(429, times=4, retry_after=0)
+        outcome = anthropic_runner(server, retries=4, sleep=delays.append).outcome(call("x"))
+    assert outcome.ok, outcome.error
+    assert len(delays) == 4
+    for attempt, delay in enumerate(delays):
+        ceiling = BACKOFF_BASE_S * 2**attempt
+        assert ceiling / 2 <= delay <= ceiling, (attempt, delay)
+    # Jitter: many workers told the same thing do not retry in step.
+    assert len({round(Runner._delay(0, 0.0), 6) for _ in range(20)}) > 1
 
 
 @pytest.mark.parametrize("status", [529, 500, 503])
@@ -102,7 +117,7 @@ def test_overload_and_server_errors_are_retried_with_backoff(status: int) -> Non
         server.fail_next(status, times=1)
         outcome = anthropic_runner(server, retries=2, sleep=delays.append).outcome(call("x"))
     assert outcome.ok, outcome.error
-    assert len(delays) == 1 and 0 <= delays[0] <= 0.5
+    assert len(delays) == 1 and BACKOFF_BASE_S / 2 <= delays[0] <= BACKOFF_BASE_S
 
 
 def test_a_request_that_keeps_failing_fails_alone_and_is_not_cached(tmp_path: Path) -> None:

@@ -413,7 +413,7 @@ def test_skill_block_is_the_body_under_the_skill_name(tmp_path: Path) -> None:
         ),
         ("description: d", "from-dir", "no 'name'", "from-dir"),
         (f"name: long-desc\ndescription: {'x' * 1025}", "long-desc", "limit is 1024", "long-desc"),
-        ("name: [unclosed\n", "broken", "not valid YAML", "broken"),
+        ("name: [unclosed\n", "broken", "not usable YAML", "broken"),
     ],
 )
 def test_front_matter_problems_are_warnings(

@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult, CheckSpecError
+from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import FormatError, Skill, load_skill, user_message
@@ -113,7 +114,7 @@ class Answer:
                     f"    expected: {leaf.expected}",
                     f"    actual:   {leaf.actual}",
                 ]
-            lines += ["answer" + (" (replayed)" if self.replayed else "") + ":", self.text]
+            lines += ["answer" + (" (replayed)" if self.replayed else "") + ":", clip(self.text)]
             pytest.fail("\n".join(lines), pytrace=False)
         return result
 

@@ -35,6 +35,7 @@ from pytest_skills.report.records import (
     MODEL_UNAVAILABLE,
     NOT_GRADED,
     REPLAY_MISS,
+    UNREADABLE_ENTRY,
     ItemRecord,
     call_result,
 )
@@ -242,13 +243,15 @@ def error_kind(outcome: Outcome) -> str:
     """The kind of a failed call, for the record and the problems summary."""
     if outcome.model_unavailable:
         return MODEL_UNAVAILABLE
+    if outcome.unreadable_entry:
+        return UNREADABLE_ENTRY
     return REPLAY_MISS if outcome.replay_miss else CALL_FAILED
 
 
 def short_error(message: str, kind: str) -> str:
     """An item's one-line reason; problems shared by many items are explained once."""
     first = message.splitlines()[0] if message else "unknown error"
-    if kind in (MODEL_UNAVAILABLE, REPLAY_MISS):
+    if kind in (MODEL_UNAVAILABLE, REPLAY_MISS, UNREADABLE_ENTRY):
         return f"{first} {SEE_SUMMARY}"
     return message
 

@@ -89,6 +89,9 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Any:
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not is_skill_test_file(file_path):
         return None
+    run = parent.config.stash[RUN_KEY]
+    if not run.first_sight(file_path):  # reached again through a symlink loop
+        return None
     try:
         opened: Source | FormatError | None = open_source(file_path)
     except FormatError as error:
@@ -96,8 +99,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     if opened is None:  # named like a skill test file, holding no cases: not ours
         parent.config.stash.setdefault(NOT_COLLECTED_KEY, []).append(file_path)
         return None
-    context = parent.config.stash[RUN_KEY].context
-    return SkillFile.from_parent(parent, path=file_path, context=context, source=opened)
+    return SkillFile.from_parent(parent, path=file_path, context=run.context, source=opened)
 
 
 def pytest_report_collectionfinish(config: pytest.Config, start_path: Path) -> list[str]:
@@ -118,6 +120,8 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     # Outermost, so the report's outcome is final (xfail applied) when the record is made.
     report = yield
+    if item.get_closest_marker("skill") is not None:
+        item.config.stash[RUN_KEY].redact_report(report)
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     record = record or fixture.record_of(item, report)
     if record is not None:

@@ -12,6 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import pluggy
@@ -25,7 +26,7 @@ from pytest_skills.context import RunContext
 from pytest_skills.execution.cache import CacheError, ResponseCache
 from pytest_skills.execution.fingerprints import GGUFFingerprints
 from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
-from pytest_skills.execution.secrets import redact, secret_values
+from pytest_skills.execution.secrets import redact, redact_data, secret_values
 from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES, ModelSpec, cache_model
 from pytest_skills.models.specs import did_you_mean
 from pytest_skills.report import export, html, terminal, workspace
@@ -68,6 +69,8 @@ class SkillRun:
     _secrets: dict[str, str] = field(default_factory=secret_values)
     #: Backends of plugin providers, built when their provider was checked.
     _prebuilt: dict[str, Backend] = field(default_factory=dict)
+    #: Real paths of the skill test files collected so far.
+    _collected: set[Path] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.judge = JudgeCheck(self.settings.judge_model, self.ask)
@@ -87,9 +90,31 @@ class SkillRun:
         register_judge_check(registry, self.judge)
         return registry
 
+    def first_sight(self, path: Path) -> bool:
+        """True the first time a file is seen: a directory symlink that loops back (or
+        two links to one directory) must not collect the same cases again."""
+        real = path.resolve()
+        if real in self._collected:
+            return False
+        self._collected.add(real)
+        return True
+
     def redact(self, text: str) -> str:
         """``text`` without the values of secret variables, for reports and JUnit."""
         return redact(text, self._secrets) if self._secrets else text
+
+    def redact_report(self, report: pytest.TestReport) -> None:
+        """Take secrets out of a skill test's failure text (terminal, JUnit, xdist).
+
+        Every text the plugin builds is redacted already; this catches what a test
+        prints itself, e.g. ``assert answer.text == ...`` on an answer holding a key.
+        """
+        if not self._secrets or report.longrepr is None:
+            return
+        text = str(report.longrepr)
+        redacted = self.redact(text)
+        if redacted != text:
+            report.longrepr = redacted
 
     @property
     def cache(self) -> ResponseCache:
@@ -97,8 +122,6 @@ class SkillRun:
             self._cache = ResponseCache(
                 self.settings.cache_dir,
                 read_only=self.settings.cache_mode == "replay",
-                # One process reads a snapshot until it writes; workers write at once.
-                defer_writes=not is_xdist_worker(self.config),
                 secrets=self._secrets,
             )
         return self._cache
@@ -113,6 +136,7 @@ class SkillRun:
                 concurrency=self.settings.concurrency,
                 retries=self.settings.retries,
                 replay_check=GGUFFingerprints(self.settings.gguf_dirs, self.announce).warning,
+                redact=self.redact,
             )
         return self._runner
 
@@ -182,13 +206,15 @@ class SkillRun:
             described = describe_parameters(m, s.reasoning)
             if described:
                 reasoning.append(f"skills: {m.name}: {described}")
-        return [
+        lines = [
             f"skills: models: {models}",
             *reasoning,
             f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
             f"concurrency {s.concurrency}, trials {s.trials}"
             + ("" if s.baseline else ", no baseline"),
         ]
+        # A base URL may carry a token in its query string.
+        return [self.redact(line) for line in lines]
 
     # --- execution --------------------------------------------------------------------
 
@@ -259,24 +285,21 @@ class SkillRun:
             return
         reporter.write_sep("=", SECTION, bold=True)
         for line in lines:
-            reporter.write_line(line, red=line.startswith("skills: GATE"))
+            reporter.write_line(self.redact(line), red=line.startswith("skills: GATE"))
 
     def finish(self, session: pytest.Session) -> None:
         s = self.settings
         models = self.summaries = summarise(self.records, s)
         if s.report_path is not None:
             s.report_path.parent.mkdir(parents=True, exist_ok=True)
-            s.report_path.write_text(
-                json.dumps(export.to_json(models, self.records, s), indent=2) + "\n",
-                encoding="utf-8",
-            )
+            report = redact_data(export.to_json(models, self.records, s), self._secrets)
+            s.report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         self._write_views(session, models)
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.records:
             with open(summary_file, "a", encoding="utf-8") as handle:
-                handle.write(
-                    export.markdown(models, self.records, find_problems(self.records)) + "\n"
-                )
+                markdown = export.markdown(models, self.records, find_problems(self.records))
+                handle.write(self.redact(markdown) + "\n")
         self.gate_messages = gate_failures(models, s)
         if self.gate_messages and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
+import regex
+
 from pytest_skills.checks.registry import (
+    CheckError,
     CheckRegistry,
     CheckResult,
     Evaluator,
@@ -19,10 +22,15 @@ from pytest_skills.checks.registry import (
     excerpt,
     missing,
     one_string,
+    shown,
     string_list,
     unfenced,
 )
 from pytest_skills.checks.verify import register_verify_check
+
+#: How long one regex search may take. Catastrophic backtracking on a long answer
+#: would otherwise hold the run forever (Python's re cannot be interrupted).
+REGEX_TIMEOUT_S = 2.0
 
 
 def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
@@ -46,23 +54,48 @@ def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     return CheckResult("not_contains", not present, expected, actual)
 
 
-def _compile(value: Any) -> re.Pattern[str]:
+@dataclass(frozen=True)
+class Pattern:
+    """A ``regex`` check's pattern: Python's ``re`` syntax, matched within a time bound."""
+
+    text: str
+    #: The same pattern compiled by the ``regex`` package, whose matching can time out.
+    bounded: Any
+
+
+def _compile(value: Any) -> Pattern:
+    text = one_string(value)
     try:
-        return re.compile(one_string(value))
-    except re.error as error:
-        raise ValueError(f"bad regular expression {value!r}: {error}") from None
+        # Python's own re decides what a valid pattern is: the syntax users know.
+        re.compile(text)
+        bounded = regex.compile(text)
+    except (re.error, regex.error, OverflowError, RecursionError, ValueError) as error:
+        # OverflowError: a repeat count too big; RecursionError: groups nested thousands deep.
+        reason = str(error) or type(error).__name__
+        raise ValueError(f"bad regular expression {shown(text, 200)}: {reason}") from None
+    return Pattern(text, bounded)
 
 
-def _regex(pattern: re.Pattern[str], answer: str) -> CheckResult:
-    match = pattern.search(answer)
-    actual = f"matched {match.group(0)!r}" if match else f"no match in {excerpt(answer)}"
-    return CheckResult("regex", match is not None, f"matches /{pattern.pattern}/", actual)
+def _regex(pattern: Pattern, answer: str) -> CheckResult:
+    try:
+        match = pattern.bounded.search(answer, timeout=REGEX_TIMEOUT_S)
+    except TimeoutError:
+        raise CheckError(
+            f"regex /{pattern.text}/ gave up after {REGEX_TIMEOUT_S:g} s on a "
+            f"{len(answer):,}-character answer: the pattern backtracks catastrophically; "
+            "avoid nested repeats such as (a+)+ or overlapping alternatives such as (a|aa)+"
+        ) from None
+    actual = f"matched {shown(match.group(0))}" if match else f"no match in {excerpt(answer)}"
+    return CheckResult("regex", match is not None, f"matches /{pattern.text}/", actual)
 
 
 def _equals(expected: str, answer: str) -> CheckResult:
     # Surrounding whitespace is noise from every model; inner text must be exact.
     return CheckResult(
-        "equals", answer.strip() == expected.strip(), repr(expected.strip()), repr(answer.strip())
+        "equals",
+        answer.strip() == expected.strip(),
+        shown(expected.strip()),
+        shown(answer.strip()),
     )
 
 
@@ -88,6 +121,8 @@ def _json(should_parse: bool, answer: str) -> CheckResult:
         parsed, detail = True, "valid JSON"
     except ValueError as error:
         parsed, detail = False, f"not JSON ({error})"
+    except RecursionError:
+        parsed, detail = False, "not JSON this reader accepts (nested too deeply)"
     return CheckResult(
         "json", parsed == should_parse, "valid JSON" if should_parse else "not JSON", detail
     )

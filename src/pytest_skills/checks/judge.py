@@ -113,7 +113,7 @@ def judge_prompt(rubric: Rubric, answer: str) -> str:
 def _json_verdict(text: str) -> tuple[bool | None, str] | None:
     try:
         data = json.loads(unfenced(text))
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands of levels deep
         return None
     if not isinstance(data, Mapping):
         return None

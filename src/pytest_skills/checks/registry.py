@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 COMBINATORS = ("all", "any")
+#: How deep ``all``/``any`` may nest: deeper trees are no clearer, only slower to read.
+MAX_CHECK_DEPTH = 16
+#: The most of an answer a failure message shows; reports keep the whole answer.
+SHOWN_ANSWER_CHARS = 4000
 
 
 class CheckSpecError(ValueError):
@@ -109,16 +113,27 @@ class CheckRegistry:
 
     def parse(self, expect: Any, path: tuple[str | int, ...] = ()) -> Check:
         """Turn an ``expect`` mapping into one Check; several keys mean all must pass."""
+        return self._parse(expect, path, 0)
+
+    def _parse(self, expect: Any, path: tuple[str | int, ...], depth: int) -> Check:
         if not isinstance(expect, Mapping) or not expect:
             raise CheckSpecError("expected a mapping of check kinds, e.g. {contains: '9.0'}", path)
-        checks = tuple(self._parse_one(str(k), v, (*path, str(k))) for k, v in expect.items())
+        checks = tuple(
+            self._parse_one(str(k), v, (*path, str(k)), depth) for k, v in expect.items()
+        )
         return checks[0] if len(checks) == 1 else Check("all", checks, path)
 
-    def _parse_one(self, kind: str, value: Any, path: tuple[str | int, ...]) -> Check:
+    def _parse_one(self, kind: str, value: Any, path: tuple[str | int, ...], depth: int) -> Check:
         if kind in COMBINATORS:
             if not isinstance(value, Sequence) or isinstance(value, str) or not value:
                 raise CheckSpecError(f"'{kind}' takes a non-empty list of expectations", path)
-            return Check(kind, tuple(self.parse(v, (*path, i)) for i, v in enumerate(value)), path)
+            if depth >= MAX_CHECK_DEPTH:
+                raise CheckSpecError(
+                    f"'all' and 'any' nest more than {MAX_CHECK_DEPTH} levels deep; flatten them",
+                    path,
+                )
+            children = tuple(self._parse(v, (*path, i), depth + 1) for i, v in enumerate(value))
+            return Check(kind, children, path)
         if kind not in self._kinds:
             raise CheckSpecError(
                 f"unknown check kind {kind!r}; known kinds: {', '.join(self.kinds)}", path
@@ -163,6 +178,26 @@ def one_string(value: Any) -> str:
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
         raise ValueError("expected a string")
     return str(value)
+
+
+def clip(text: str, limit: int = SHOWN_ANSWER_CHARS) -> str:
+    """``text``, or its start and end with a note of what was left out."""
+    if len(text) <= limit:
+        return text
+    head, tail = text[: limit * 3 // 4], text[-(limit // 4) :]
+    left_out = len(text) - len(head) - len(tail)
+    return (
+        f"{head}\n[... {left_out:,} characters left out here; --skill-report and JUnit XML "
+        "keep the whole answer ...]"
+        f"\n{tail}"
+    )
+
+
+def shown(text: str, limit: int = 400) -> str:
+    """``repr(text)``, cut at ``limit`` characters with the full length noted."""
+    if len(text) <= limit:
+        return repr(text)
+    return f"{text[: limit - 1] + '…'!r} ({len(text):,} characters)"
 
 
 def excerpt(answer: str, limit: int = 160) -> str:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import tempfile
@@ -35,6 +36,10 @@ from pytest_skills.checks.registry import CheckRegistry, CheckResult, missing, s
 VERIFIER_TYPES = ("command", "contains", "file_contains", "file_exists")
 DEFAULT_OUTPUT_FILE = "output.txt"
 DEFAULT_TIMEOUT_S = 30.0
+MAX_TIMEOUT_S = 3600.0
+#: Set in a command's environment, and inherited by everything it starts: what a
+#: command left running (even in a session of its own) is found and killed by it.
+RUN_MARKER = "PYTEST_SKILLS_VERIFIER_RUN"
 #: The tail of a command's output shown on failure.
 OUTPUT_LIMIT = 2000
 
@@ -77,6 +82,8 @@ def relative_path(value: Any) -> str:
     """A path inside the workspace: relative, without '..'."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError("expected a relative file path")
+    if "\x00" in value:
+        raise ValueError(f"{value!r} must not contain a NUL character")
     for flavour in (PurePosixPath, PureWindowsPath):
         pure = flavour(value)
         if pure.is_absolute() or pure.anchor or ".." in pure.parts:
@@ -100,6 +107,9 @@ def _command(raw: Mapping[str, Any]) -> str | tuple[str, ...]:
     if ("command" in raw) == ("cmd" in raw):
         raise ValueError("a command verifier needs 'command' (or 'cmd'), a string or a list")
     value = raw["command" if "command" in raw else "cmd"]
+    parts = [value] if isinstance(value, str) else value
+    if isinstance(parts, Sequence) and any(isinstance(p, str) and "\x00" in p for p in parts):
+        raise ValueError("'command' must not contain a NUL character")
     if isinstance(value, str) and value.strip():
         return value
     if (
@@ -114,8 +124,15 @@ def _command(raw: Mapping[str, Any]) -> str | tuple[str, ...]:
 
 def _timeout(raw: Mapping[str, Any]) -> float:
     value = raw.get("timeout", DEFAULT_TIMEOUT_S)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise ValueError(f"'timeout' must be a positive number of seconds, got {value!r}")
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value <= MAX_TIMEOUT_S  # NaN fails this too
+    ):
+        raise ValueError(
+            f"'timeout' must be a positive number of seconds (at most {MAX_TIMEOUT_S:g}), "
+            f"got {value!r}"
+        )
     return float(value)
 
 
@@ -194,36 +211,66 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
             process.kill()
 
 
+def _kill_marked(marker: str) -> None:
+    """Kill every process whose environment carries ``marker`` (Linux: read from /proc).
+
+    A command that detaches (``setsid``, a double fork) leaves its process group, so
+    killing the group misses it; the environment it inherited still names the run.
+    """
+    wanted = f"{RUN_MARKER}={marker}".encode()
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            environment = (entry / "environ").read_bytes()
+        except OSError:  # gone already, or another user's
+            continue
+        if wanted in environment.split(b"\0"):
+            with contextlib.suppress(OSError):
+                os.kill(int(entry.name), signal.SIGKILL)
+
+
 def run_command(
     command: str | tuple[str, ...], cwd: Path, timeout: float
 ) -> tuple[int | None, str]:
-    """Exit status (None on timeout) and combined output of a command run in ``cwd``."""
+    """Exit status (None on timeout) and combined output of a command run in ``cwd``.
+
+    Whatever the command leaves running when it ends (or times out) is killed.
+    """
+    marker = secrets.token_hex(8)
     try:
         process = subprocess.Popen(
             command if isinstance(command, str) else list(command),
             shell=isinstance(command, str),
             cwd=cwd,
+            env={**os.environ, RUN_MARKER: marker},
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=os.name == "posix",
         )
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a NUL in a command from a plugin
         return -1, f"cannot start the command: {error}"
     try:
         output, _ = process.communicate(timeout=timeout)
         status: int | None = process.returncode
     except subprocess.TimeoutExpired:
         _kill(process)
+        _kill_marked(marker)
         try:
             output, _ = process.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a grandchild left the session and holds the pipe
+        except subprocess.TimeoutExpired:  # a process we could not find holds the pipe
             process.kill()
             output = b""
         status = None
     except BaseException:
         _kill(process)
         raise
+    finally:
+        _kill_marked(marker)
     return status, (output or b"").decode("utf-8", "replace")
 
 

@@ -1,16 +1,20 @@
 """The on-disk response cache: a diskcache directory meant to be committed.
 
-Entries are JSON text (never pickles) keyed by :attr:`Request.key`. Each entry keeps
-a fingerprint of the key's fields, so that a replay miss can say what differs from
-the nearest recorded entry for the same case and model. diskcache writes through
-SQLite transactions, so concurrent xdist workers and a run killed mid-way never
-leave a half-written entry.
+Entries are JSON text (never pickles) keyed by :attr:`Request.key`, and are read back
+only as that JSON, checked field by field: anything else is an unreadable entry (see
+``store.py`` for what a committed cache can and cannot do). Each entry keeps a
+fingerprint of the key's fields, so that a replay miss can say what differs from the
+nearest recorded entry for the same case and model. diskcache writes through SQLite
+transactions, so concurrent xdist workers and a run killed mid-way never leave a
+half-written entry.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import math
 import sqlite3
 import threading
 from collections.abc import Container, Iterable, Iterator, Mapping
@@ -18,10 +22,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import diskcache
-
 from pytest_skills.execution.secrets import find_secret, secret_values
-from pytest_skills.models import Request, Response
+from pytest_skills.execution.store import (
+    DB_NAME,
+    StoreReader,
+    UnknownSetting,
+    UnreadableValue,
+    fold_log,
+    open_writer,
+    value_text,
+)
+from pytest_skills.models import Request, Response, Usage
+
+__all__ = [
+    "CacheError",
+    "Entry",
+    "ResponseCache",
+    "SecretInEntry",
+    "UnreadableEntry",
+    "find_secret",
+    "fingerprint",
+]
 
 FIELD_LABELS = {
     "schema": "cache schema version",
@@ -41,6 +62,18 @@ FIELD_LABELS = {
 
 class CacheError(Exception):
     """The cache directory cannot be used; the message says how to recover."""
+
+
+class UnreadableEntry(CacheError):
+    """One entry that is not the JSON this package writes; recording it again fixes it."""
+
+    def __init__(self, directory: Path, key: str, reason: str):
+        super().__init__(
+            f"cache entry {key[:12]} in {directory} is unreadable: {reason}. It was refused, "
+            "not loaded; recording this answer again replaces it"
+        )
+        self.key = key
+        self.reason = reason
 
 
 class SecretInEntry(Exception):
@@ -70,14 +103,57 @@ class Entry:
     response: Response
 
 
+_USAGE_FIELDS = frozenset(field.name for field in dataclasses.fields(Usage))
+_OPTIONAL_TEXTS = ("stop_reason", "reported_model", "recorded_at")
+
+
+def decode(key: str, text: str) -> Entry:
+    """The entry ``text`` holds; ValueError says what makes it unreadable."""
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError):
+        raise ValueError("it is not JSON") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"it holds a JSON {type(data).__name__}, not an entry")
+    label, fields, response = data.get("label", ""), data.get("fields"), data.get("response")
+    if not isinstance(label, str) or not isinstance(fields, dict):
+        raise ValueError("its 'label' or 'fields' is missing or of the wrong type")
+    return Entry(key, label, fields, _response(response))
+
+
+def _response(data: Any) -> Response:
+    if not isinstance(data, dict):
+        raise ValueError("it has no 'response' object")
+    if not isinstance(data.get("text"), str):
+        raise ValueError("its answer ('text') is not a string")
+    usage = data.get("usage", {})
+    if not isinstance(usage, dict) or not set(usage) <= _USAGE_FIELDS:
+        raise ValueError(f"its 'usage' is not an object of {', '.join(sorted(_USAGE_FIELDS))}")
+    for name, count in usage.items():
+        if type(count) is not int or count < 0:
+            raise ValueError(f"its usage.{name} is not a whole number of tokens: {count!r}")
+    latency = data.get("latency_s", 0.0)
+    if type(latency) not in (int, float) or not math.isfinite(latency) or latency < 0:
+        raise ValueError(f"its 'latency_s' is not a number of seconds: {latency!r}")
+    for name in _OPTIONAL_TEXTS:
+        if not isinstance(data.get(name), (str, type(None))):
+            raise ValueError(f"its '{name}' is not a string")
+    if not isinstance(data.get("extra", {}), dict):
+        raise ValueError("its 'extra' is not an object")
+    try:
+        return Response.from_json(data, cached=True)
+    except (TypeError, ValueError, KeyError) as error:
+        raise ValueError(f"its response does not load: {error}") from None
+
+
 class ResponseCache:
     """Read and write recorded responses. Opened lazily: replay-free runs never touch disk.
 
-    diskcache's open alone rewrites its database file, which would dirty a committed
-    cache on every run. So replays (``read_only``) never open it for writing, and with
-    ``defer_writes`` a run reads through a read-only view until its first write.
-    Deferring is for one process only: the view is a snapshot, fine while no other
-    process writes (xdist workers open for writing at once).
+    Reads go through a :class:`StoreReader` of our own (never diskcache's ``get``); the
+    first write opens diskcache. A replay (``read_only``) never writes a byte, and a run
+    that records nothing leaves ``cache.db`` as it was. All entries are read in one
+    query, the first time one is asked for; a key missing from that snapshot is looked
+    up again (unless read-only), so answers other xdist workers recorded since are used.
     """
 
     def __init__(
@@ -85,28 +161,42 @@ class ResponseCache:
         directory: Path,
         *,
         read_only: bool = False,
-        defer_writes: bool = False,
         secrets: Mapping[str, str] | None = None,
     ):
         self.directory = directory
         #: Read here, on the constructing (main) thread; writes happen on pool threads.
         self.secrets = dict(secret_values() if secrets is None else secrets)
         self.read_only = read_only
-        self.defer_writes = defer_writes
-        self._reader: _ReadOnlyStore | None = None
+        self._reader = StoreReader(directory, read_only=read_only)
+        self._snapshot: dict[str, tuple[Any, Any, Any]] | None = None
+        self._labels: dict[str, list[tuple[str, Mapping[str, Any]]]] | None = None
         self._writer: Any = None
         self._lock = threading.Lock()
+        #: One write at a time in this process: SQLite would make the others wait anyway.
+        self._write_lock = threading.Lock()
 
-    def _reading(self) -> Any:
-        """The store to read: the writer once open, else a read-only view (None: no file)."""
-        if self._writer is not None:
-            return self._writer
-        if not (self.read_only or self.defer_writes):
-            return self._writing()
+    def _check_directory(self) -> bool:
+        """True when there is a cache file to read; CacheError when the path is unusable."""
+        if not self.directory.is_dir():
+            # The directory itself or one above it may be a file: say so, not "no entries".
+            blocker = next(p for p in (self.directory, *self.directory.parents) if p.exists())
+            if not blocker.is_dir():
+                raise CacheError(
+                    f"the response cache cannot live at {self.directory}: {blocker} is a "
+                    "file, not a directory; point --skill-cache-dir at a directory"
+                )
+            return False
+        return self._reader.exists
+
+    def _row(self, key: str) -> tuple[Any, Any, Any] | None:
         with self._lock:
-            if self._reader is None and (self.directory / "cache.db").is_file():
-                self._reader = _ReadOnlyStore(self.directory)
-            return self._writer or self._reader
+            if self._snapshot is None:
+                self._snapshot = dict(self._reader.rows()) if self._check_directory() else {}
+            # Each key is asked for once (the runner de-duplicates): give the memory back.
+            row = self._snapshot.pop(key, None)
+        if row is None and not self.read_only and self._reader.exists:
+            row = self._reader.row(key)
+        return row
 
     def _writing(self) -> Any:
         with self._lock:
@@ -114,14 +204,19 @@ class ResponseCache:
                 if self.read_only:
                     raise CacheError(f"the response cache at {self.directory} is read-only")
                 self._writer = self._open_writer()
-                # From here on the writer sees everything; the view is only a snapshot.
-                self._reader = None
             return self._writer
 
     def _open_writer(self) -> Any:
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            return diskcache.Cache(str(self.directory), eviction_policy="none", size_limit=2**40)
+            if self._check_directory():
+                self._reader.check_settings()
+            return open_writer(self.directory)
+        except UnknownSetting as setting:
+            raise CacheError(
+                f"the response cache at {self.directory} holds a setting diskcache never "
+                f"writes ({setting}), so it was not made by pytest-skills; delete the "
+                "directory and record again"
+            ) from None
         except (OSError, sqlite3.Error) as error:
             raise CacheError(
                 f"cannot open the response cache at {self.directory}: {error}. "
@@ -133,12 +228,20 @@ class ResponseCache:
         return _Guard(self.directory, action)
 
     def get(self, request: Request) -> Response | None:
+        """The recorded response, None when there is none; UnreadableEntry for an entry
+        that is not ours to read, CacheError when the cache itself cannot be read."""
+        key = request.key
         with self._guard("read"):
-            store = self._reading()
-            raw = store.get(request.key) if store is not None else None
-        if raw is None:
+            row = self._row(key)
+        if row is None:
             return None
-        return self._decode(request.key, raw).response
+        return self._entry(key, row).response
+
+    def _entry(self, key: str, row: tuple[Any, Any, Any]) -> Entry:
+        try:
+            return decode(key, value_text(self.directory, row))
+        except (UnreadableValue, ValueError) as error:
+            raise UnreadableEntry(self.directory, key, str(error)) from None
 
     def put(self, request: Request, response: Response, label: str) -> None:
         payload = json.dumps(
@@ -148,43 +251,28 @@ class ResponseCache:
         leaked = find_secret(payload, self.secrets)
         if leaked:
             raise SecretInEntry(leaked)
-        with self._guard("write"):
+        with self._guard("write"), self._write_lock:
             self._writing().set(request.key, payload)
 
-    def _decode(self, key: str, raw: Any) -> Entry:
-        try:
-            data = json.loads(raw)
-            return Entry(
-                key,
-                data.get("label", ""),
-                data["fields"],
-                Response.from_json(data["response"], cached=True),
-            )
-        except (TypeError, ValueError, KeyError) as error:
-            raise CacheError(
-                f"cache entry {key[:12]} in {self.directory} is unreadable ({error}); "
-                "re-record it with --skill-cache=refresh"
-            ) from None
-
     def entries(self, skip: Container[str] = ()) -> Iterator[Entry]:
-        """Every entry, except those whose key is in ``skip`` (never read nor decoded)."""
+        """Every readable entry, except those whose key is in ``skip`` (never decoded)."""
         with self._guard("read"):
-            store = self._reading()
-            keys = [] if store is None else [k for k in store.iterkeys() if k not in skip]
-        for key in keys:
-            with self._guard("read"):
-                raw = store.get(key)
-            if raw is not None:
-                yield self._decode(key, raw)
+            rows = list(self._reader.rows()) if self._check_directory() else []
+        for key, row in rows:
+            if key in skip:
+                continue
+            try:
+                yield self._entry(key, row)
+            except UnreadableEntry:
+                continue  # it fails the item that asks for it, with the way out
 
     def keys(self) -> set[str]:
         with self._guard("read"):
-            store = self._reading()
-            return set() if store is None else set(store.iterkeys())
+            return set(self._reader.keys()) if self._check_directory() else set()
 
     def delete(self, keys: Iterable[str]) -> int:
         removed = 0
-        with self._guard("write"):
+        with self._guard("write"), self._write_lock:
             store = self._writing()
             for key in keys:
                 removed += bool(store.delete(key))
@@ -192,20 +280,26 @@ class ResponseCache:
 
     def explain_miss(self, request: Request, label: str) -> str:
         """Say what differs between ``request`` and the nearest entry for the same case."""
+        if not self._check_directory():
+            return f"there is no cache at {self.directory} ({DB_NAME} is missing)"
+        with self._lock:
+            if self._labels is None:
+                # Once, not per miss: a skill edit can make every item of a suite miss.
+                labels: dict[str, list[tuple[str, Mapping[str, Any]]]] = {}
+                for entry in self.entries():
+                    labels.setdefault(entry.label, []).append((entry.key, entry.fields))
+                self._labels = labels
+            candidates = self._labels.get(label, [])
         wanted = fingerprint(request)
-        best: tuple[int, list[str]] | None = None
-        for entry in self.entries():
-            if entry.label != label:
-                continue
-            differing = [
-                name for name in FIELD_LABELS if entry.fields.get(name) != wanted.get(name)
-            ]
-            if best is None or len(differing) < best[0]:
-                best = (len(differing), differing)
+        best: list[str] | None = None
+        for _, fields in candidates:
+            differing = [name for name in FIELD_LABELS if fields.get(name) != wanted.get(name)]
+            if best is None or len(differing) < len(best):
+                best = differing
         if best is None:
             return "nothing is recorded for this case and model"
         details = []
-        for name in best[1]:
+        for name in best:
             details.append(
                 FIELD_LABELS[name]
                 if name in ("system", "prompt")
@@ -219,54 +313,15 @@ class ResponseCache:
             self._writer.close()
 
     def close(self) -> None:
-        for store in (self._writer, self._reader):
-            if store is not None:
-                store.close()
-        self._writer = self._reader = None
-
-
-class _ReadOnlyStore:
-    """The read side of a diskcache directory, opened without writing a byte.
-
-    Follows diskcache 5's layout: table ``Cache`` keyed by (key, raw); string values
-    are stored inline (mode 1) or, when large, in a file beside it (mode 3).
-    """
-
-    _MODE_RAW, _MODE_TEXT = 1, 3
-
-    def __init__(self, directory: Path):
-        self.directory = directory
-        uri = (directory / "cache.db").resolve().as_uri()
-        # immutable: no locks, no -wal/-shm files; nothing writes during a replay.
-        self._db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, check_same_thread=False)
-        self._lock = threading.Lock()
-        self._all: dict[str, tuple[int, str | None, Any]] | None = None
-
-    def _rows(self) -> dict[str, tuple[int, str | None, Any]]:
-        # One query for the whole table: a replay reads nearly every entry anyway,
-        # and a query per key costs more than the row.
-        with self._lock:
-            if self._all is None:
-                rows = self._db.execute(
-                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1 ORDER BY rowid"
-                ).fetchall()
-                self._all = {key: (mode, filename, value) for key, mode, filename, value in rows}
-            return self._all
-
-    def get(self, key: str) -> str | None:
-        row = self._rows().get(key)
-        if row is None:
-            return None
-        mode, filename, value = row
-        if mode == self._MODE_TEXT and filename:
-            return (self.directory / filename).read_text(encoding="UTF-8")
-        return value
-
-    def iterkeys(self) -> Iterator[str]:
-        return iter(list(self._rows()))
-
-    def close(self) -> None:
-        self._db.close()
+        """Close every connection; after writes, fold the write-ahead log into cache.db
+        so that the file alone holds every answer (it is the file that gets committed)."""
+        self._reader.close()
+        writer, self._writer = self._writer, None
+        self._snapshot = self._labels = None
+        if writer is not None:
+            with self._guard("close"):
+                writer.close()
+                fold_log(self.directory)
 
 
 class _Guard:

@@ -5,24 +5,30 @@ and a label naming the case) before the items that need them run. Cached answers
 resolve at once; the rest go to a pool of ``concurrency`` threads, except calls to
 *exclusive* backends (a local model in this process), which run one at a time on a
 thread of their own, in the order planned so consecutive calls share the skill
-prefix. Failures never escape as exceptions: every call ends in an :class:`Outcome`.
+prefix. Failures never escape as exceptions: every call ends in an :class:`Outcome`,
+whatever a backend, the cache or a secret scan raises on whichever thread, so no
+waiter can wait forever. Error texts are redacted before anyone sees them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import queue
 import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_skills.backends import Backend, BackendError
-from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry
+from pytest_skills.execution.cache import (
+    CacheError,
+    ResponseCache,
+    SecretInEntry,
+    UnreadableEntry,
+)
 from pytest_skills.models import ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
@@ -32,6 +38,8 @@ ReplayCheck = Callable[[ModelSpec, Response], "str | None"]
 #: Put on a work queue to end the thread that drains it.
 _SHUTDOWN = object()
 
+#: Exponential backoff: attempt n waits between half and all of BASE * 2**n, capped.
+#: The lower half is a floor that holds even when a server says ``retry-after: 0``.
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
@@ -52,6 +60,8 @@ class Outcome:
     replay_miss: bool = False
     #: Set when the model cannot be called at all (no key, no file): same for every call.
     model_unavailable: bool = False
+    #: Set when the cache entry was refused as unreadable: recording again replaces it.
+    unreadable_entry: bool = False
     warnings: tuple[str, ...] = ()
 
     @property
@@ -83,17 +93,25 @@ class Runner:
         retries: int = 4,
         sleep: Callable[[float], Any] | None = None,
         replay_check: ReplayCheck | None = None,
+        redact: Callable[[str], str] = str,
     ):
         self.cache = cache if mode != "off" else None
+        #: Applied to every error and warning text: providers echo keys in messages.
+        self.redact = redact
         self.replay_check = replay_check
         self.mode = mode
         self.backend_factory = backend_factory
         self.concurrency = concurrency
         self.retries = retries
         self.progress = Progress()
-        self._futures: dict[str, Future[Outcome]] = {}
+        #: One slot per distinct request key; a Future each would cost a lock, a
+        #: condition and a deque per call (26 MB for 20,000 calls).
+        self._slots: dict[str, _Slot] = {}
         self._backends: dict[str, Backend | BackendError] = {}
         self._lock = threading.Lock()
+        #: Notified whenever a call finishes; wait() sleeps on it.
+        self._finished = threading.Condition(self._lock)
+        self._pending = 0
         self._stop = threading.Event()
         self._sleep = sleep or self._stop.wait
         self._pool: queue.Queue[Any] = queue.Queue()
@@ -111,50 +129,66 @@ class Runner:
         with self._lock:
             for call in calls:
                 key = call.request.key
-                if key not in self._futures:
-                    self._futures[key] = Future()
+                if key not in self._slots:
+                    self._slots[key] = _Slot()
                     fresh.append(call)
-        self.progress.total += len(fresh)
+            self.progress.total += len(fresh)
+            self._pending += len(fresh)
         # Local models evaluate a shared prefix once when calls with the same skill
         # and similar input follow each other; remote calls don't care about order.
         fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
-        for call in fresh:
+        for index, call in enumerate(fresh):
+            slot = self._slots[call.request.key]
             try:
-                self._start(call)
-            except Exception as error:  # a broken entry or backend factory: this call only
-                future = self._futures[call.request.key]
-                if not future.done():
-                    self._finish(future, Outcome(error=f"{type(error).__name__}: {error}"))
+                self._start(call, slot)
+            except KeyboardInterrupt:
+                self._stop.set()
+                for rest in fresh[index:]:  # nobody will start these: end them now
+                    self._finish(self._slots[rest.request.key], Outcome(error="interrupted"))
+                raise
+            except BaseException as error:  # a broken entry or backend factory: this call only
+                self._finish(slot, Outcome(error=f"{type(error).__name__}: {error}"))
 
-    def _start(self, call: Call) -> None:
-        future = self._futures[call.request.key]
+    def _start(self, call: Call, slot: _Slot) -> None:
         if self.cache is not None and self.mode in ("auto", "replay"):
             try:
                 hit = self.cache.get(call.request)
+            except UnreadableEntry as error:
+                self._finish(slot, Outcome(error=str(error), unreadable_entry=True))
+                return
             except CacheError as error:
-                self._finish(future, Outcome(error=str(error)))
+                self._finish(slot, Outcome(error=str(error)))
                 return
             if hit is not None:
                 warning = self.replay_check(call.spec, hit) if self.replay_check else None
-                self._finish(future, Outcome(response=hit, warnings=(warning,) if warning else ()))
+                self._finish(slot, Outcome(response=hit, warnings=(warning,) if warning else ()))
                 return
             if self.mode == "replay":
-                explanation = self.cache.explain_miss(call.request, call.label)
                 self._finish(
-                    future, Outcome(error=f"not in the cache ({explanation})", replay_miss=True)
+                    slot,
+                    Outcome(error=f"not in the cache ({self._explain(call)})", replay_miss=True),
                 )
                 return
         backend = self._backend(call.spec)
         if isinstance(backend, BackendError):
             self._finish(
-                future, Outcome(error=backend.message, model_unavailable=backend.model_unavailable)
+                slot, Outcome(error=backend.message, model_unavailable=backend.model_unavailable)
             )
             return
         if getattr(backend, "exclusive", False):
-            self._exclusive_queue(backend).put((call, backend, future))
+            self._exclusive_queue(backend).put((call, backend, slot))
         else:
             self._ensure_pool()
-            self._pool.put((call, backend, future))
+            self._pool.put((call, backend, slot))
+
+    def _explain(self, call: Call) -> str:
+        assert self.cache is not None
+        try:
+            return self.cache.explain_miss(call.request, call.label)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # the miss is the message; the search is a courtesy
+            return f"the cache could not be searched for the nearest entry: {error!r}"
 
     def _backend(self, spec: ModelSpec) -> Backend | BackendError:
         if spec.resolved not in self._backends:
@@ -200,9 +234,9 @@ class Runner:
                     # close folds the write-ahead log back into cache.db.
                     self.cache.release_thread()
                 return
-            call, backend, future = task
+            call, backend, slot = task
             if self._stop.is_set():
-                self._finish(future, Outcome(error="interrupted"))
+                self._finish(slot, Outcome(error="interrupted"))
                 continue
             current = threading.current_thread()
             with self._lock:
@@ -216,7 +250,7 @@ class Runner:
             finally:
                 with self._lock:
                     self._busy.discard(current)
-            self._finish(future, outcome)
+            self._finish(slot, outcome)
 
     def _execute(self, call: Call, backend: Backend) -> Outcome:
         attempt = 0
@@ -226,6 +260,9 @@ class Runner:
                 return Outcome(error=unavailable.message, model_unavailable=True)
             try:
                 response = backend.complete(call.request)
+                problem = _not_a_response(response)
+                if problem:
+                    return Outcome(error=f"{call.spec.name}: the backend returned {problem}")
                 break
             except BackendError as error:
                 if error.model_unavailable:
@@ -246,25 +283,48 @@ class Runner:
                 self.cache.put(call.request, response, call.label)
             except (SecretInEntry, CacheError) as error:
                 warnings = (str(error),)
-            except Exception as error:  # e.g. a backend's extra that is not JSON
+            except BaseException as error:  # e.g. a backend's extra that is not JSON
+                # Whatever went wrong in recording it, the answer itself is good.
                 warnings = (f"not cached: {type(error).__name__}: {error}",)
         return Outcome(response=response, warnings=warnings)
 
     @staticmethod
     def _delay(attempt: int, retry_after: float | None) -> float:
-        if retry_after is not None:
-            return min(max(retry_after, 0.0), BACKOFF_CAP_S)
-        # Full jitter keeps many workers that hit one rate limit from retrying in step.
-        return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2**attempt))
+        # Jitter keeps many workers that hit one rate limit from retrying in step; the
+        # floor keeps a server that says "retry-after: 0" from being hit back to back.
+        ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempt, 16))
+        backoff = random.uniform(ceiling / 2, ceiling)
+        if retry_after is None or not math.isfinite(retry_after):
+            return backoff
+        return max(min(retry_after, BACKOFF_CAP_S), backoff)
 
-    def _finish(self, future: Future[Outcome], outcome: Outcome) -> None:
-        with self._lock:
+    def _finish(self, slot: _Slot, outcome: Outcome) -> None:
+        """Fill ``slot`` (once) with ``outcome``, its texts redacted. Never raises: it
+        runs on pool threads, whose death would strand every call queued behind."""
+        if outcome.error is not None or outcome.warnings:
+            try:
+                outcome = Outcome(
+                    response=outcome.response,
+                    error=None if outcome.error is None else self.redact(outcome.error),
+                    replay_miss=outcome.replay_miss,
+                    unreadable_entry=outcome.unreadable_entry,
+                    warnings=tuple(self.redact(w) for w in outcome.warnings),
+                )
+            except BaseException as error:  # never let a broken redactor show a secret
+                outcome = Outcome(
+                    error=f"the error text could not be redacted ({type(error).__name__})"
+                )
+        with self._finished:
+            if slot.outcome is not None:  # finished already: count it once
+                return
+            slot.outcome = outcome
+            self._pending -= 1
             self.progress.done += 1
             if outcome.response is not None and outcome.response.cached:
                 self.progress.cached += 1
             if not outcome.ok:
                 self.progress.failed += 1
-        future.set_result(outcome)
+            self._finished.notify_all()
 
     # --- results --------------------------------------------------------------------
 
@@ -272,13 +332,14 @@ class Runner:
         """Block until every submitted call has finished; Ctrl-C stops promptly."""
         try:
             while True:
-                with self._lock:
-                    pending = [f for f in self._futures.values() if not f.done()]
-                if not pending:
-                    break
+                with self._finished:
+                    if self._pending <= 0:
+                        break
                 if on_tick is not None:
                     on_tick(self.progress)
-                _wait_any(pending, tick_s)
+                with self._finished:
+                    if self._pending > 0:
+                        self._finished.wait(tick_s)
         except KeyboardInterrupt:
             self._stop.set()
             raise
@@ -286,11 +347,20 @@ class Runner:
     def outcome(self, call: Call) -> Outcome:
         """The outcome of one call, submitting and waiting for it if needed."""
         self.submit([call])
+        slot = self._slots[call.request.key]
         try:
-            return self._futures[call.request.key].result()
+            with self._finished:
+                while slot.outcome is None:
+                    self._finished.wait(1.0)
+                return slot.outcome
         except KeyboardInterrupt:
             self._stop.set()
             raise
+
+    def finished(self, call: Call) -> Outcome | None:
+        """The outcome of a submitted call if it has finished, without waiting."""
+        slot = self._slots.get(call.request.key)
+        return None if slot is None else slot.outcome
 
     def stop(self) -> None:
         """Cancel what has not started and end the idle worker threads.
@@ -329,5 +399,19 @@ class Runner:
                     close()
 
 
-def _wait_any(futures: list[Future[Outcome]], timeout: float) -> None:
-    wait_futures(futures, timeout=timeout, return_when=FIRST_COMPLETED)
+class _Slot:
+    """Where one call's outcome lands; waiters wait on the runner's condition."""
+
+    __slots__ = ("outcome",)
+
+    def __init__(self) -> None:
+        self.outcome: Outcome | None = None
+
+
+def _not_a_response(response: object) -> str | None:
+    """What is wrong with a backend's return value, if anything (a plugin's bug)."""
+    if not isinstance(response, Response):
+        return f"{type(response).__name__}, not a Response"
+    if not isinstance(response.text, str):
+        return f"an answer of type {type(response.text).__name__}, not a string"
+    return None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Any
 
 SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET")
 #: Shorter values ("1", "true") would match everywhere and say nothing about secrets.
@@ -42,3 +43,16 @@ def redact(text: str, secrets: Mapping[str, str] | None = None) -> str:
     for name, value in (secret_values() if secrets is None else secrets).items():
         text = text.replace(value, f"[redacted ${name}]")
     return text
+
+
+def redact_data(data: Any, secrets: Mapping[str, str]) -> Any:
+    """``data`` (JSON-like: dicts, lists, strings, numbers) with every string redacted."""
+    if not secrets:
+        return data
+    if isinstance(data, str):
+        return redact(data, secrets)
+    if isinstance(data, dict):
+        return {redact_data(k, secrets): redact_data(v, secrets) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [redact_data(item, secrets) for item in data]
+    return data

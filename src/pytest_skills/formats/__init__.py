@@ -16,7 +16,8 @@ from typing import Any
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manifest
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
-from pytest_skills.formats.reader import Source, read_data
+from pytest_skills.formats.loading import read_data
+from pytest_skills.formats.reader import Source
 from pytest_skills.formats.skill_md import load_skill
 from pytest_skills.formats.upskill_manifest import Scenario, load_scenario, read_scenarios
 

@@ -1,19 +1,18 @@
 """The reader every format shares: data with the line of every key, and the case schema.
 
-:func:`read_data` parses JSON or YAML once and maps key paths to lines;
+:func:`read_data` (``loading.py``) parses JSON or YAML within limits and maps key paths
+to lines;
 :class:`FileReader` turns raw mappings into :class:`Case` objects and raises
 :class:`FormatError` naming the file, the line and what to do. Pure code: no pytest.
 """
 
 from __future__ import annotations
 
-import json
+import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from pytest_skills.checks import Check, CheckRegistry, CheckSpecError
 from pytest_skills.checks.verify import (
@@ -27,6 +26,8 @@ from pytest_skills.formats.keys import UnusedKeys, near_miss
 from pytest_skills.models import parse_reasoning
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed", "reasoning"})
+#: No model answers more tokens than this; a larger value is a typo (1e20).
+MAX_TOKENS_LIMIT = 1_000_000
 CASE_KEYS = frozenset(
     {
         "id",
@@ -44,50 +45,6 @@ CASE_KEYS = frozenset(
     }
     | SAMPLING_KEYS
 )
-
-
-# --- line numbers ------------------------------------------------------------------
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-def _compose(text: str) -> yaml.Node | None:
-    """Parse once (with libyaml when present) into nodes that remember their lines."""
-    loader = _Loader(text)
-    try:
-        return loader.get_single_node()
-    finally:
-        loader.dispose()
-
-
-def _construct(node: yaml.Node | None) -> Any:
-    # Safe construction only: tags beyond plain YAML types are errors, never objects.
-    loader = _Loader("")
-    try:
-        return None if node is None else loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
-def _line_map(root: yaml.Node | None) -> dict[KeyPath, int]:
-    """Map key paths like ("cases", 0, "expect") to 1-based lines."""
-    lines: dict[KeyPath, int] = {}
-
-    def walk(node: yaml.Node | None, path: KeyPath) -> None:
-        if node is None:
-            return
-        lines.setdefault(path, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                child = (*path, str(key.value))
-                lines[child] = key.start_mark.line + 1
-                walk(value, child)
-        elif isinstance(node, yaml.SequenceNode):
-            for index, item in enumerate(node.value):
-                walk(item, (*path, index))
-
-    walk(root, ())
-    return lines
 
 
 @dataclass(frozen=True)
@@ -177,6 +134,16 @@ class FileReader:
                 raise self.fail(
                     f"{key} must be a number (max_tokens a positive integer)", (*path, key)
                 )
+            if value is not None and not math.isfinite(value):
+                raise self.fail(f"{key} must be a finite number, not {value!r}", (*path, key))
+            if key == "max_tokens" and value > MAX_TOKENS_LIMIT:
+                raise self.fail(
+                    f"max_tokens {value:,} is more than any model answers; give at most "
+                    f"{MAX_TOKENS_LIMIT:,}",
+                    (*path, key),
+                )
+            if key == "temperature" and value < 0:
+                raise self.fail("temperature must not be negative", (*path, key))
         return values
 
     def defaults(self, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -394,32 +361,3 @@ def _asks_for_something(expect: Any) -> Any:
         return expect
     rest = {k: v for k, v in expect.items() if k != "contains"}
     return rest or None
-
-
-def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
-    """The file's data and the line of every key path."""
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
-    except (OSError, UnicodeDecodeError) as error:
-        raise FormatError(path, f"cannot read the file: {error}") from None
-    if path.suffix == ".json":
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise FormatError(
-                path, f"invalid JSON: {error.msg} (column {error.colno})", error.lineno
-            ) from None
-        # JSON is close enough to YAML to locate its keys; if not, lines go unnamed.
-        try:
-            return data, _line_map(_compose(text))
-        except yaml.YAMLError:
-            return data, {}
-    try:
-        node = _compose(text)
-        return _construct(node), _line_map(node)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error)
-        raise FormatError(
-            path, f"invalid YAML: {problem}", mark.line + 1 if mark else None
-        ) from None

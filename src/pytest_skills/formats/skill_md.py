@@ -11,9 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pytest_skills.formats.data import FormatError, Skill
+from pytest_skills.formats.loading import DataError, load_yaml
 
 NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
@@ -31,9 +30,9 @@ def load_skill(path: Path) -> Skill:
     if match:
         body = text[match.end() :]
         try:
-            loaded = yaml.safe_load(match.group(1))
-        except yaml.YAMLError as error:
-            warnings.append(f"front matter is not valid YAML ({error.__class__.__name__})")
+            loaded, _ = load_yaml(match.group(1))
+        except DataError as error:
+            warnings.append(f"front matter is not usable YAML ({error.message})")
             loaded = {}
         if isinstance(loaded, Mapping):
             meta = loaded

@@ -23,7 +23,8 @@ from pytest_skills.checks import CheckRegistry
 from pytest_skills.checks.verify import relative_path
 from pytest_skills.formats.case_list import DESCRIPTIVE_KEYS, locate_cases
 from pytest_skills.formats.data import Case, KeyPath, Suite
-from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of, read_data
+from pytest_skills.formats.loading import read_data
+from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
 
 FORMAT = "scenarios"

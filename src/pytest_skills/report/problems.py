@@ -16,6 +16,7 @@ from pytest_skills.report.records import (
     MODEL_UNAVAILABLE,
     NOT_GRADED,
     REPLAY_MISS,
+    UNREADABLE_ENTRY,
     ItemRecord,
 )
 
@@ -23,9 +24,12 @@ from pytest_skills.report.records import (
 _NOUNS = {
     MODEL_UNAVAILABLE: "call(s) not made",
     REPLAY_MISS: "answer(s) not in the cache",
+    UNREADABLE_ENTRY: "cache entry(ies) unreadable",
     CALL_FAILED: "call(s) failed",
     NOT_GRADED: "answer(s) not graded",
 }
+#: Problems one recording run fixes, and the cache mode that run needs.
+_RERECORD_MODES = {REPLAY_MISS: "auto", UNREADABLE_ENTRY: "refresh"}
 #: More files than this and the re-record command names the run's directories instead.
 MAX_FILES_IN_COMMAND = 4
 
@@ -49,39 +53,40 @@ class Problem:
         return [head, *details, *([f"    {self.command}"] if self.command else [])]
 
 
-def rerecord_command(model: str, files: Sequence[str]) -> str:
-    """A run that records every missing answer of ``model`` in ``files``."""
+def rerecord_command(model: str, files: Sequence[str], mode: str = "auto") -> str:
+    """A run that records every missing answer of ``model`` in ``files`` (``refresh``:
+    records them all again, replacing unreadable entries)."""
     targets = sorted(set(files))
     if len(targets) > MAX_FILES_IN_COMMAND:
         targets = sorted({target.rpartition("/")[0] or "." for target in targets})
     paths = " ".join(shlex.quote(target) for target in targets)
-    return f"pytest {paths} --skill-model {shlex.quote(model)} --skill-cache=auto"
+    return f"pytest {paths} --skill-model {shlex.quote(model)} --skill-cache={mode}"
 
 
 def find_problems(records: Sequence[ItemRecord]) -> list[Problem]:
     """Group failed calls by model, kind and message (replay misses by model alone)."""
     keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    miss_files: dict[str, set[str]] = defaultdict(set)
+    files: dict[tuple[str, str], set[str]] = defaultdict(set)
     for record in records:
         for result in record.results:
             if result.error is None or result.error_kind is None:
                 continue
-            if result.error_kind == REPLAY_MISS:
+            if result.error_kind in _RERECORD_MODES:
                 message = ""
-                miss_files[record.model].add(record.file)
+                files[(record.model, result.error_kind)].add(record.file)
             else:
                 message = result.error
             keys[(record.model, result.error_kind, message)].add(result.cache_key)
     problems = []
     for (model, kind, message), calls in sorted(keys.items()):
-        if kind == REPLAY_MISS:
+        if kind in _RERECORD_MODES:
             problems.append(
                 Problem(
                     model,
                     kind,
                     len(calls),
                     "record them with the model reachable:",
-                    rerecord_command(model, sorted(miss_files[model])),
+                    rerecord_command(model, sorted(files[(model, kind)]), _RERECORD_MODES[kind]),
                 )
             )
         else:

@@ -29,6 +29,8 @@ GRADED_BY_OUTCOME = "test outcome"
 MODEL_UNAVAILABLE = "model"
 #: A replay found no recorded answer: one re-recording run fixes them all.
 REPLAY_MISS = "replay miss"
+#: The recorded entry was refused as unreadable (not our JSON): recording again fixes it.
+UNREADABLE_ENTRY = "unreadable entry"
 #: This call failed (after retries): a provider error, a timeout.
 CALL_FAILED = "call"
 #: The answer came, but a check could not grade it (e.g. the judge's call failed).
