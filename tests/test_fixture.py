@@ -399,7 +399,7 @@ def test_replay_miss_says_how_to_record(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            f"{HAIKU}: not in the cache (nothing is recorded for this case and model) "
+            f"{HAIKU}: not in the cache (there is no cache at * (cache.db is missing)) "
             "(the skills summary says how to fix it)",
         ]
     )

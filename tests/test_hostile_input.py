@@ -110,7 +110,7 @@ HOSTILE = [
     pytest.param(
         "demo.skill.yaml",
         "cases:\n  - id: true\n    input: hi\n    expect: {contains: x}\n",
-        "demo.skill.yaml:2: 'id' must be a non-empty string",
+        "demo.skill.yaml:2: 'id' must be a number or a non-empty string",
         id="boolean-id",
     ),
     pytest.param(

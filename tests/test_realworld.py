@@ -22,7 +22,7 @@ import pytest
 from pytest_skills.checks import CheckRegistry, CheckResult, register_builtin_checks
 from pytest_skills.checks.judge import parse_rubric
 from pytest_skills.formats import is_skill_test_file, load_suite
-from pytest_skills.formats.reader import read_data
+from pytest_skills.formats.loading import read_data
 from tests.conftest import HAIKU, output
 
 REALWORLD = Path(__file__).resolve().parents[2] / "shared" / "realworld"

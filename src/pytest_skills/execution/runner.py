@@ -13,6 +13,7 @@ waiter can wait forever. Error texts are redacted before anyone sees them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import queue
 import random
@@ -303,11 +304,9 @@ class Runner:
         runs on pool threads, whose death would strand every call queued behind."""
         if outcome.error is not None or outcome.warnings:
             try:
-                outcome = Outcome(
-                    response=outcome.response,
+                outcome = dataclasses.replace(
+                    outcome,
                     error=None if outcome.error is None else self.redact(outcome.error),
-                    replay_miss=outcome.replay_miss,
-                    unreadable_entry=outcome.unreadable_entry,
                     warnings=tuple(self.redact(w) for w in outcome.warnings),
                 )
             except BaseException as error:  # never let a broken redactor show a secret
