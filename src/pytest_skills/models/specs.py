@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 #: Built-in aliases; ini ``skill_model_aliases`` extends or overrides them.
 DEFAULT_ALIASES: Mapping[str, str] = {
@@ -38,7 +39,7 @@ class ModelSpec:
     model: str
     base_url: str | None = None
 
-    @property
+    @cached_property  # one string per model, not one per item that names it
     def resolved(self) -> str:
         text = f"{self.provider}:{self.model}"
         return f"{text}@{self.base_url}" if self.base_url else text
