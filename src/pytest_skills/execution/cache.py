@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import sqlite3
+import sys
 import threading
 from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -103,6 +104,7 @@ class Entry:
     response: Response
 
 
+_NOT_FETCHED: Any = object()
 _USAGE_FIELDS = frozenset(field.name for field in dataclasses.fields(Usage))
 _OPTIONAL_TEXTS = ("stop_reason", "reported_model", "recorded_at")
 
@@ -136,7 +138,11 @@ def _response(data: Any) -> Response:
     if type(latency) not in (int, float) or not math.isfinite(latency) or latency < 0:
         raise ValueError(f"its 'latency_s' is not a number of seconds: {latency!r}")
     for name in _OPTIONAL_TEXTS:
-        if not isinstance(data.get(name), (str, type(None))):
+        value = data.get(name)
+        if isinstance(value, str):
+            # Interned: thousands of answers share a few models, stop reasons, seconds.
+            data[name] = sys.intern(value)
+        elif value is not None:
             raise ValueError(f"its '{name}' is not a string")
     if not isinstance(data.get("extra", {}), dict):
         raise ValueError("its 'extra' is not an object")
@@ -151,9 +157,9 @@ class ResponseCache:
 
     Reads go through a :class:`StoreReader` of our own (never diskcache's ``get``); the
     first write opens diskcache. A replay (``read_only``) never writes a byte, and a run
-    that records nothing leaves ``cache.db`` as it was. All entries are read in one
-    query, the first time one is asked for; a key missing from that snapshot is looked
-    up again (unless read-only), so answers other xdist workers recorded since are used.
+    that records nothing leaves ``cache.db`` as it was. :meth:`prefetch` reads the
+    entries of many requests in one pass; a key it did not find is looked up again
+    (unless read-only), so answers other xdist workers recorded since are used.
     """
 
     def __init__(
@@ -168,7 +174,9 @@ class ResponseCache:
         self.secrets = dict(secret_values() if secrets is None else secrets)
         self.read_only = read_only
         self._reader = StoreReader(directory, read_only=read_only)
-        self._snapshot: dict[str, tuple[Any, Any, Any]] | None = None
+        #: Entries read ahead by prefetch(): a response, the reason it is unreadable,
+        #: or None (not recorded when prefetched). Each key is asked for once.
+        self._fetched: dict[str, Response | UnreadableEntry | None] = {}
         self._labels: dict[str, list[tuple[str, Mapping[str, Any]]]] | None = None
         self._writer: Any = None
         self._lock = threading.Lock()
@@ -188,15 +196,27 @@ class ResponseCache:
             return False
         return self._reader.exists
 
-    def _row(self, key: str) -> tuple[Any, Any, Any] | None:
+    def prefetch(self, requests: Iterable[Request]) -> None:
+        """Read the entries of ``requests`` in one pass over the table, decoding each as
+        it streams by: one query instead of one per key, and no raw copy of the table."""
         with self._lock:
-            if self._snapshot is None:
-                self._snapshot = dict(self._reader.rows()) if self._check_directory() else {}
-            # Each key is asked for once (the runner de-duplicates): give the memory back.
-            row = self._snapshot.pop(key, None)
-        if row is None and not self.read_only and self._reader.exists:
-            row = self._reader.row(key)
-        return row
+            wanted = {r.key for r in requests} - self._fetched.keys()
+        if not wanted:
+            return
+        found: dict[str, Response | UnreadableEntry | None] = dict.fromkeys(wanted)
+        with self._guard("read"):
+            if self._check_directory():
+                for key, row in self._reader.rows():
+                    if key in wanted:
+                        found[key] = self._decoded(key, row)
+        with self._lock:
+            self._fetched.update(found)
+
+    def _decoded(self, key: str, row: tuple[Any, Any, Any]) -> Response | UnreadableEntry:
+        try:
+            return self._entry(key, row).response
+        except UnreadableEntry as error:
+            return error
 
     def _writing(self) -> Any:
         with self._lock:
@@ -231,11 +251,17 @@ class ResponseCache:
         """The recorded response, None when there is none; UnreadableEntry for an entry
         that is not ours to read, CacheError when the cache itself cannot be read."""
         key = request.key
-        with self._guard("read"):
-            row = self._row(key)
-        if row is None:
-            return None
-        return self._entry(key, row).response
+        with self._lock:
+            # Popped: the runner asks for each key once, and the response lives on there.
+            found = self._fetched.pop(key, _NOT_FETCHED)
+        if found is _NOT_FETCHED or (found is None and not self.read_only):
+            # Not read ahead, or absent then: another xdist worker may have recorded it.
+            with self._guard("read"):
+                row = self._reader.row(key) if self._check_directory() else None
+            found = None if row is None else self._decoded(key, row)
+        if isinstance(found, UnreadableEntry):
+            raise found
+        return found  # type: ignore[return-value]
 
     def _entry(self, key: str, row: tuple[Any, Any, Any]) -> Entry:
         try:
@@ -257,8 +283,13 @@ class ResponseCache:
     def entries(self, skip: Container[str] = ()) -> Iterator[Entry]:
         """Every readable entry, except those whose key is in ``skip`` (never decoded)."""
         with self._guard("read"):
-            rows = list(self._reader.rows()) if self._check_directory() else []
-        for key, row in rows:
+            rows = self._reader.rows() if self._check_directory() else iter(())
+        while True:  # streamed, so a large cache is never held whole; each read guarded
+            with self._guard("read"):
+                item = next(rows, None)
+            if item is None:
+                return
+            key, row = item
             if key in skip:
                 continue
             try:
@@ -317,7 +348,7 @@ class ResponseCache:
         so that the file alone holds every answer (it is the file that gets committed)."""
         self._reader.close()
         writer, self._writer = self._writer, None
-        self._snapshot = self._labels = None
+        self._fetched, self._labels = {}, None
         if writer is not None:
             with self._guard("close"):
                 writer.close()

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_skills import gcpause
 from pytest_skills.backends import Backend, BackendError
 from pytest_skills.execution.cache import (
     CacheError,
@@ -35,6 +36,10 @@ from pytest_skills.models import ModelSpec, Request, Response
 BackendFactory = Callable[[ModelSpec], Backend]
 #: A warning about a replayed answer (e.g. a changed GGUF file), or None.
 ReplayCheck = Callable[[ModelSpec, Response], "str | None"]
+
+#: From this many calls submitted at once, their cache entries are read in one pass
+#: over the table; fewer are looked up one by one.
+PREFETCH_AT = 32
 
 #: Put on a work queue to end the thread that drains it.
 _SHUTDOWN = object()
@@ -105,9 +110,9 @@ class Runner:
         self.concurrency = concurrency
         self.retries = retries
         self.progress = Progress()
-        #: One slot per distinct request key; a Future each would cost a lock, a
-        #: condition and a deque per call (26 MB for 20,000 calls).
-        self._slots: dict[str, _Slot] = {}
+        #: The outcome of every submitted request by key, None while it runs. (A Future
+        #: each would cost a lock, a condition and a deque: 26 MB for 20,000 calls.)
+        self._outcomes: dict[str, Outcome | None] = {}
         self._backends: dict[str, Backend | BackendError] = {}
         self._lock = threading.Lock()
         #: Notified whenever a call finishes; wait() sleeps on it.
@@ -130,57 +135,67 @@ class Runner:
         with self._lock:
             for call in calls:
                 key = call.request.key
-                if key not in self._slots:
-                    self._slots[key] = _Slot()
+                if key not in self._outcomes:
+                    self._outcomes[key] = None
                     fresh.append(call)
             self.progress.total += len(fresh)
             self._pending += len(fresh)
         # Local models evaluate a shared prefix once when calls with the same skill
         # and similar input follow each other; remote calls don't care about order.
         fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
+        if len(fresh) < PREFETCH_AT:
+            self._start_all(fresh)
+            return
+        with gcpause.paused():  # thousands of entries decoded: no cycles among them
+            if self.cache is not None and self.mode in ("auto", "replay"):
+                with contextlib.suppress(Exception):  # a broken cache fails each get
+                    self.cache.prefetch(call.request for call in fresh)
+            self._start_all(fresh)
+
+    def _start_all(self, fresh: list[Call]) -> None:
         for index, call in enumerate(fresh):
-            slot = self._slots[call.request.key]
+            key = call.request.key
             try:
-                self._start(call, slot)
+                self._start(call, key)
             except KeyboardInterrupt:
                 self._stop.set()
                 for rest in fresh[index:]:  # nobody will start these: end them now
-                    self._finish(self._slots[rest.request.key], Outcome(error="interrupted"))
+                    self._finish(rest.request.key, Outcome(error="interrupted"))
                 raise
             except BaseException as error:  # a broken entry or backend factory: this call only
-                self._finish(slot, Outcome(error=f"{type(error).__name__}: {error}"))
+                self._finish(key, Outcome(error=f"{type(error).__name__}: {error}"))
 
-    def _start(self, call: Call, slot: _Slot) -> None:
+    def _start(self, call: Call, key: str) -> None:
         if self.cache is not None and self.mode in ("auto", "replay"):
             try:
                 hit = self.cache.get(call.request)
             except UnreadableEntry as error:
-                self._finish(slot, Outcome(error=str(error), unreadable_entry=True))
+                self._finish(key, Outcome(error=str(error), unreadable_entry=True))
                 return
             except CacheError as error:
-                self._finish(slot, Outcome(error=str(error)))
+                self._finish(key, Outcome(error=str(error)))
                 return
             if hit is not None:
                 warning = self.replay_check(call.spec, hit) if self.replay_check else None
-                self._finish(slot, Outcome(response=hit, warnings=(warning,) if warning else ()))
+                self._finish(key, Outcome(response=hit, warnings=(warning,) if warning else ()))
                 return
             if self.mode == "replay":
                 self._finish(
-                    slot,
+                    key,
                     Outcome(error=f"not in the cache ({self._explain(call)})", replay_miss=True),
                 )
                 return
         backend = self._backend(call.spec)
         if isinstance(backend, BackendError):
             self._finish(
-                slot, Outcome(error=backend.message, model_unavailable=backend.model_unavailable)
+                key, Outcome(error=backend.message, model_unavailable=backend.model_unavailable)
             )
             return
         if getattr(backend, "exclusive", False):
-            self._exclusive_queue(backend).put((call, backend, slot))
+            self._exclusive_queue(backend).put((call, backend, key))
         else:
             self._ensure_pool()
-            self._pool.put((call, backend, slot))
+            self._pool.put((call, backend, key))
 
     def _explain(self, call: Call) -> str:
         assert self.cache is not None
@@ -235,9 +250,9 @@ class Runner:
                     # close folds the write-ahead log back into cache.db.
                     self.cache.release_thread()
                 return
-            call, backend, slot = task
+            call, backend, key = task
             if self._stop.is_set():
-                self._finish(slot, Outcome(error="interrupted"))
+                self._finish(key, Outcome(error="interrupted"))
                 continue
             current = threading.current_thread()
             with self._lock:
@@ -251,7 +266,7 @@ class Runner:
             finally:
                 with self._lock:
                     self._busy.discard(current)
-            self._finish(slot, outcome)
+            self._finish(key, outcome)
 
     def _execute(self, call: Call, backend: Backend) -> Outcome:
         attempt = 0
@@ -299,8 +314,8 @@ class Runner:
             return backoff
         return max(min(retry_after, BACKOFF_CAP_S), backoff)
 
-    def _finish(self, slot: _Slot, outcome: Outcome) -> None:
-        """Fill ``slot`` (once) with ``outcome``, its texts redacted. Never raises: it
+    def _finish(self, key: str, outcome: Outcome) -> None:
+        """Record the outcome of ``key`` (once), its texts redacted. Never raises: it
         runs on pool threads, whose death would strand every call queued behind."""
         if outcome.error is not None or outcome.warnings:
             try:
@@ -314,9 +329,9 @@ class Runner:
                     error=f"the error text could not be redacted ({type(error).__name__})"
                 )
         with self._finished:
-            if slot.outcome is not None:  # finished already: count it once
+            if self._outcomes.get(key) is not None:  # finished already: count it once
                 return
-            slot.outcome = outcome
+            self._outcomes[key] = outcome
             self._pending -= 1
             self.progress.done += 1
             if outcome.response is not None and outcome.response.cached:
@@ -346,20 +361,19 @@ class Runner:
     def outcome(self, call: Call) -> Outcome:
         """The outcome of one call, submitting and waiting for it if needed."""
         self.submit([call])
-        slot = self._slots[call.request.key]
+        key = call.request.key
         try:
             with self._finished:
-                while slot.outcome is None:
+                while (outcome := self._outcomes[key]) is None:
                     self._finished.wait(1.0)
-                return slot.outcome
+                return outcome
         except KeyboardInterrupt:
             self._stop.set()
             raise
 
     def finished(self, call: Call) -> Outcome | None:
         """The outcome of a submitted call if it has finished, without waiting."""
-        slot = self._slots.get(call.request.key)
-        return None if slot is None else slot.outcome
+        return self._outcomes.get(call.request.key)
 
     def stop(self) -> None:
         """Cancel what has not started and end the idle worker threads.
@@ -396,15 +410,6 @@ class Runner:
             if callable(close) and getattr(backend, "exclusive", False) is False:
                 with contextlib.suppress(Exception):
                     close()
-
-
-class _Slot:
-    """Where one call's outcome lands; waiters wait on the runner's condition."""
-
-    __slots__ = ("outcome",)
-
-    def __init__(self) -> None:
-        self.outcome: Outcome | None = None
 
 
 def _not_a_response(response: object) -> str | None:

@@ -159,12 +159,20 @@ class StoreReader:
             return self._connection().execute(sql, parameters).fetchall()
 
     def rows(self) -> Iterator[tuple[str, Row]]:
-        """Every row whose key is a plain string; pickled keys are never decoded."""
-        for key, mode, filename, value in self._query(
-            "SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
-        ):
-            if isinstance(key, str):
-                yield key, (mode, filename, value)
+        """Every row whose key is a plain string, streamed in batches; pickled keys are
+        never decoded."""
+        with self._lock:
+            cursor = self._connection().execute(
+                "SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
+            )
+        while True:
+            with self._lock:
+                batch = cursor.fetchmany(256)
+            if not batch:
+                return
+            for key, mode, filename, value in batch:
+                if isinstance(key, str):
+                    yield key, (mode, filename, value)
 
     def row(self, key: str) -> Row | None:
         found = self._query(

@@ -21,18 +21,16 @@ escapes included. Pure code: no pytest.
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import json
 import re
 from bisect import bisect_right
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from pytest_skills import gcpause
 from pytest_skills.formats.data import FormatError, KeyPath
 
 MAX_FILE_BYTES = 10 * 2**20
@@ -67,23 +65,10 @@ def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         # ValueError: a NUL in the path; OSError: missing, unreadable, a directory.
         raise FormatError(path, f"cannot read the file: {error}") from None
     try:
-        with _collection_paused():
+        with gcpause.paused():
             return load_json(text) if path.suffix == ".json" else load_yaml(text)
     except DataError as error:
         raise FormatError(path, error.message, error.line) from None
-
-
-@contextlib.contextmanager
-def _collection_paused() -> Iterator[None]:
-    """Pause the cyclic garbage collector while reading: parsing makes a great many
-    objects and no cycles, and the collections it would trigger cost half the time."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 # --- JSON ------------------------------------------------------------------------------

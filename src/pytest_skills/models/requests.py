@@ -157,8 +157,13 @@ class Usage:
     reasoning_tokens: int = 0
 
     def as_dict(self) -> dict[str, int]:
-        # Flat ints: vars() is all it takes, and it is on every item's hot path.
-        return dict(vars(self))
+        # Spelled out: vars() would give every instance a __dict__ it keeps for good.
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cache_read_tokens": self.cache_read_tokens,
+            "cache_write_tokens": self.cache_write_tokens,
+        }
 
     @property
     def total(self) -> int:

@@ -9,6 +9,7 @@ import difflib
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 
 #: When the model ids below were last checked against what the providers list (the
 #: ``openai`` 3.57 and ``anthropic`` 2.13 SDKs' model lists, and the Hugging Face repo).
@@ -97,7 +98,7 @@ class ModelSpec:
     model: str
     base_url: str | None = None
 
-    @property
+    @cached_property  # one string per model, not one per item that names it
     def resolved(self) -> str:
         text = f"{self.provider}:{self.model}"
         return f"{text}@{self.base_url}" if self.base_url else text
