@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+import subprocess
 import sys
 import textwrap
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +14,7 @@ import anthropic
 import openai
 import pytest
 
-from tests.loopback import LoopbackServer
+from tests.loopback import Call, LoopbackServer, echo
 
 HAIKU = "anthropic:claude-haiku-4-5"
 SKILL_MD = """\
@@ -107,3 +111,68 @@ def write_skill(
     target = directory / (file_name or f"{name}.skill.yaml")
     target.write_text(textwrap.dedent(cases_yaml).lstrip())
     return directory
+
+
+class HoldAfter:
+    """A responder that answers the first ``count`` calls and holds every later one
+    until :meth:`release`: a run can then be killed at a known point, not a lucky one."""
+
+    def __init__(self, count: int):
+        self.count = count
+        self._seen = 0
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+
+    def __call__(self, call: Call) -> str:
+        with self._lock:
+            self._seen += 1
+            held = self._seen > self.count
+        if held:
+            self._released.wait()
+        return echo(call)
+
+    def release(self) -> None:
+        self._released.set()
+
+
+def committed_rows(cache: Path) -> int:
+    """Rows committed to cache.db and its write-ahead log, counted by SQLite itself."""
+    if not (cache / "cache.db").exists():
+        return 0
+    db = sqlite3.connect(f"{(cache / 'cache.db').as_uri()}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT count(*) FROM Cache").fetchone()[0]
+    except sqlite3.OperationalError:  # the table is not created yet
+        return 0
+    finally:
+        db.close()
+
+
+def kill_when_recorded(process: subprocess.Popen[bytes], cache: Path, rows: int) -> None:
+    """SIGKILL ``process`` once ``rows`` answers are committed to ``cache``.
+
+    The wait has a generous guard against a hang; the test does not depend on speed.
+    """
+    guard = time.monotonic() + 600
+    while committed_rows(cache) < rows and process.poll() is None:
+        assert time.monotonic() < guard, f"{rows} answers were never recorded"
+        time.sleep(0.05)
+    process.kill()
+    process.wait()
+
+
+def process_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie has ended; only its status waits)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def wait_until_gone(pid: int) -> bool:
+    """True once ``pid`` has ended; a guard of minutes stops a hang, not a slow machine."""
+    guard = time.monotonic() + 600
+    while process_running(pid) and time.monotonic() < guard:
+        time.sleep(0.05)
+    return not process_running(pid)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import pytest
 from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry, find_secret
 from pytest_skills.execution.secrets import secret_values
 from pytest_skills.models import Request, Response, Sampling, Usage
-from tests.conftest import HAIKU, plugin_subprocess, write_skill
+from tests.conftest import HAIKU, HoldAfter, kill_when_recorded, plugin_subprocess, write_skill
 from tests.loopback import LoopbackServer
 
 
@@ -227,27 +225,27 @@ def test_killed_run_leaves_a_usable_cache(pytester: pytest.Pytester, tmp_path: P
     )
     write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
     cache = tmp_path / "cache"
-    with LoopbackServer(latency=0.2) as server:
+    # 8 answers come back; the next calls hang until the run has been killed.
+    responder = HoldAfter(8)
+    with LoopbackServer(responder=responder) as server:
         command, env = plugin_subprocess(
             server, pytester.path, f"--skill-cache-dir={cache}", "--skill-concurrency=2"
         )
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 60
-        while len(server.calls) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        try:
+            kill_when_recorded(process, cache, 8)
+        finally:
+            responder.release()
         before = len(server.calls)
-        recorded = len(ResponseCache(cache).keys())
-        assert 0 < recorded < 24, "the kill must land mid-run"
+        assert len(ResponseCache(cache).keys()) == 8
 
         finished = subprocess.run(command, env=env, capture_output=True, text=True)
         assert finished.returncode == 0, finished.stdout[-2000:]
         made = len(server.calls) - before
-    # Every entry written before the kill is reused; at most the calls in flight repeat.
-    assert made <= 24 - recorded + 2
+    # Every answer recorded before the kill is reused: only the 16 missing are called.
+    assert made == 24 - 8
     assert len(ResponseCache(cache).keys()) == 24
 
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import diskcache
@@ -17,7 +15,14 @@ import pytest
 
 from pytest_skills.execution.cache import CacheError, ResponseCache, UnreadableEntry
 from pytest_skills.models import Request, Response
-from tests.conftest import HAIKU, plugin_subprocess, write_skill
+from tests.conftest import (
+    HAIKU,
+    HoldAfter,
+    committed_rows,
+    kill_when_recorded,
+    plugin_subprocess,
+    write_skill,
+)
 from tests.conftest import output as everything
 from tests.loopback import LoopbackServer
 
@@ -258,15 +263,6 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _committed_rows(cache: Path) -> int:
-    """Rows committed to cache.db and its write-ahead log, counted by SQLite itself."""
-    db = sqlite3.connect(f"{(cache / 'cache.db').as_uri()}?mode=ro", uri=True)
-    try:
-        return db.execute("SELECT count(*) FROM Cache").fetchone()[0]
-    finally:
-        db.close()
-
-
 def test_answers_a_killed_run_committed_are_replayed_and_not_called_again(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
@@ -275,21 +271,21 @@ def test_answers_a_killed_run_committed_are_replayed_and_not_called_again(
     )
     write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
     cache = tmp_path / "cache"
-    with LoopbackServer(latency=0.2) as server:
+    responder = HoldAfter(8)
+    with LoopbackServer(responder=responder) as server:
         command, env = plugin_subprocess(
             server, pytester.path, f"--skill-cache-dir={cache}", "--skill-concurrency=2"
         )
         process = subprocess.Popen(
             command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        deadline = time.monotonic() + 60
-        while len(server.calls) < 8 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        try:
+            kill_when_recorded(process, cache, 8)
+        finally:
+            responder.release()
         assert (cache / "cache.db-wal").stat().st_size > 0, "the answers sit in the log"
-        recorded = _committed_rows(cache)
-        assert 0 < recorded < 24, "the kill must land mid-run"
+        recorded = committed_rows(cache)
+        assert recorded == 8
         before = _digest(cache / "cache.db")
 
         report = tmp_path / "replay.json"

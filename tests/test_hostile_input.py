@@ -9,7 +9,6 @@ import resource
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -18,7 +17,7 @@ from pytest_skills.checks import CheckRegistry, CheckSpecError, register_builtin
 from pytest_skills.checks.registry import MAX_CHECK_DEPTH
 from pytest_skills.checks.verify import run_command
 from pytest_skills.formats.loading import MAX_DEPTH, DataError, load_json, load_yaml
-from tests.conftest import HAIKU, SKILL_MD
+from tests.conftest import HAIKU, SKILL_MD, wait_until_gone
 from tests.conftest import output as everything
 
 #: 435 bytes of nested anchors that stand for 10**9 strings (the "billion laughs").
@@ -263,15 +262,4 @@ def test_detached_verifier_processes_do_not_outlive_the_check(tmp_path: Path) ->
     status, _ = run_command(command, tmp_path, timeout=1.0)
     assert status is None
     pid = int(pid_file.read_text())
-    deadline = time.monotonic() + 60  # a hang guard: SIGKILL lands within microseconds
-    while _running(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _running(pid), "the detached sleep outlived its verifier"
-
-
-def _running(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"  # a zombie has ended; only its exit status waits to be read
+    assert wait_until_gone(pid), "the detached sleep outlived its verifier"

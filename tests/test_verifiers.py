@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import anthropic  # noqa: F401  (imported once, not in every in-process run)
@@ -20,7 +19,7 @@ from pytest_skills.checks.verify import (
     parse_verifier,
 )
 from pytest_skills.formats import load_suite
-from tests.conftest import HAIKU, SKILL_MD
+from tests.conftest import HAIKU, SKILL_MD, wait_until_gone
 from tests.loopback import Call, LoopbackServer
 
 PY = sys.executable
@@ -136,12 +135,14 @@ def test_command_runs_in_the_workspace_and_shows_output_on_failure() -> None:
     assert "JSONDecodeError" in leaf.actual
 
 
-def test_command_timeout_kills_the_whole_command() -> None:
-    started = time.monotonic()
-    result = verify("x", Verifier("command", command="echo started; sleep 30", timeout=0.5))
-    assert time.monotonic() - started < 5
+def test_command_timeout_kills_the_whole_command(tmp_path: Path) -> None:
+    pid_file = tmp_path / "sleep.pid"
+    # The shell waits on a child; the timeout must end the child too, not just the shell.
+    command = f"echo started; sleep 300 & echo $! > {pid_file}; wait"
+    result = verify("x", Verifier("command", command=command, timeout=0.5))
     (leaf,) = result.failures()
     assert leaf.actual == "timed out after 0.5s; output:\n      started"
+    assert wait_until_gone(int(pid_file.read_text())), "the command's child outlived it"
 
 
 def test_verifiers_are_anded_with_expected_at_parse_time(tmp_path: Path) -> None:
