@@ -393,7 +393,7 @@ def test_replay_miss_says_how_to_record(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            f"{HAIKU}: not in the cache (nothing is recorded for this case and model)",
+            f"{HAIKU}: not in the cache (no cache at {tmp_path / 'empty'}: it has no cache.db)",
             "To record it, run with the model reachable:",
             f"    pytest 'test_app.py::test_ask[[]{HAIKU}[]]' --skill-model {HAIKU} "
             "--skill-cache=auto",
