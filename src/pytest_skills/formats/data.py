@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +48,7 @@ class Skill:
     path: Path
     warnings: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # one string per skill, however many requests carry it
     def block(self) -> str:
         """The text injected as the system prompt: the body under the skill's name."""
         return f"# Skill: {self.name}\n\n{self.body.strip()}\n"
