@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -47,3 +48,35 @@ def timed_pytest(args: list[str], cwd: Path, env: dict[str, str] | None = None) 
     if result.returncode != 0:
         raise SystemExit(f"pytest failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
     return elapsed
+
+
+#: Runs pytest, then writes this process's peak resident memory (kB) to a file. Read
+#: from /proc in the child itself: ``ru_maxrss`` of a child also counts the memory of
+#: the parent that spawned it, which would inflate small runs after large ones.
+_PEAK_REPORTER = """
+import os, sys, pytest
+code = pytest.main(sys.argv[1:])
+status = dict(line.split(":", 1) for line in open("/proc/self/status"))
+with open(os.environ["BENCH_PEAK_FILE"], "w") as handle:
+    handle.write(status["VmHWM"].split()[0])
+sys.exit(int(code))
+"""
+
+
+def measured_pytest(
+    args: list[str], cwd: Path, env: dict[str, str] | None = None
+) -> tuple[float, float]:
+    """Wall time (s) and peak resident memory (MB) of one pytest process, which must pass."""
+    with tempfile.NamedTemporaryFile(suffix=".peak") as peak:
+        started = time.perf_counter()
+        result = subprocess.run(
+            [sys.executable, "-c", _PEAK_REPORTER, "-q", "-p", "no:cacheprovider", *args],
+            cwd=cwd,
+            env={**os.environ, **(env or {}), "BENCH_PEAK_FILE": peak.name},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        elapsed = time.perf_counter() - started
+        if result.returncode != 0:
+            raise SystemExit(f"pytest {' '.join(args)} failed (exit status {result.returncode})")
+        return elapsed, int(Path(peak.name).read_text()) / 1024

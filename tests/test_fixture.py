@@ -399,7 +399,7 @@ def test_replay_miss_says_how_to_record(
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(
         [
-            f"{HAIKU}: not in the cache (there is no cache at * (cache.db is missing)) "
+            f"{HAIKU}: not in the cache (no cache at {tmp_path / 'empty'}: it has no cache.db) "
             "(the skills summary says how to fix it)",
         ]
     )

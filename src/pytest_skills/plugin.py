@@ -120,18 +120,19 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     # Outermost, so the report's outcome is final (xfail applied) when the record is made.
     report = yield
+    run = item.config.stash[RUN_KEY]
     if item.get_closest_marker("skill") is not None:
-        item.config.stash[RUN_KEY].redact_report(report)
+        run.redact_report(report)
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     record = record or fixture.record_of(item, report)
     if record is not None:
-        properties = to_properties(record)
+        properties = to_properties(record, whole=run.record_property_read)
         # The call report was made from the item's properties already; the teardown
         # report, which JUnit XML reads them from, is made later from the item's.
         report.user_properties.extend(properties)
         item.user_properties.extend(properties)
         if not is_xdist_worker(item.config):
-            item.config.stash[RUN_KEY].keep(record)
+            run.keep(record)
     return report
 
 

@@ -18,6 +18,7 @@ from typing import Any
 import pluggy
 import pytest
 
+from pytest_skills import gcpause
 from pytest_skills.backends import Backend, BackendError, BackendOptions
 from pytest_skills.backends.builtin import PROVIDERS, describe_parameters
 from pytest_skills.checks import Check, CheckRegistry
@@ -37,6 +38,8 @@ from pytest_skills.report.summary import ModelSummary, gate_failures, summarise
 from pytest_skills.settings import Settings
 
 RUN_KEY = pytest.StashKey["SkillRun"]()
+#: From this many planned calls, what collection and execution made is frozen (gc).
+FREEZE_AT = 1000
 SECTION = "skills"
 
 
@@ -89,6 +92,13 @@ class SkillRun:
         ihook.pytest_skills_register_checks(registry=registry)
         register_judge_check(registry, self.judge)
         return registry
+
+    @property
+    def record_property_read(self) -> bool:
+        """Whether anything reads the whole record from the reports: the controller
+        (from an xdist worker's) or JUnit XML. Otherwise it is a kilobyte per item
+        that nobody reads; the run keeps its records typed."""
+        return is_xdist_worker(self.config) or bool(getattr(self.config.option, "xmlpath", None))
 
     def first_sight(self, path: Path) -> bool:
         """True the first time a file is seen: a directory symlink that loops back (or
@@ -227,6 +237,10 @@ class SkillRun:
         line = _ProgressLine(reporter)
         runner.wait(on_tick=line.show)
         line.done(runner.progress)
+        if len(calls) >= FREEZE_AT:
+            # The collected items and their answers live until the session ends; every
+            # later collection would scan them again (a third of a large replay's time).
+            gcpause.freeze_survivors()
 
     def prefetch(self, calls: Iterable[Call]) -> None:
         """Start ``calls`` without waiting (an xdist worker's queued items)."""

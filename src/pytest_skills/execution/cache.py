@@ -312,7 +312,7 @@ class ResponseCache:
     def explain_miss(self, request: Request, label: str) -> str:
         """Say what differs between ``request`` and the nearest entry for the same case."""
         if not self._check_directory():
-            return f"there is no cache at {self.directory} ({DB_NAME} is missing)"
+            return f"no cache at {self.directory}: it has no {DB_NAME}"
         with self._lock:
             if self._labels is None:
                 # Once, not per miss: a skill edit can make every item of a suite miss.

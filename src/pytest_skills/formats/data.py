@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ class Skill:
     path: Path
     warnings: tuple[str, ...] = ()
 
-    @property
+    @cached_property  # one string per skill, however many requests carry it
     def block(self) -> str:
         """The text injected as the system prompt: the body under the skill's name."""
         return f"# Skill: {self.name}\n\n{self.body.strip()}\n"

@@ -13,9 +13,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from pytest_skills.models.specs import ModelSpec
+
+_NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 #: Bumped whenever the meaning of a cache key or of a stored entry changes.
 CACHE_SCHEMA_VERSION = 1
@@ -211,7 +214,8 @@ class Response:
             reported_model=data.get("reported_model"),
             recorded_at=data.get("recorded_at"),
             cached=cached,
-            extra=dict(data.get("extra", {})),
+            # Most answers have no extra facts: they share one empty, read-only mapping.
+            extra=dict(data["extra"]) if data.get("extra") else _NO_EXTRA,
             reasoning=data.get("reasoning"),
         )
 

@@ -247,8 +247,9 @@ def sorted_records(records: Iterable[ItemRecord]) -> list[ItemRecord]:
     return sorted(records, key=lambda r: (r.file, r.case, r.model, r.nodeid))
 
 
-def to_properties(record: ItemRecord) -> list[tuple[str, str]]:
-    """Facts for reports: flat ones for JUnit readers, and the full record as JSON."""
+def to_properties(record: ItemRecord, *, whole: bool = True) -> list[tuple[str, str]]:
+    """Facts for reports: flat ones for JUnit readers, and (``whole``) the full record
+    as JSON, about a kilobyte per item."""
     flat = []
     for condition, name in _FLAT_NAMES.items():
         graded = [r for r in record.results if r.condition == condition and r.graded]
@@ -258,6 +259,8 @@ def to_properties(record: ItemRecord) -> list[tuple[str, str]]:
             flat.append((name, sys.intern(f"{passed}/{len(graded)}")))
     replayed = "true" if all(r.cached for r in record.results) else "false"
     flat.append(("skill_replayed", replayed))
+    if not whole:
+        return flat
     compact = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"))
     return [*flat, (RESULT_PROPERTY, compact)]
 
