@@ -2,9 +2,9 @@
 recording a few, with secrets in the environment. Every run must end, and afterwards
 every answer any run recorded must be in the cache.
 
-Scaled so it adds about two minutes on an idle 2-core machine (most of it is starting
-21 x 5 processes): 58 cases per run (116 calls: 100 replayed, 16 recorded),
-concurrency 16 per worker. ``-m "not soak"`` skips it.
+Scaled to about 200 CPU-seconds (under two minutes on an idle 2-core machine), most of it
+starting 21 x 5 Python processes: 54 cases per run (108 calls: 100 replayed, 8
+recorded), concurrency 16 per worker. ``-m "not soak"`` skips it.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pytest_skills.execution.cache import ResponseCache
 from tests.conftest import HAIKU, write_skill
 from tests.loopback import LoopbackServer
 
-RUNS, SHARED_CASES, NEW_CASES_PER_RUN, WORKERS = 20, 50, 8, 4
+RUNS, SHARED_CASES, NEW_CASES_PER_RUN, WORKERS = 20, 50, 4, 4
 #: A hang guard per run, not a speed limit: a run takes a few seconds.
 RUN_TIMEOUT_S = 600
 

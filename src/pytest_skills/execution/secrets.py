@@ -26,21 +26,26 @@ def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     }
 
 
-def find_secret(text: str, secrets: Mapping[str, str] | None = None) -> str | None:
-    """The name of a secret variable whose value appears in ``text``, if any."""
-    for name, value in (secret_values() if secrets is None else secrets).items():
+def find_secret(text: str, secrets: Mapping[str, str]) -> str | None:
+    """The name of a secret variable whose value appears in ``text``, if any.
+
+    ``secrets`` is what :func:`secret_values` returned on the main thread; this may run
+    on any thread, so it never reads the environment itself.
+    """
+    for name, value in secrets.items():
         if value in text:
             return name
     return None
 
 
-def redact(text: str, secrets: Mapping[str, str] | None = None) -> str:
+def redact(text: str, secrets: Mapping[str, str]) -> str:
     """``text`` with the value of every secret variable replaced by its name.
 
     Reports and JUnit properties are files too: an answer that repeats a key must
-    not carry it there. ``secrets`` defaults to :func:`secret_values`.
+    not carry it there. ``secrets``: as for :func:`find_secret`.
     """
-    for name, value in (secret_values() if secrets is None else secrets).items():
+    # Longest first: a secret that contains another must not be left half shown.
+    for name, value in sorted(secrets.items(), key=lambda item: -len(item[1])):
         text = text.replace(value, f"[redacted ${name}]")
     return text
 
