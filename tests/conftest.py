@@ -148,6 +148,30 @@ def committed_rows(cache: Path) -> int:
         db.close()
 
 
+#: Twelve cases whose answers the default responder passes: 24 calls per run.
+TWELVE_CASES = "cases:\n" + "".join(
+    f"  - {{id: c{i}, input: question {i}, expect: {{contains: echo}}}}\n" for i in range(12)
+)
+
+
+def run_killed_mid_run(
+    server: LoopbackServer, responder: HoldAfter, directory: Path, cache: Path
+) -> tuple[list[str], dict[str, str]]:
+    """Run the plugin on ``directory`` (two calls at a time) and SIGKILL it once the
+    answers ``responder`` lets through are recorded; the command to run it again."""
+    command, env = plugin_subprocess(
+        server, directory, f"--skill-cache-dir={cache}", "--skill-concurrency=2"
+    )
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        kill_when_recorded(process, cache, responder.count)
+    finally:
+        responder.release()
+    return command, env
+
+
 def kill_when_recorded(process: subprocess.Popen[bytes], cache: Path, rows: int) -> None:
     """SIGKILL ``process`` once ``rows`` answers are committed to ``cache``.
 

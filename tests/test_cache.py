@@ -11,7 +11,13 @@ import pytest
 from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry, find_secret
 from pytest_skills.execution.secrets import secret_values
 from pytest_skills.models import Request, Response, Sampling, Usage
-from tests.conftest import HAIKU, HoldAfter, kill_when_recorded, plugin_subprocess, write_skill
+from tests.conftest import (
+    HAIKU,
+    TWELVE_CASES,
+    HoldAfter,
+    run_killed_mid_run,
+    write_skill,
+)
 from tests.loopback import LoopbackServer
 
 
@@ -220,24 +226,12 @@ def test_workers_share_one_cache(
 
 
 def test_killed_run_leaves_a_usable_cache(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    cases = "\n".join(
-        f"  - {{id: c{i}, input: question {i}, expect: {{contains: echo}}}}" for i in range(12)
-    )
-    write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
+    write_skill(pytester.path, cases_yaml=TWELVE_CASES)
     cache = tmp_path / "cache"
     # 8 answers come back; the next calls hang until the run has been killed.
     responder = HoldAfter(8)
     with LoopbackServer(responder=responder) as server:
-        command, env = plugin_subprocess(
-            server, pytester.path, f"--skill-cache-dir={cache}", "--skill-concurrency=2"
-        )
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            kill_when_recorded(process, cache, 8)
-        finally:
-            responder.release()
+        command, env = run_killed_mid_run(server, responder, pytester.path, cache)
         before = len(server.calls)
         assert len(ResponseCache(cache).keys()) == 8
 

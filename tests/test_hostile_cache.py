@@ -17,10 +17,10 @@ from pytest_skills.execution.cache import CacheError, ResponseCache, UnreadableE
 from pytest_skills.models import Request, Response
 from tests.conftest import (
     HAIKU,
+    TWELVE_CASES,
     HoldAfter,
     committed_rows,
-    kill_when_recorded,
-    plugin_subprocess,
+    run_killed_mid_run,
     write_skill,
 )
 from tests.conftest import output as everything
@@ -266,23 +266,11 @@ def _digest(path: Path) -> str:
 def test_answers_a_killed_run_committed_are_replayed_and_not_called_again(
     pytester: pytest.Pytester, tmp_path: Path
 ) -> None:
-    cases = "\n".join(
-        f"  - {{id: c{i}, input: question {i}, expect: {{contains: echo}}}}" for i in range(12)
-    )
-    write_skill(pytester.path, cases_yaml="cases:\n" + cases + "\n")
+    write_skill(pytester.path, cases_yaml=TWELVE_CASES)
     cache = tmp_path / "cache"
     responder = HoldAfter(8)
     with LoopbackServer(responder=responder) as server:
-        command, env = plugin_subprocess(
-            server, pytester.path, f"--skill-cache-dir={cache}", "--skill-concurrency=2"
-        )
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        try:
-            kill_when_recorded(process, cache, 8)
-        finally:
-            responder.release()
+        command, env = run_killed_mid_run(server, responder, pytester.path, cache)
         assert (cache / "cache.db-wal").stat().st_size > 0, "the answers sit in the log"
         recorded = committed_rows(cache)
         assert recorded == 8
