@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -324,6 +325,26 @@ def test_put_refuses_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     with pytest.raises(SecretInEntry, match="DEPLOY_SECRET"):
         cache.put(_request(), Response("hunter2hunter2"), "f::c")
     assert cache.get(_request()) is None
+
+
+@pytest.mark.parametrize("read_only", [False, True], ids=["auto", "replay"])
+def test_a_cache_file_another_worker_is_still_creating_reads_as_empty(
+    tmp_path: Path, read_only: bool
+) -> None:
+    # The moment between another xdist worker's diskcache creating cache.db and making
+    # its Cache table, held still: a read then must find nothing, not fail the item.
+    db = sqlite3.connect(tmp_path / "cache.db")
+    db.execute("CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)")
+    db.commit()
+    db.close()
+    cache = ResponseCache(tmp_path, read_only=read_only)
+    cache.prefetch([_request()])
+    assert cache.get(_request()) is None
+    assert cache.keys() == set()
+    if not read_only:
+        cache.put(_request(), Response("recorded"), "f::c")
+        replayed = ResponseCache(tmp_path, read_only=True).get(_request())
+        assert replayed is not None and replayed.text == "recorded"
 
 
 def test_unopenable_directory_is_a_cache_error(tmp_path: Path) -> None:

@@ -156,15 +156,25 @@ class StoreReader:
 
     def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            return self._connection().execute(sql, parameters).fetchall()
+            try:
+                return self._connection().execute(sql, parameters).fetchall()
+            except sqlite3.OperationalError as error:
+                if _being_created(error):
+                    return []
+                raise
 
     def rows(self) -> Iterator[tuple[str, Row]]:
         """Every row whose key is a plain string, streamed in batches; pickled keys are
         never decoded."""
         with self._lock:
-            cursor = self._connection().execute(
-                "SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
-            )
+            try:
+                cursor = self._connection().execute(
+                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
+                )
+            except sqlite3.OperationalError as error:
+                if _being_created(error):
+                    return
+                raise
         while True:
             with self._lock:
                 batch = cursor.fetchmany(256)
@@ -203,6 +213,12 @@ class StoreReader:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+
+
+def _being_created(error: sqlite3.OperationalError) -> bool:
+    """True when ``cache.db`` exists but has no table yet: another xdist worker has just
+    created the file and diskcache is still making its tables. Nothing is recorded then."""
+    return str(error).startswith("no such table")
 
 
 def open_writer(directory: Path) -> diskcache.Cache:
