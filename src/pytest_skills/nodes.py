@@ -24,6 +24,7 @@ from pytest_skills.formats import (
     Suite,
     load_scenario,
     load_suite,
+    open_source,
     read_scenarios,
 )
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
@@ -192,16 +193,28 @@ class SkillFile(_CaseCollector, pytest.File):
     def __init__(self, *, context: RunContext, source: Source | FormatError, **kwargs: Any):
         super().__init__(**kwargs)
         self.context = context
-        #: The file's data, or why it could not be read (reported when collected).
-        self.opened = source
+        #: The file's data, or why it could not be read (reported when collected);
+        #: None once its cases are loaded.
+        self.opened: Source | FormatError | None = source
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         source = self.opened
+        if source is None:  # collected before: its data was let go, so read it again
+            try:
+                source = open_source(self.path)
+            except FormatError as error:
+                source = error
+            if source is None:
+                return
         if isinstance(source, FormatError):
             raise SkillCollectError(str(source))
         if source.format != SCENARIOS:
             registry = self.context.registry_for(self.ihook)
-            yield from self._items(_loaded(load_suite, source, registry), registry)
+            suite = _loaded(load_suite, source, registry)
+            # The raw data and its line map weigh as much as the cases (5 MB for
+            # 10,000 of them) and nothing reads them once the suite is loaded.
+            self.opened = source = None
+            yield from self._items(suite, registry)
             return
         scenarios, warnings = _loaded(read_scenarios, source)
         for warning in warnings:
