@@ -13,6 +13,7 @@ import pytest
 
 from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult
 from pytest_skills.checks.judge import judge_unavailable, without_judges
+from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import (
@@ -456,10 +457,11 @@ def _answer_lines(title: str, graded: _Graded) -> list[str]:
         notes.append("replayed")
     if notes:
         title += f" ({', '.join(notes)})"
-    lines = [f"{'-' * 20} {title} {'-' * 20}", response.text]
+    # Clipped: a 20 MB answer must not flood the terminal; the reports keep it whole.
+    lines = [f"{'-' * 20} {title} {'-' * 20}", clip(response.text)]
     if response.reasoning:
         # Shown to explain the answer; checks never see it.
-        lines += [f"{'-' * 20} reasoning (not checked) {'-' * 20}", response.reasoning]
+        lines += [f"{'-' * 20} reasoning (not checked) {'-' * 20}", clip(response.reasoning)]
     if not response.text.strip() and response.stop_reason in ("length", "max_tokens"):
         lines.append(
             "(no answer: max_tokens ran out first; raise max_tokens or lower the reasoning level)"
