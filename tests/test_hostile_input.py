@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.checks import CheckRegistry, CheckSpecError, register_builtin_checks
+from pytest_skills.checks import CheckError, CheckRegistry, CheckSpecError, register_builtin_checks
 from pytest_skills.checks.registry import MAX_CHECK_DEPTH
 from pytest_skills.checks.verify import run_command
 from pytest_skills.formats.loading import MAX_DEPTH, DataError, load_json, load_yaml
 from tests.conftest import HAIKU, SKILL_MD, wait_until_gone
 from tests.conftest import output as everything
+from tests.loopback import LoopbackServer
 
 #: 435 bytes of nested anchors that stand for 10**9 strings (the "billion laughs").
 BILLION_LAUGHS = "lol: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
@@ -263,3 +264,50 @@ def test_detached_verifier_processes_do_not_outlive_the_check(tmp_path: Path) ->
     assert status is None
     pid = int(pid_file.read_text())
     assert wait_until_gone(pid), "the detached sleep outlived its verifier"
+
+
+# --- answers that would hang a check or flood the terminal ----------------------------
+
+
+def test_a_catastrophic_regex_gives_up_instead_of_hanging() -> None:
+    registry = CheckRegistry()
+    register_builtin_checks(registry)
+    check = registry.parse({"regex": "(a|aa)+$"})
+    with pytest.raises(CheckError, match=r"regex /\(a\|aa\)\+\$/ gave up after 2 s"):
+        registry.evaluate(check, "a" * 80 + "b")
+    # Patterns that only look dangerous still match at once.
+    assert registry.evaluate(registry.parse({"regex": "(a+)+$"}), "a" * 80 + "b").passed is False
+
+
+def test_a_catastrophic_regex_errors_its_item_and_the_run_ends(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    provider_env.responder = lambda call: "a" * 80 + "b"
+    write(
+        pytester.path,
+        "demo.skill.yaml",
+        "cases:\n  - {id: slow, input: hi, expect: {regex: '(a|aa)+$'}}\n",
+    )
+    result = collect(pytester)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*gave up after 2 s on a 81-character answer*"])
+
+
+def test_a_huge_answer_is_clipped_in_the_failure_and_whole_in_the_report(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    answer = "word " * 400_000  # 2 MB
+    provider_env.responder = lambda call: answer
+    write(
+        pytester.path,
+        "demo.skill.yaml",
+        "cases:\n  - {id: big, input: hi, max_tokens: 1000000, expect: {equals: short}}\n",
+    )
+    report = tmp_path / "report.json"
+    result = collect(pytester, f"--skill-report={report}")
+    result.assert_outcomes(failed=1)
+    shown = everything(result)
+    assert "characters left out here; --skill-report and JUnit XML keep the whole answer" in shown
+    assert len(shown) < 40_000
+    outputs = [r["output"] for r in json.loads(report.read_text())["results"]]
+    assert answer.strip() in [o.strip() for o in outputs if o]

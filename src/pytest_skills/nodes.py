@@ -13,6 +13,7 @@ import pytest
 
 from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult
 from pytest_skills.checks.judge import judge_unavailable, without_judges
+from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import (
@@ -24,6 +25,7 @@ from pytest_skills.formats import (
     Suite,
     load_scenario,
     load_suite,
+    open_source,
     read_scenarios,
 )
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
@@ -192,16 +194,28 @@ class SkillFile(_CaseCollector, pytest.File):
     def __init__(self, *, context: RunContext, source: Source | FormatError, **kwargs: Any):
         super().__init__(**kwargs)
         self.context = context
-        #: The file's data, or why it could not be read (reported when collected).
-        self.opened = source
+        #: The file's data, or why it could not be read (reported when collected);
+        #: None once its cases are loaded.
+        self.opened: Source | FormatError | None = source
 
     def collect(self) -> Iterator[pytest.Item | pytest.Collector]:
         source = self.opened
+        if source is None:  # collected before: its data was let go, so read it again
+            try:
+                source = open_source(self.path)
+            except FormatError as error:
+                source = error
+            if source is None:
+                return
         if isinstance(source, FormatError):
             raise SkillCollectError(str(source))
         if source.format != SCENARIOS:
             registry = self.context.registry_for(self.ihook)
-            yield from self._items(_loaded(load_suite, source, registry), registry)
+            suite = _loaded(load_suite, source, registry)
+            # The raw data and its line map weigh as much as the cases (5 MB for
+            # 10,000 of them) and nothing reads them once the suite is loaded.
+            self.opened = source = None
+            yield from self._items(suite, registry)
             return
         scenarios, warnings = _loaded(read_scenarios, source)
         for warning in warnings:
@@ -443,10 +457,11 @@ def _answer_lines(title: str, graded: _Graded) -> list[str]:
         notes.append("replayed")
     if notes:
         title += f" ({', '.join(notes)})"
-    lines = [f"{'-' * 20} {title} {'-' * 20}", response.text]
+    # Clipped: a 20 MB answer must not flood the terminal; the reports keep it whole.
+    lines = [f"{'-' * 20} {title} {'-' * 20}", clip(response.text)]
     if response.reasoning:
         # Shown to explain the answer; checks never see it.
-        lines += [f"{'-' * 20} reasoning (not checked) {'-' * 20}", response.reasoning]
+        lines += [f"{'-' * 20} reasoning (not checked) {'-' * 20}", clip(response.reasoning)]
     if not response.text.strip() and response.stop_reason in ("length", "max_tokens"):
         lines.append(
             "(no answer: max_tokens ran out first; raise max_tokens or lower the reasoning level)"

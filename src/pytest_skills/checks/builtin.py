@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass, replace
@@ -33,10 +34,16 @@ from pytest_skills.checks.verify import register_verify_check
 REGEX_TIMEOUT_S = 2.0
 
 
+@functools.lru_cache(maxsize=4096)
+def _listed(prefix: str, needles: tuple[str, ...]) -> str:
+    # One string per check, not one per answer graded: records keep them all.
+    return prefix + ", ".join(repr(n) for n in needles)
+
+
 def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     # upskill's meaning: every listed string appears, ignoring case.
     absent = missing(needles, answer)
-    expected = "contains " + ", ".join(repr(n) for n in needles)
+    expected = _listed("contains ", needles)
     actual = f"missing {', '.join(repr(m) for m in absent)}" if absent else "all present"
     return CheckResult("contains", not absent, expected, actual)
 
@@ -49,7 +56,7 @@ def _icontains(needles: tuple[str, ...], answer: str) -> CheckResult:
 def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     lowered = answer.casefold()
     present = [n for n in needles if n.casefold() in lowered]
-    expected = "contains none of " + ", ".join(repr(n) for n in needles)
+    expected = _listed("contains none of ", needles)
     actual = f"found {', '.join(repr(p) for p in present)}" if present else "none present"
     return CheckResult("not_contains", not present, expected, actual)
 
@@ -61,6 +68,10 @@ class Pattern:
     text: str
     #: The same pattern compiled by the ``regex`` package, whose matching can time out.
     bounded: Any
+
+    @functools.cached_property  # one string per check, not one per answer graded
+    def expected(self) -> str:
+        return f"matches /{self.text}/"
 
 
 def _compile(value: Any) -> Pattern:
@@ -86,7 +97,7 @@ def _regex(pattern: Pattern, answer: str) -> CheckResult:
             "avoid nested repeats such as (a+)+ or overlapping alternatives such as (a|aa)+"
         ) from None
     actual = f"matched {shown(match.group(0))}" if match else f"no match in {excerpt(answer)}"
-    return CheckResult("regex", match is not None, f"matches /{pattern.text}/", actual)
+    return CheckResult("regex", match is not None, pattern.expected, actual)
 
 
 def _equals(expected: str, answer: str) -> CheckResult:

@@ -39,7 +39,7 @@ class CheckError(Exception):
         self.replay_miss = replay_miss
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     kind: str
     #: Normalised by the kind's validator: for ``all``/``any`` a tuple of Checks.
@@ -48,7 +48,7 @@ class Check:
     path: tuple[str | int, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CheckResult:
     kind: str
     passed: bool

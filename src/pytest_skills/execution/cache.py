@@ -254,6 +254,8 @@ class ResponseCache:
         with self._lock:
             # Popped: the runner asks for each key once, and the response lives on there.
             found = self._fetched.pop(key, _NOT_FETCHED)
+            if not self._fetched:
+                self._fetched = {}  # a dict keeps its table when emptied: let it go
         if found is _NOT_FETCHED or (found is None and not self.read_only):
             # Not read ahead, or absent then: another xdist worker may have recorded it.
             with self._guard("read"):

@@ -50,7 +50,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 30.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Call:
     request: Request
     spec: ModelSpec
@@ -58,7 +58,7 @@ class Call:
     label: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Outcome:
     response: Response | None = None
     error: str | None = None

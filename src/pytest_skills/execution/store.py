@@ -151,6 +151,8 @@ class StoreReader:
             )
             db.execute("PRAGMA trusted_schema = OFF")
             db.execute("PRAGMA query_only = ON")
+            # Entries are read once, in one pass: a page cache would only hold memory.
+            db.execute("PRAGMA cache_size = 64")
             self._db = db
         return self._db
 

@@ -9,8 +9,8 @@ it stays typed.
 
 from __future__ import annotations
 
+import functools
 import json
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -255,10 +255,10 @@ def to_properties(record: ItemRecord, *, whole: bool = True) -> list[tuple[str, 
         graded = [r for r in record.results if r.condition == condition and r.graded]
         if graded:
             passed = sum(bool(r.passed) for r in graded)
-            # Interned: 10,000 items share a handful of "1/1" strings.
-            flat.append((name, sys.intern(f"{passed}/{len(graded)}")))
-    replayed = "true" if all(r.cached for r in record.results) else "false"
-    flat.append(("skill_replayed", replayed))
+            flat.append(_flat(name, f"{passed}/{len(graded)}"))
+    flat.append(
+        _flat("skill_replayed", "true" if all(r.cached for r in record.results) else "false")
+    )
     if not whole:
         return flat
     compact = json.dumps(record.to_json(), sort_keys=True, separators=(",", ":"))
@@ -266,6 +266,12 @@ def to_properties(record: ItemRecord, *, whole: bool = True) -> list[tuple[str, 
 
 
 _FLAT_NAMES = {condition: f"skill_{condition}" for condition in CONDITIONS}
+
+
+@functools.lru_cache(maxsize=1024)
+def _flat(name: str, value: str) -> tuple[str, str]:
+    # Shared: 10,000 items hold a handful of distinct ("skill_with_skill", "1/1") pairs.
+    return (name, value)
 
 
 def from_properties(properties: Iterable[tuple[str, object]]) -> ItemRecord | None:
