@@ -266,6 +266,15 @@ def test_front_matter_problems_warn_and_run(pytester: pytest.Pytester) -> None:
             "ERROR: pytest-skills: model spec 'openai:qwen@127.0.0.1:8080/v1': base URL "
             "'127.0.0.1:8080/v1' must start with http:// or https://",
         ),
+        (
+            ("--skill-model", "openai:qwen@https://me:sk-live-123@example.test/v1"),
+            "ERROR: pytest-skills: model spec 'openai:qwen@...': its base URL carries "
+            "credentials*put the key in the provider's environment variable*",
+        ),
+        (
+            ("--skill-model", "openai:qwen@https://example.test/v1?api_key=sk-live-123"),
+            "ERROR: pytest-skills: model spec 'openai:qwen@...': its base URL carries*",
+        ),
         (("--skill-model", " "), "ERROR: pytest-skills: empty model spec*"),
         (
             ("--skill-model", "haiku", "--skill-model", "haiku"),
@@ -297,6 +306,7 @@ def test_bad_options_are_usage_errors(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([message])
     assert "Traceback" not in everything(result)
+    assert "sk-live-123" not in everything(result)  # a key in a base URL is never echoed
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from urllib.parse import parse_qsl, urlsplit
 
 #: When the model ids below were last checked against what the providers list (the
 #: ``openai`` 3.57 and ``anthropic`` 2.13 SDKs' model lists, and the Hugging Face repo).
@@ -138,6 +139,15 @@ def parse_aliases(lines: str | list[str]) -> dict[str, str]:
     return aliases
 
 
+_CREDENTIAL_QUERY_RE = re.compile(r"(?i)(key|token|secret|password|sig)")
+
+
+def _carries_credentials(url: str) -> bool:
+    if "@" in url:  # user:password@host (a base URL has no other use for one)
+        return True
+    return any(_CREDENTIAL_QUERY_RE.search(name) for name, _ in parse_qsl(urlsplit(url).query))
+
+
 def parse_model_spec(text: str, aliases: Mapping[str, str] | None = None) -> ModelSpec:
     """Parse ``[provider:]name[@base_url]``, following aliases; keep the typed name."""
     table = dict(DEFAULT_ALIASES if aliases is None else aliases)
@@ -161,6 +171,15 @@ def parse_model_spec(text: str, aliases: Mapping[str, str] | None = None) -> Mod
     base_url: str | None = None
     if provider not in LOCAL_PROVIDERS and "@" in rest:
         rest, _, base_url = rest.partition("@")
+        if _carries_credentials(base_url):
+            # The spec becomes part of every test id, report and cache label: a key in
+            # it would be printed everywhere. Name the spec without echoing the key.
+            raise SpecError(
+                f"model spec '{provider}:{rest}@...': its base URL carries credentials "
+                "(user:password@ or a key in the query string), which would appear in "
+                "every test id and report; put the key in the provider's environment "
+                "variable (ANTHROPIC_API_KEY, OPENAI_API_KEY) instead"
+            )
         if not re.match(r"^https?://", base_url):
             raise SpecError(
                 f"model spec {typed!r}: base URL {base_url!r} must start with http:// or https://"
