@@ -19,7 +19,7 @@ from pytest_skills.models import Response, Usage
 from pytest_skills.report.html import _anchors
 from pytest_skills.report.records import ItemRecord, call_result, from_properties, to_properties
 from tests.browser import Browser, Page
-from tests.conftest import HAIKU, SKILL_MD
+from tests.conftest import HAIKU, SKILL_MD, write_skill
 from tests.loopback import LoopbackServer
 from tests.report_run import (
     GPT,
@@ -339,6 +339,34 @@ def test_skill_model_tests_show_their_prompts_answers_and_checks(
     # The with-skill answer's check ran on the baseline's answer too: the skill helped.
     assert page.count("contains &#39;skill: demo&#39;") == 2
     assert 'data-outcome="helped"' in page
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["n0", "n2"])
+def test_an_expected_failure_is_marked_as_one_in_the_page_and_the_report(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, workers: list[str]
+) -> None:
+    write_skill(
+        pytester.path,
+        "demo",
+        """
+        cases:
+          - {id: known, input: a question, expect: {contains: never said}, xfail: not yet}
+          - {id: ordinary, input: a question too, expect: {contains: never said}}
+        """,
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+        "--skill-html=page.html", "--skill-report=report.json", *workers,
+    )  # fmt: skip
+    result.assert_outcomes(failed=1, xfailed=1)
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    assert page.count('class="expected-failure"') == 1
+    assert "expected to fail: not yet" in page
+    results = json.loads((pytester.path / "report.json").read_text())["results"]
+    assert {(r["case"], r.get("xfail")) for r in results} == {
+        ("known", "not yet"),
+        ("ordinary", None),
+    }
 
 
 # --- pieces -----------------------------------------------------------------------------------

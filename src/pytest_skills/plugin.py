@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +126,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         run.redact_report(report)
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     record = record or fixture.record_of(item, report)
+    if record is not None and hasattr(report, "wasxfail"):
+        record = dataclasses.replace(record, xfail=report.wasxfail)
     if record is not None:
         properties = to_properties(record, whole=run.record_property_read)
         # The call report was made from the item's properties already; the teardown

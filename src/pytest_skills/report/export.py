@@ -85,6 +85,7 @@ def to_json(
                     **fields,
                     **({"metadata": dict(record.metadata)} if record.metadata else {}),
                     **({"not_graded": list(record.not_graded)} if record.not_graded else {}),
+                    **({"xfail": record.xfail} if record.xfail is not None else {}),
                 }
             )
     return {

@@ -97,6 +97,8 @@ class ModelResult:
     outcome: str
     with_skill: Condition
     baseline: Condition | None
+    #: The reason the test was expected to fail ("" for none); None when it was not.
+    xfail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -263,6 +265,7 @@ def _model_result(record: ItemRecord, info: RunInfo) -> ModelResult:
         outcome=_outcome(with_skill, baseline),
         with_skill=with_skill,
         baseline=baseline,
+        xfail=record.xfail,
     )
 
 

@@ -203,6 +203,9 @@ class ItemRecord:
     input: str = ""
     #: A skill case's context files, ``(name, content)``, in the order of the prompt.
     context_files: tuple[tuple[str, str], ...] = ()
+    #: The reason given when the test was expected to fail (``xfail``), "" for none;
+    #: None when it was not.
+    xfail: str | None = None
 
     @property
     def cache_keys(self) -> set[str]:
@@ -221,6 +224,7 @@ class ItemRecord:
             "not_graded": list(self.not_graded),
             "input": self.input,
             "context_files": [list(pair) for pair in self.context_files],
+            "xfail": self.xfail,
         }
 
     @classmethod
@@ -239,6 +243,7 @@ class ItemRecord:
             context_files=tuple(
                 (str(name), str(content)) for name, content in data.get("context_files") or ()
             ),
+            xfail=data.get("xfail"),
         )
 
 
