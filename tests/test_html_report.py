@@ -16,7 +16,7 @@ import pytest
 
 from pytest_skills.checks.registry import CheckResult
 from pytest_skills.models import Response, Usage
-from pytest_skills.report.html import _anchors
+from pytest_skills.report.html import MAX_MARKS, _anchors, marked_segments
 from pytest_skills.report.records import ItemRecord, call_result, from_properties, to_properties
 from tests.browser import Browser, Page
 from tests.conftest import HAIKU, SKILL_MD, write_skill
@@ -369,6 +369,67 @@ def test_an_expected_failure_is_marked_as_one_in_the_page_and_the_report(
     }
 
 
+def test_what_the_checks_found_is_marked_in_the_answer_as_escaped_text(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    # The loopback echoes the input, so the answer holds "<b>": the not_contains fails on it.
+    write_skill(
+        pytester.path,
+        "demo",
+        """
+        cases:
+          - id: tagged
+            input: say <b>hi</b>
+            expect: {all: [{contains: "SAY"}, {not_contains: "<b>"}]}
+        """,
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+        "--skill-html=page.html",
+    )  # fmt: skip
+    result.assert_outcomes(failed=1)
+    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    # Both conditions' answers: "say" found (kept as the answer wrote it), "<b>" failing.
+    assert page.count('<mark class="mark-pass">say</mark>') == 2
+    assert page.count('<mark class="mark-fail">&lt;b&gt;</mark>') == 2
+    assert "<b>hi" not in page
+
+
+def _check(passed: bool, *marks: str, children: tuple[CheckResult, ...] = ()) -> CheckResult:
+    return CheckResult("k", passed, "expected", "actual", children=children, marks=marks)
+
+
+def test_marks_ignore_case_prefer_longer_texts_and_let_a_failure_show_over_a_pass() -> None:
+    answer = "Use SM_90a, not sm_80; sm_90a again"
+    tree = _check(False, children=(_check(True, "sm_90", "sm_90a"), _check(False, "sm_80")))
+    assert marked_segments(answer, [tree]) == (
+        ("Use ", ""),
+        ("SM_90a", "pass"),
+        (", not ", ""),
+        ("sm_80", "fail"),
+        ("; ", ""),
+        ("sm_90a", "pass"),
+        (" again", ""),
+    )
+    overlapping = [_check(True, "abc"), _check(False, "bc")]
+    assert marked_segments("xabcx", overlapping) == (
+        ("x", ""),
+        ("a", "pass"),
+        ("bc", "fail"),
+        ("x", ""),
+    )
+    assert marked_segments("plain", [_check(True)]) == (("plain", ""),)
+    assert marked_segments("", [_check(True, "a")]) == ()
+
+
+def test_a_one_letter_mark_is_capped_in_a_long_answer() -> None:
+    segments = marked_segments("a" * 5000, [_check(True, "a")])
+    assert sum(1 for _, mark in segments if mark) == 1  # adjacent marks merge into one run
+    segments = marked_segments("a b " * 5000, [_check(True, "a")])
+    assert sum(1 for _, mark in segments if mark) == MAX_MARKS
+    assert "".join(text for text, _ in segments) == "a b " * 5000
+
+
 # --- pieces -----------------------------------------------------------------------------------
 
 
@@ -396,7 +457,9 @@ def test_records_carry_check_trees_inputs_and_files_through_xdist() -> None:
         "all of 2",
         "1 of 2 passed",
         (
-            CheckResult("contains", True, "contains 'a'", "all present"),
+            CheckResult(
+                "contains", True, "contains 'a'", "all present", marks=("a", "sk-secret-9")
+            ),
             CheckResult("judge", False, "the judge passes it", "FAIL; sk-secret-9 said no"),
         ),
     )
@@ -426,4 +489,5 @@ def test_records_carry_check_trees_inputs_and_files_through_xdist() -> None:
     assert back == record
     assert back is not None
     assert back.results[0].checks[0].children[1].actual == "FAIL; [redacted] said no"
+    assert back.results[0].checks[0].children[0].marks == ("a", "[redacted]")
     assert back.context_files == (("notes.txt", "some notes"),)

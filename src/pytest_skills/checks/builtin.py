@@ -45,7 +45,7 @@ def _contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     absent = missing(needles, answer)
     expected = _listed("contains ", needles)
     actual = f"missing {', '.join(repr(m) for m in absent)}" if absent else "all present"
-    return CheckResult("contains", not absent, expected, actual)
+    return CheckResult("contains", not absent, expected, actual, marks=() if absent else needles)
 
 
 def _icontains(needles: tuple[str, ...], answer: str) -> CheckResult:
@@ -58,7 +58,7 @@ def _not_contains(needles: tuple[str, ...], answer: str) -> CheckResult:
     present = [n for n in needles if n.casefold() in lowered]
     expected = _listed("contains none of ", needles)
     actual = f"found {', '.join(repr(p) for p in present)}" if present else "none present"
-    return CheckResult("not_contains", not present, expected, actual)
+    return CheckResult("not_contains", not present, expected, actual, marks=tuple(present))
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,8 @@ def _regex(pattern: Pattern, answer: str) -> CheckResult:
             "avoid nested repeats such as (a+)+ or overlapping alternatives such as (a|aa)+"
         ) from None
     actual = f"matched {shown(match.group(0))}" if match else f"no match in {excerpt(answer)}"
-    return CheckResult("regex", match is not None, pattern.expected, actual)
+    marks = (match.group(0),) if match and match.group(0).strip() else ()
+    return CheckResult("regex", match is not None, pattern.expected, actual, marks=marks)
 
 
 def _equals(expected: str, answer: str) -> CheckResult:

@@ -56,6 +56,10 @@ class CheckResult:
     #: What was seen, or why it failed: shown beside ``expected`` on failure.
     actual: str
     children: tuple[CheckResult, ...] = ()
+    #: Texts of the answer behind the verdict, for the HTML report to mark: what a
+    #: passing ``contains`` or ``regex`` found, the forbidden text a failing
+    #: ``not_contains`` found. Matched there ignoring case.
+    marks: tuple[str, ...] = ()
 
     def failures(self) -> list[CheckResult]:
         """The leaf results that made this one fail (all leaves of a failed ``any``)."""

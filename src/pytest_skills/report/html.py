@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import math
 import re
 from collections import Counter, defaultdict
@@ -68,6 +69,9 @@ class Attempt:
     output: str | None
     error: str | None
     checks: tuple[CheckResult, ...]
+    #: ``output`` cut into ``(text, mark)`` runs: mark is "pass" for text a passing
+    #: check found, "fail" for text that failed one, "" for the rest.
+    segments: tuple[tuple[str, str], ...]
     #: The model's reasoning/thinking text, where the backend reports it.
     reasoning: str | None
     cached: bool
@@ -213,6 +217,7 @@ def _condition(name: str, results: Sequence[CallResult], info: RunInfo) -> Condi
             output=r.output,
             error=r.error,
             checks=r.checks,
+            segments=marked_segments(r.output or "", r.checks),
             # Added by the backends that report reasoning; absent on older records.
             reasoning=getattr(r, "reasoning", None) or None,
             cached=r.cached,
@@ -267,6 +272,55 @@ def _model_result(record: ItemRecord, info: RunInfo) -> ModelResult:
         baseline=baseline,
         xfail=record.xfail,
     )
+
+
+#: At most this many marks per answer and verdict: a one-letter needle must not turn a
+#: long answer into a page of tags.
+MAX_MARKS = 200
+
+
+def _marks(checks: Iterable[CheckResult]) -> dict[str, set[str]]:
+    texts: dict[str, set[str]] = {"pass": set(), "fail": set()}
+    for check in checks:
+        texts["pass" if check.passed else "fail"].update(t for t in check.marks if t.strip())
+        for verdict, found in _marks(check.children).items():
+            texts[verdict] |= found
+    return texts
+
+
+def _spans(texts: set[str], answer: str) -> list[tuple[int, int]]:
+    if not texts:
+        return []
+    # Longest first, so a needle inside a longer one does not cut the longer one short.
+    alternatives = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+    spans = []
+    for match in re.finditer(alternatives, answer, re.IGNORECASE):
+        spans.append(match.span())
+        if len(spans) == MAX_MARKS:
+            break
+    return spans
+
+
+def marked_segments(answer: str, checks: Sequence[CheckResult]) -> tuple[tuple[str, str], ...]:
+    """``answer`` as ``(text, mark)`` runs, marking what the checks found (see
+    :attr:`Attempt.segments`); where a pass and a fail mark overlap, the fail shows."""
+    texts = _marks(checks)
+    spans = {verdict: _spans(found, answer) for verdict, found in texts.items()}
+    if not spans["pass"] and not spans["fail"]:
+        return ((answer, ""),) if answer else ()
+    cuts = sorted({0, len(answer), *(i for ss in spans.values() for span in ss for i in span)})
+
+    def covered(verdict: str, start: int) -> bool:
+        return any(a <= start < b for a, b in spans[verdict])
+
+    runs: list[list[str]] = []
+    for start, end in itertools.pairwise(cuts):
+        mark = "fail" if covered("fail", start) else "pass" if covered("pass", start) else ""
+        if runs and runs[-1][1] == mark:
+            runs[-1][0] += answer[start:end]
+        else:
+            runs.append([answer[start:end], mark])
+    return tuple((text, mark) for text, mark in runs)
 
 
 _SPACE = re.compile(r"\s+")

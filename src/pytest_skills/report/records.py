@@ -123,6 +123,7 @@ def check_to_json(result: CheckResult) -> dict[str, Any]:
         "expected": result.expected,
         "actual": result.actual,
         "children": [check_to_json(child) for child in result.children],
+        "marks": list(result.marks),
     }
 
 
@@ -133,6 +134,7 @@ def check_from_json(data: Mapping[str, Any]) -> CheckResult:
         expected=data["expected"],
         actual=data["actual"],
         children=tuple(check_from_json(child) for child in data.get("children") or ()),
+        marks=tuple(str(text) for text in data.get("marks") or ()),
     )
 
 
@@ -144,6 +146,7 @@ def _redacted_check(result: CheckResult, redact: Callable[[str], str]) -> CheckR
         expected=redact(result.expected),
         actual=redact(result.actual),
         children=tuple(_redacted_check(child, redact) for child in result.children),
+        marks=tuple(redact(text) for text in result.marks),
     )
 
 
