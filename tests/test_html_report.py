@@ -304,6 +304,16 @@ def test_the_ini_path_is_relative_to_the_rootdir(
     assert 'id="case-fixed"' in page and 'id="case-other-fixed"' not in page
 
 
+def live_page(pytester: pytest.Pytester, **outcomes: int) -> str:
+    """Run the project in ``pytester`` live on haiku and return its HTML page."""
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
+        "--skill-html=page.html",
+    )  # fmt: skip
+    result.assert_outcomes(**outcomes)
+    return (pytester.path / "page.html").read_text(encoding="utf-8")
+
+
 def test_a_run_without_models_still_writes_a_page(pytester: pytest.Pytester) -> None:
     write_project(pytester.path)
     result = pytester.runpytest("-p", "no:cacheprovider", "--skill-html=page.html")
@@ -328,12 +338,7 @@ def test_skill_model_tests_show_their_prompts_answers_and_checks(
             skill_model.ask("Name the topic", files={"notes.txt": "a note"}, baseline=True)
         """
     )
-    result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
-        "--skill-html=page.html",
-    )  # fmt: skip
-    result.assert_outcomes(passed=1)
-    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    page = live_page(pytester, passed=1)
     assert 'id="case-test_ask"' in page
     assert "Name the topic\n\nFile `notes.txt`:\n```\na note\n```" in page
     # The with-skill answer's check ran on the baseline's answer too: the skill helped.
@@ -383,12 +388,7 @@ def test_what_the_checks_found_is_marked_in_the_answer_as_escaped_text(
             expect: {all: [{contains: "SAY"}, {not_contains: "<b>"}]}
         """,
     )
-    result = pytester.runpytest(
-        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off",
-        "--skill-html=page.html",
-    )  # fmt: skip
-    result.assert_outcomes(failed=1)
-    page = (pytester.path / "page.html").read_text(encoding="utf-8")
+    page = live_page(pytester, failed=1)
     # Both conditions' answers: "say" found (kept as the answer wrote it), "<b>" failing.
     assert page.count('<mark class="mark-pass">say</mark>') == 2
     assert page.count('<mark class="mark-fail">&lt;b&gt;</mark>') == 2
