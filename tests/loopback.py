@@ -196,7 +196,7 @@ def _error(
     return _Reply(status, payload, headers or {})
 
 
-def _anthropic_problem(call: Call) -> str | None:
+def _anthropic_problem(call: Call, budget_thinking_models: frozenset[str]) -> str | None:
     """What the real Messages API would reject in this request, if anything."""
     body, headers = call.body, call.headers
     version = headers.get("anthropic-version")
@@ -213,7 +213,7 @@ def _anthropic_problem(call: Call) -> str | None:
         for name in _SAMPLING_PARAMS:
             if name in body:
                 return f"{name}: Extra inputs are not permitted"
-    return thinking_problem(call.model, call.body)
+    return thinking_problem(call.model, call.body, call.model in budget_thinking_models)
 
 
 def _truncate(text: str, max_tokens: int | None) -> tuple[str, bool]:
@@ -238,14 +238,18 @@ class LoopbackServer:
         *,
         reasoning_models: Iterable[str] = (),
         reasoning_format: str = "inline",
+        budget_thinking_models: Iterable[str] = (),
     ) -> None:
         """``reasoning_models``: OpenAI deployment names that run a reasoning model.
+        ``budget_thinking_models``: Anthropic model names (a gateway's, say) that think
+        only on a budget, as the 4.5 models do.
         ``reasoning_format``: how a compatible server returns a local model's ``<think>``
         text: ``inline`` (llama-server's ``--reasoning-format none``) or ``deepseek``
         (split into ``reasoning_content``)."""
         self.responder: Responder = responder or echo
         self.latency = latency
         self.reasoning_models = frozenset(reasoning_models)
+        self.budget_thinking_models = frozenset(budget_thinking_models)
         self.reasoning_format = reasoning_format
         self._lock = threading.Lock()
         self._calls: list[Call] = []
@@ -357,7 +361,7 @@ class LoopbackServer:
             return _error(api, failure.status, failure.message, extra)
 
         if api == "anthropic":
-            problem = _anthropic_problem(call)
+            problem = _anthropic_problem(call, self.budget_thinking_models)
             if problem is not None:
                 return _error(api, 400, problem)
         else:

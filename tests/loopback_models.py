@@ -93,8 +93,9 @@ class Problem:
     code: str | None = None
 
 
-def thinking_problem(model: str, body: dict[str, Any]) -> str | None:
-    """What the Messages API refuses in a request's thinking settings, if anything."""
+def thinking_problem(model: str, body: dict[str, Any], budget_only: bool = False) -> str | None:
+    """What the Messages API refuses in a request's thinking settings, if anything;
+    ``budget_only``: the model takes only ``enabled`` thinking, whatever its name."""
     thinking = body.get("thinking")
     effort = (body.get("output_config") or {}).get("effort")
     if effort is not None and effort not in ANTHROPIC_EFFORTS:
@@ -102,7 +103,7 @@ def thinking_problem(model: str, body: dict[str, Any]) -> str | None:
     if thinking is None:
         return None
     kind = thinking.get("type")
-    if kind == "adaptive" and BUDGET_ONLY_CLAUDE.match(model):
+    if kind == "adaptive" and (budget_only or BUDGET_ONLY_CLAUDE.match(model)):
         return f"thinking.type: 'adaptive' is not supported by {model}; use 'enabled'"
     if kind == "enabled":
         budget = thinking.get("budget_tokens")

@@ -365,6 +365,42 @@ def test_the_loopback_refuses_adaptive_thinking_where_the_api_does(server: Loopb
     assert budget["thinking"]["budget_tokens"] == 1024  # the API's minimum
 
 
+def test_a_gateway_model_that_refuses_adaptive_thinking_gets_a_budget_from_then_on() -> None:
+    # A gateway's name says nothing of the model behind it: here a 4.5 model, which
+    # takes only thinking with budget_tokens.
+    with LoopbackServer(responder=guess_then_answer, budget_thinking_models=["prod-claude"]) as srv:
+        backend, spec = anthropic(srv, "prod-claude")
+        first = ask(backend, spec, reasoning="high")
+        assert [c.body["thinking"]["type"] for c in srv.calls] == ["adaptive", "enabled"]
+        assert first.reasoning == "maybe sm_80 is right"
+        assert first.extra["adapted"] == (
+            "the server refused adaptive thinking: sent thinking with budget_tokens instead"
+        )
+        with ThreadPoolExecutor(4) as pool:
+            later = list(pool.map(lambda _: ask(backend, spec, reasoning="high"), range(4)))
+        assert [c.body["thinking"]["type"] for c in srv.calls[2:]] == ["enabled"] * 4
+        assert all(a.extra["adapted"] == first.extra["adapted"] for a in later)
+
+
+def test_a_thinking_refusal_in_both_forms_or_about_something_else_is_an_error() -> None:
+    with LoopbackServer(budget_thinking_models=["prod-claude"]) as srv:
+        backend, spec = anthropic(srv, "prod-claude")
+        # The budget form refused as well (as a server without thinking would): one
+        # switch, then the error, not a loop.
+        srv.fail_next(400, message="thinking: not supported by this deployment", times=2)
+        with pytest.raises(BackendError, match="thinking: not supported"):
+            ask(backend, spec, reasoning="high")
+        assert [c.body["thinking"]["type"] for c in srv.calls] == ["adaptive", "enabled"]
+        # Another 400 is the caller's error as it stands: not retried in another form.
+        srv.fail_next(400, message="messages: roles must alternate")
+        with pytest.raises(BackendError, match="roles must alternate"):
+            ask(backend, spec, reasoning="high")
+        assert len(srv.calls) == 3
+        # Without a reasoning setting a 400 is never taken for a thinking refusal.
+        plain, plain_spec = anthropic(srv, "claude-haiku-4-5")
+        assert ask(plain, plain_spec).extra == {}
+
+
 # -- the setting through the plugin: option, ini, file defaults, case --------------------
 
 SONNET = "anthropic:claude-sonnet-5-5"

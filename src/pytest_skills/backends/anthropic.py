@@ -14,13 +14,17 @@ Thinking: with a reasoning setting, models from Claude 4.6 on think ``adaptive``
 the requested ``output_config.effort``; the 4.5 models (and older) take ``enabled``
 thinking with ``budget_tokens``. Either way the reasoning budget is added to
 ``max_tokens``, which bounds the answer, since thinking counts against it. Thinking
-blocks are kept apart from the answer, as :attr:`Response.reasoning`.
+blocks are kept apart from the answer, as :attr:`Response.reasoning`. The form is
+chosen from the model id; when the server refuses it with a 400 that names thinking (a
+gateway's model name says nothing of the model behind it), the other form is sent
+instead for the rest of the run, and every answer says so (``extra["adapted"]``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
 import time
 from typing import Any
 
@@ -69,27 +73,38 @@ class AnthropicBackend:
         self._client = anthropic.Anthropic(
             base_url=spec.base_url or None, timeout=options.timeout, max_retries=0
         )
+        # The thinking form the server asked for with a 400, once learned: shared by calls.
+        self._adaptive: bool | None = None
+        self._adapt_lock = threading.Lock()
 
     def complete(self, request: Request) -> Response:
         anthropic = self._sdk
-        params: dict[str, Any] = {
+        base: dict[str, Any] = {
             "model": request.model,
             "messages": [{"role": "user", "content": request.prompt}],
-            **thinking_params(
-                request.model, request.sampling.reasoning, request.sampling.max_tokens
-            ),
         }
         if request.system is not None:
             # One cacheable block: the skill comes first and is identical across cases,
             # so every call after the first reads it from the prompt cache.
-            params["system"] = [
+            base["system"] = [
                 {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
             ]
+        reasoning = request.sampling.reasoning
         started = time.perf_counter()
-        try:
-            message = self._client.messages.create(**params)
-        except anthropic.AnthropicError as error:
-            raise self._backend_error(error) from None
+        while True:
+            learned = self._adaptive
+            adaptive = adaptive_thinking(request.model) if learned is None else learned
+            thinking = thinking_params(
+                request.model, reasoning, request.sampling.max_tokens, adaptive=adaptive
+            )
+            try:
+                message = self._client.messages.create(**base, **thinking)
+                break
+            except anthropic.BadRequestError as error:
+                if not self._adapt(error, reasoning, adaptive):
+                    raise self._backend_error(error) from None
+            except anthropic.AnthropicError as error:
+                raise self._backend_error(error) from None
         latency = time.perf_counter() - started
 
         usage = message.usage
@@ -113,7 +128,23 @@ class AnthropicBackend:
             stop_reason=message.stop_reason,
             reported_model=message.model,
             recorded_at=recorded_now(),
+            extra={"adapted": _adapted_note(learned)} if learned is not None else {},
         )
+
+    def _adapt(self, error: Any, reasoning: Reasoning | None, sent_adaptive: bool) -> bool:
+        """Learn the other thinking form from a 400 that refuses the one sent; False when
+        the 400 is about something else, or both forms have been refused."""
+        if reasoning is None or not reasoning.enabled:
+            return False
+        if "thinking" not in _status_detail(error).lower():
+            return False
+        with self._adapt_lock:
+            if self._adaptive is None:
+                self._adaptive = not sent_adaptive
+                return True
+            # Another call learned it meanwhile (retry in that form), or this was
+            # already the learned form and it is refused too (give up).
+            return self._adaptive != sent_adaptive
 
     def close(self) -> None:
         """Close the SDK's connection pool (optional: the runner may leave it to GC)."""
@@ -129,15 +160,18 @@ def adaptive_thinking(model: str) -> bool:
     return _BUDGET_ONLY.match(model) is None
 
 
-def thinking_params(model: str, reasoning: Reasoning | None, max_tokens: int) -> dict[str, Any]:
-    """``max_tokens`` and, with a reasoning setting, ``thinking`` and ``output_config``."""
+def thinking_params(
+    model: str, reasoning: Reasoning | None, max_tokens: int, *, adaptive: bool | None = None
+) -> dict[str, Any]:
+    """``max_tokens`` and, with a reasoning setting, ``thinking`` and ``output_config``;
+    ``adaptive`` overrides what the model id says (see :func:`adaptive_thinking`)."""
     if reasoning is None:
         return {"max_tokens": max_tokens}
     if not reasoning.enabled:
         return {"max_tokens": max_tokens, "thinking": {"type": "disabled"}}
     budget = max(reasoning.tokens, _MIN_BUDGET)
     params: dict[str, Any] = {"max_tokens": max_tokens + budget}
-    if adaptive_thinking(model):
+    if adaptive_thinking(model) if adaptive is None else adaptive:
         params["thinking"] = {"type": "adaptive"}
         params["output_config"] = {"effort": EFFORTS[reasoning.effort]}
     else:
@@ -156,6 +190,12 @@ def describe_thinking(model: str, reasoning: Reasoning | None) -> str | None:
         effort = EFFORTS[reasoning.effort]
         return f"adaptive thinking, effort {effort}, max_tokens + {budget}"
     return f"thinking with budget_tokens {budget} (max_tokens + {budget})"
+
+
+def _adapted_note(adaptive: bool) -> str:
+    if adaptive:
+        return "the server refused thinking with budget_tokens: sent adaptive thinking instead"
+    return "the server refused adaptive thinking: sent thinking with budget_tokens instead"
 
 
 def _status_detail(error: Any) -> str:
