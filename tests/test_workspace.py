@@ -1,14 +1,20 @@
 """--skill-workspace: the run in skill-creator's layout, field names as its schemas name them.
 
 The checks mirror what skill-creator's readers look for (references/schemas.md, and the
-lookups its eval-viewer and aggregate_benchmark.py make): runs are directories holding
-``outputs/``, with the prompt in an ``eval_metadata.json`` beside them or one level up;
-configurations are named ``with_skill`` / ``without_skill``; time and tokens come from
-``timing.json`` when ``grading.json`` carries no timing.
+lookups its eval-viewer and aggregate_benchmark.py make, seen by running them on such a
+workspace): runs are directories holding ``outputs/``, with the prompt in an
+``eval_metadata.json`` beside them or one level up; configurations are named
+``with_skill`` / ``without_skill``, and the aggregator takes every directory of a
+workspace for an eval and the first configuration in name order as the one its delta
+starts from; time and tokens come from ``timing.json`` when ``grading.json`` carries no
+timing, and a token count of 0 is replaced by ``execution_metrics.output_chars``; the
+viewer lines up a check's results across runs by the expectation's text, and saves the
+reviewer's notes as ``feedback.json`` in the workspace.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import statistics
@@ -65,6 +71,16 @@ def test_one_workspace_per_model_with_every_case_condition_and_trial(run_dir: Pa
     root = run_dir / "workspace"
     assert sorted(p.name for p in root.iterdir()) == sorted(DIRECTORIES.values())
     for name in DIRECTORIES.values():
+        # One version of the aggregator takes every directory for an eval: only evals here.
+        directories = [p.name for p in (root / name).iterdir() if p.is_dir()]
+        assert sorted(directories) == [f"eval-{n}" for n in range(1, 6)]
+        for eval_dir in (root / name).iterdir():
+            if eval_dir.is_dir():
+                # Its delta is the first configuration directory (by name) minus the second.
+                assert sorted(p.name for p in eval_dir.iterdir() if p.is_dir()) == [
+                    "with_skill",
+                    "without_skill",
+                ]
         runs = sorted(str(p.relative_to(root / name)) for p in (root / name).glob("eval-*/*/run-*"))
         assert runs == sorted(
             f"eval-{n}/{configuration}/run-{k}"
@@ -156,6 +172,17 @@ def test_every_run_holds_the_answer_its_grading_and_timing(
                 assert judged["passed"] and JUDGE_REASONING in judged["evidence"]
 
 
+def test_a_check_reads_the_same_in_every_run_of_its_eval(run_dir: Path) -> None:
+    # The viewer's per-eval table puts a check's results in one row by its text.
+    for directory in DIRECTORIES.values():
+        for eval_dir in (run_dir / "workspace" / directory).glob("eval-*"):
+            texts = {
+                tuple(e["text"] for e in read(grading)["expectations"])
+                for grading in eval_dir.glob("*/run-*/grading.json")
+            }
+            assert len(texts) == 1, (eval_dir, texts)
+
+
 def test_the_summary_is_what_skill_creators_aggregation_computes_from_the_files(
     run_dir: Path,
 ) -> None:
@@ -215,9 +242,17 @@ INFO = RunInfo(
     plugin_version="test",
 )
 
+USAGE = Usage(5, 7)
 
-def record(case: str, *, error: str | None = None) -> ItemRecord:
-    answer = None if error else Response(text=f"answer to {case}", usage=Usage(5, 7), latency_s=0.5)
+
+def record(
+    case: str,
+    *,
+    error: str | None = None,
+    usage: Usage = USAGE,
+    conditions: tuple[str, ...] = ("with_skill", "baseline"),
+) -> ItemRecord:
+    answer = None if error else Response(text=f"answer to {case}", usage=usage, latency_s=0.5)
     results = tuple(
         call_result(
             condition=condition,
@@ -229,7 +264,7 @@ def record(case: str, *, error: str | None = None) -> ItemRecord:
             graded_by="check",
             redact=str,
         )
-        for condition in ("with_skill", "baseline")
+        for condition in conditions
     )
     return ItemRecord(
         nodeid=f"s/s.skill.yaml::{case}[m]",
@@ -249,6 +284,37 @@ def test_a_new_run_replaces_the_workspace_it_wrote(tmp_path: Path) -> None:
     workspace.write(tmp_path, [], [record("a")], INFO)
     assert not (tmp_path / "m" / "eval-2").exists()  # no stale case for the viewer to show
     assert read(tmp_path / "m" / "benchmark.json")["metadata"]["evals_run"] == [1]
+
+
+def test_a_new_run_keeps_the_review_notes_skill_creators_viewer_saved(tmp_path: Path) -> None:
+    workspace.write(tmp_path, [], [record("a"), record("b")], INFO)
+    notes = '{"reviews": [{"run_id": "eval-1-with_skill-run-1", "feedback": "too long"}]}\n'
+    (tmp_path / "m" / "feedback.json").write_text(notes)
+    workspace.write(tmp_path, [], [record("a")], INFO)
+    assert (tmp_path / "m" / "feedback.json").read_text() == notes
+    assert not (tmp_path / "m" / "eval-2").exists()
+
+
+def test_an_answer_without_a_token_count_is_said_to_differ_from_the_aggregator(
+    tmp_path: Path,
+) -> None:
+    workspace.write(tmp_path, [], [record("a", usage=Usage())], INFO)
+    run = tmp_path / "m" / "eval-1" / "with_skill" / "run-1"
+    # aggregate_benchmark.py reads 0 tokens as none recorded and takes output_chars instead.
+    assert read(run / "timing.json")["total_tokens"] == 0
+    assert read(run / "grading.json")["execution_metrics"]["output_chars"] == len("answer to a")
+    data = read(tmp_path / "m" / "benchmark.json")
+    assert data["run_summary"]["with_skill"]["tokens"]["mean"] == 0
+    assert any(note.startswith("2 answer(s) came without a token count") for note in data["notes"])
+
+
+def test_without_a_baseline_there_is_one_configuration_and_no_delta(tmp_path: Path) -> None:
+    info = dataclasses.replace(INFO, baseline=False)
+    workspace.write(tmp_path, [], [record("a", conditions=("with_skill",))], info)
+    assert [p.name for p in (tmp_path / "m" / "eval-1").iterdir() if p.is_dir()] == ["with_skill"]
+    data = read(tmp_path / "m" / "benchmark.json")
+    assert list(data["run_summary"]) == ["with_skill"]
+    assert any(note.startswith("No baseline was run") for note in data["notes"])
 
 
 def test_a_failed_call_is_a_run_with_an_error(tmp_path: Path) -> None:

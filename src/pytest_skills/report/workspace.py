@@ -9,9 +9,12 @@ One workspace per model, under ``DIR/<model>/``::
     eval-<N>/with_skill/run-<k>/outputs/answer.md    the answer (error.txt for a failed call)
     eval-<N>/without_skill/run-<k>/...               the baseline
 
-Field names follow skill-creator's ``references/schemas.md``. The case numbering is
-the same in every model's workspace. A workspace this module wrote is replaced on the
-next run (a marker file says so); any other non-empty directory is left alone.
+Field names follow skill-creator's ``references/schemas.md`` and the lookups its
+``eval-viewer/generate_review.py`` and ``scripts/aggregate_benchmark.py`` make (checked by
+running them on a workspace this module wrote). The case numbering is the same in every
+model's workspace. A workspace this module wrote is replaced on the next run (a marker
+file says so), keeping the review notes skill-creator's viewer saved in it; any other
+non-empty directory is left alone.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ from pytest_skills.report.summary import ModelSummary
 CONFIGURATIONS = (("with_skill", "with_skill"), ("baseline", "without_skill"))
 MARKER = ".pytest-skills-workspace"
 ANSWER_FILE = "answer.md"
+#: What skill-creator's viewer writes into a workspace it serves: the reviewer's notes,
+#: keyed by run directory, which a rerun must not throw away with the old answers.
+REVIEWER_FILES = ("feedback.json",)
 
 
 def _dump(path: Path, data: Any) -> None:
@@ -187,7 +193,7 @@ def run_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-def _notes(model: ModelSummary | None, runs: Sequence[dict[str, Any]]) -> list[str]:
+def _notes(model: ModelSummary | None, runs: Sequence[dict[str, Any]], baseline: bool) -> list[str]:
     notes = [
         "pass_rate here is the share of an answer's checks that passed (skill-creator's "
         "meaning); pytest-skills counts an answer as passing only when all of them pass."
@@ -200,11 +206,27 @@ def _notes(model: ModelSummary | None, runs: Sequence[dict[str, Any]]) -> list[s
             f"pytest-skills: lift {lift.lift * 100:+.0f} points{ci} ({lift.method}){p}; "
             f"verdict: {lift.verdict}."
         )
+    if not baseline:
+        notes.append(
+            "No baseline was run (--no-skill-baseline): there are no without_skill runs and "
+            "no delta."
+        )
     errors = sum(run["result"]["errors"] for run in runs)
     if errors:
         notes.append(
             f"{errors} call(s) failed: their runs have no expectations and count as 0 here; "
             "pytest-skills leaves them out of its rates."
+        )
+    # skill-creator's aggregate_benchmark.py reads a token count of 0 as "not recorded"
+    # and puts execution_metrics.output_chars in its place.
+    uncounted = sum(
+        1 for run in runs if not run["result"]["errors"] and not run["result"]["tokens"]
+    )
+    if uncounted:
+        notes.append(
+            f"{uncounted} answer(s) came without a token count (the server reported no "
+            "usage): their tokens are 0 here, where skill-creator's aggregate_benchmark.py "
+            "counts the answer's characters instead."
         )
     return notes
 
@@ -262,7 +284,7 @@ def _write_model(
         },
         "runs": runs,
         "run_summary": run_summary(runs),
-        "notes": _notes(model, runs),
+        "notes": _notes(model, runs, info.baseline),
     }
     _dump(root / "benchmark.json", benchmark)
 
@@ -287,14 +309,20 @@ def directory_names(models: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def _clear(root: Path) -> None:
+def _clear(root: Path) -> dict[str, bytes]:
+    """Empty a workspace this module wrote; return the reviewer's files it held."""
     if (root / MARKER).is_file():
+        kept = {
+            name: (root / name).read_bytes() for name in REVIEWER_FILES if (root / name).is_file()
+        }
         shutil.rmtree(root)
-    elif root.exists() and any(root.iterdir()):
+        return kept
+    if root.exists() and any(root.iterdir()):
         raise FileExistsError(
             f"{root} exists and pytest-skills did not write it; give --skill-workspace an "
             "empty or new directory"
         )
+    return {}
 
 
 def write(
@@ -320,9 +348,11 @@ def write(
         if not by_model[model]:
             continue
         root = directory / names[model]
-        _clear(root)
+        kept = _clear(root)
         root.mkdir(parents=True, exist_ok=True)
         (root / MARKER).write_text(f"written by pytest-skills for model {model}\n", "utf-8")
         _write_model(root, summaries.get(model), by_model[model], eval_ids, eval_names, info)
+        for name, content in kept.items():
+            (root / name).write_bytes(content)
         written.append(root)
     return written
