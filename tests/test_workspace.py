@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from pytest_skills.checks.registry import CheckResult
 from pytest_skills.models import Response, Usage
 from pytest_skills.report import workspace
 from pytest_skills.report.records import ItemRecord, call_result
@@ -225,7 +226,7 @@ def test_the_viewer_finds_a_prompt_beside_every_run(run_dir: Path) -> None:
     )
     # The prompt is the one the model got: the input, then the context file, fenced.
     assert hostile["prompt"] == f"a hostile question\n\nFile `evil.html`:\n```\n{HOSTILE_FILE}\n```"
-    assert hostile["assertions"] == ["contains: contains 'never said'"]
+    assert hostile["assertions"] == ["contains 'never said'"]
 
 
 # --- rewriting, failed calls, foreign directories ------------------------------------------------
@@ -361,3 +362,27 @@ def test_model_names_become_distinct_directory_names() -> None:
         "..": "model",
         "gguf:/m/x.gguf": "gguf-m-x.gguf",
     }
+
+
+def test_each_expectation_reads_as_one_statement() -> None:
+    def leaf(kind: str, expected: str) -> CheckResult:
+        return CheckResult(kind, True, expected, "seen")
+
+    tree = CheckResult(
+        "all",
+        True,
+        "all of 4",
+        "4 passed",
+        children=(
+            leaf("contains", "contains 'sm_90a'"),
+            leaf("equals", "'42'"),
+            leaf("command verifier", "`make` exits with status 0 within 30s"),
+            leaf("house_style", "no exclamation marks"),  # a plugin's kind keeps its name
+        ),
+    )
+    assert [e["text"] for e in workspace.expectations(tree)] == [
+        "contains 'sm_90a'",
+        "equals '42'",
+        "`make` exits with status 0 within 30s",
+        "house_style: no exclamation marks",
+    ]

@@ -61,10 +61,26 @@ def expectations(check: CheckResult) -> list[dict[str, Any]]:
     if check.kind == "all" and check.children:
         return [item for child in check.children for item in expectations(child)]
     if check.kind == "any" and check.children:
-        text = "any of: " + "; ".join(f"{c.kind}: {c.expected}" for c in check.children)
+        text = "any of: " + "; ".join(statement(c) for c in check.children)
     else:
-        text = f"{check.kind}: {check.expected}"
+        text = statement(check)
     return [{"text": text, "passed": check.passed, "evidence": check.actual}]
+
+
+#: Built-in kinds whose ``expected`` reads as a statement already ("contains 'x'",
+#: "matches /x/"); skill-creator's viewer shows the text alone, so no "kind:" before it.
+_SELF_STATED = frozenset(
+    {"contains", "icontains", "not_contains", "regex", "starts_with", "json", "judge"}
+)
+
+
+def statement(check: CheckResult) -> str:
+    """What a check expects, as one sentence: "contains 'x'", "equals 'y'"."""
+    if check.kind in _SELF_STATED or check.kind.endswith(" verifier"):
+        return check.expected
+    if check.kind == "equals":
+        return f"equals {check.expected}"
+    return f"{check.kind}: {check.expected}"
 
 
 def _graded_expectations(result: CallResult) -> list[dict[str, Any]]:
