@@ -118,3 +118,14 @@ def test_replaying_answers_of_another_llama_cpp_build_warns(tmp_path: Path) -> N
     assert result.returncode == 0, result.stdout[-3000:]
     assert "recorded with llama-cpp-python 0.0.1" in result.stdout
     assert result.stdout.count("recorded with llama-cpp-python 0.0.1") == 1  # once per model
+
+
+def test_ci_runs_the_readmes_set_up_command_for_the_suite_verbatim() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.partition("Run the project's own test suite")[2]
+    command = next(line.strip() for line in section.splitlines() if line.startswith("    "))
+    assert "pip install" in command and "python -m pytest" in command
+    # pip would reuse a wheel built with other options: the build options must bite.
+    assert "--no-cache-dir" in command and "--no-binary llama-cpp-python" in command
+    ci_script = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert command in ci_script
