@@ -110,6 +110,8 @@ def test_files_and_contains() -> None:
     )
     assert result.passed, result
     assert result.actual == "4 of 4 passed"
+    # Only what was found in the answer is marked on the page, not a file's contents.
+    assert [c.marks for c in result.children] == [(), (), (), ("SURE",)]
     failed = verify(
         "no code",
         Verifier("file_exists", path="missing.txt"),

@@ -282,7 +282,7 @@ def _run_one(verifier: Verifier, root: Path, answer: str, output_file: str) -> C
     kind = f"{verifier.type} verifier"
     if verifier.type == "contains":
         expected = "the answer contains " + ", ".join(map(repr, verifier.values))
-        return _all_present(kind, expected, verifier.values, answer)
+        return _all_present(kind, expected, verifier.values, answer, in_answer=True)
     if verifier.type == "command":
         assert verifier.command is not None
         status, output = run_command(verifier.command, root, verifier.timeout)
@@ -314,10 +314,14 @@ def _run_one(verifier: Verifier, root: Path, answer: str, output_file: str) -> C
     return _all_present(kind, expected, verifier.values, text)
 
 
-def _all_present(kind: str, expected: str, values: tuple[str, ...], text: str) -> CheckResult:
+def _all_present(
+    kind: str, expected: str, values: tuple[str, ...], text: str, *, in_answer: bool = False
+) -> CheckResult:
     absent = missing(values, text)
     actual = f"missing {', '.join(map(repr, absent))}" if absent else "all present"
-    return CheckResult(kind, not absent, expected, actual)
+    # Marks point into the answer: a file's contents are not on the page.
+    marks = values if in_answer and not absent else ()
+    return CheckResult(kind, not absent, expected, actual, marks=marks)
 
 
 def _write(root: Path, name: str, text: str) -> None:
