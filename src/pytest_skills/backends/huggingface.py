@@ -27,6 +27,7 @@ from pytest_skills.models import HFReference
 INSTALL_HINT = 'pip install "pytest-skills[local]"'
 #: llama.cpp's ``-hf`` picks this quantization when none is named, and so do we.
 DEFAULT_QUANT = "Q4_K_M"
+_BARE_STATUS_RE = re.compile(r"\d{3} (Client|Server) Error\.?")
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
@@ -179,11 +180,22 @@ def _download(hub: Any, ref: HFReference, searched: Sequence[str]) -> Path:
         raise
     except Exception as error:  # network, missing repository or file, disk full
         raise BackendError(
-            f"downloading hf:{ref.text} failed: {type(error).__name__}: {error}\n"
+            f"downloading hf:{ref.text} failed: {type(error).__name__}: {_what_failed(error)}\n"
             f"To fetch it by hand: {download_command(ref)}",
             model_unavailable=True,
         ) from None
     return Path(paths[chosen])
+
+
+def _what_failed(error: Exception) -> str:
+    """One line of a ``huggingface_hub`` error, which runs over several: the first line
+    is often a bare status ("401 Client Error."), the next one says what was missing."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return "(no message)"
+    if len(lines) > 1 and _BARE_STATUS_RE.fullmatch(lines[0]):
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]
 
 
 def _shards(first: str, files: Iterable[str]) -> list[str]:
