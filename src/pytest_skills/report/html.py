@@ -292,7 +292,7 @@ def _spans(texts: set[str], answer: str) -> list[tuple[int, int]]:
     if not texts:
         return []
     # Longest first, so a needle inside a longer one does not cut the longer one short.
-    alternatives = "|".join(re.escape(t) for t in sorted(texts, key=len, reverse=True))
+    alternatives = "|".join(re.escape(t) for t in sorted(texts, key=lambda t: (-len(t), t)))
     spans = []
     for match in re.finditer(alternatives, answer, re.IGNORECASE):
         spans.append(match.span())
