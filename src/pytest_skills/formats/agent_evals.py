@@ -204,9 +204,7 @@ def _case(reader: FileReader, raw: Any, index: int, path: KeyPath, bases: tuple[
     if not isinstance(raw, Mapping):
         raise reader.fail(f"{what} must be a mapping with 'prompt' and 'assertions'", path)
     metadata = reader.metadata(raw, EVAL_KEYS, path, what)
-    prompt = raw.get("prompt")
-    if not isinstance(prompt, str) or not prompt.strip():
-        raise reader.fail(f"{what} needs a non-empty 'prompt' string", path)
+    prompt = reader.prompt_text(raw, "prompt", what, path)
     eval_id = reader.case_id(raw, "id", f"eval-{index + 1}", path)
     if "name" in raw and "id" in raw:
         metadata["id"] = plain(raw["id"])  # the case is named by its name: keep the id

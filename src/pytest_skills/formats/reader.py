@@ -175,6 +175,13 @@ class FileReader:
         except CheckSpecError as error:
             raise self.fail(str(error), error.path or path) from None
 
+    def prompt_text(self, raw: Mapping[str, Any], key: str, what: str, path: KeyPath) -> str:
+        """The case's question under ``key``: a string with something in it."""
+        text = raw.get(key)
+        if not isinstance(text, str) or not text.strip():
+            raise self.fail(f"{what} needs a non-empty '{key}' string", path)
+        return text
+
     def case_id(self, raw: Mapping[str, Any], key: str, default: str, path: KeyPath) -> str:
         value = raw.get(key)
         if value is None:
@@ -196,9 +203,7 @@ class FileReader:
         if not isinstance(raw, Mapping):
             raise self.fail(f"{what} must be a mapping with 'input' and 'expect'", path)
         metadata = self.metadata(raw, CASE_KEYS, path, what)
-        text = raw.get("input")
-        if not isinstance(text, str) or not text.strip():
-            raise self.fail(f"{what} needs a non-empty 'input' string", path)
+        text = self.prompt_text(raw, "input", what, path)
         key = self.one_of(raw, ("expect", "expected"), path)
         checks = []
         expect = _asks_for_something(raw.get(key))
