@@ -156,27 +156,28 @@ class StoreReader:
             self._db = db
         return self._db
 
+    def _execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor | None:
+        """The query's cursor; None while another xdist worker is still creating the
+        tables (see :func:`_being_created`). Call with ``_lock`` held."""
+        try:
+            return self._connection().execute(sql, parameters)
+        except sqlite3.OperationalError as error:
+            if _being_created(error):
+                return None
+            raise
+
     def _query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[Any]:
         with self._lock:
-            try:
-                return self._connection().execute(sql, parameters).fetchall()
-            except sqlite3.OperationalError as error:
-                if _being_created(error):
-                    return []
-                raise
+            cursor = self._execute(sql, parameters)
+            return cursor.fetchall() if cursor is not None else []
 
     def rows(self) -> Iterator[tuple[str, Row]]:
         """Every row whose key is a plain string, streamed in batches; pickled keys are
         never decoded."""
         with self._lock:
-            try:
-                cursor = self._connection().execute(
-                    "SELECT key, mode, filename, value FROM Cache WHERE raw = 1"
-                )
-            except sqlite3.OperationalError as error:
-                if _being_created(error):
-                    return
-                raise
+            cursor = self._execute("SELECT key, mode, filename, value FROM Cache WHERE raw = 1")
+        if cursor is None:
+            return
         while True:
             with self._lock:
                 batch = cursor.fetchmany(256)
@@ -204,7 +205,7 @@ class StoreReader:
         known = set(DEFAULT_SETTINGS) | set(METADATA)
         try:
             names = [name for (name,) in self._query("SELECT key FROM Settings")]
-        except sqlite3.OperationalError:  # no Settings table: diskcache will make one
+        except sqlite3.OperationalError:  # unreadable: opening diskcache will say why
             return
         for name in names:
             if name not in known:
