@@ -282,11 +282,11 @@ def test_front_matter_problems_warn_and_run(pytester: pytest.Pytester) -> None:
         ),
         (
             ("--skill-model", "haiku", "--skill-concurrency", "0"),
-            "ERROR: skill_concurrency: must be at least 1, got 0",
+            "ERROR: --skill-concurrency: must be at least 1, got 0",
         ),
         (
             ("--skill-model", "haiku", "--skill-trials", "0"),
-            "ERROR: skill_trials: must be at least 1, got 0",
+            "ERROR: --skill-trials: must be at least 1, got 0",
         ),
         (
             ("--skill-model", "haiku", "--skill-pass-threshold", "1.5"),
@@ -294,7 +294,7 @@ def test_front_matter_problems_warn_and_run(pytester: pytest.Pytester) -> None:
         ),
         (
             ("--skill-model", "haiku", "--skill-min-lift", "lots"),
-            "ERROR: --skill-min-lift 'lots': expected points, e.g. 10 or 10:ci",
+            "ERROR: --skill-min-lift: 'lots': expected points, e.g. 10 or 10:ci",
         ),
     ],
 )
@@ -328,9 +328,9 @@ def test_bad_options_are_usage_errors(
         ),
         (
             "skill_cache = sometimes\n",
-            "ERROR: ini skill_cache = 'sometimes': choose one of auto, replay, refresh, off",
+            "ERROR: ini skill_cache: 'sometimes': choose one of auto, replay, refresh, off",
         ),
-        ("skill_trials = many\n", "ERROR: skill_trials: expected a whole number, got 'many'"),
+        ("skill_trials = many\n", "ERROR: ini skill_trials: expected a whole number, got 'many'"),
     ],
 )
 def test_bad_ini_values_are_usage_errors(pytester: pytest.Pytester, ini: str, message: str) -> None:

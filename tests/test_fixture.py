@@ -218,12 +218,13 @@ def test_records_reach_the_summary_and_the_json_report(
     # The lift pairs cases graded in both conditions (2): the row shows those, so
     # with skill minus baseline is the lift; the third case is named in a note.
     result.stdout.re_match_lines([r"^haiku\s+2\s+2/2\s+100%\s+1/2\s+50%\s+\+50pp"])
-    result.stdout.fnmatch_lines(["  haiku: 1 of 3 cases left out of the lift*"])
+    result.stdout.fnmatch_lines(["  haiku: 1 of 3 cases left out of the figures*"])
 
     report = json.loads(report_path.read_text())
     (model,) = report["models"]
-    assert model["cases"] == 3
-    assert (model["with_skill"]["passed"], model["with_skill"]["total"]) == (2, 3)
+    # The same figures as the table: the cases graded in both conditions.
+    assert (model["cases"], model["cases_total"]) == (2, 3)
+    assert (model["with_skill"]["passed"], model["with_skill"]["total"]) == (2, 2)
     assert (model["baseline"]["passed"], model["baseline"]["total"]) == (1, 2)
     by = results_by(report)
     assert len(by) == 6
@@ -268,7 +269,7 @@ def test_records_survive_xdist(pytester: pytest.Pytester, tmp_path: Path) -> Non
     # The lift pairs cases graded in both conditions (2): the row shows those, so
     # with skill minus baseline is the lift; the third case is named in a note.
     result.stdout.re_match_lines([r"^haiku\s+2\s+2/2\s+100%\s+1/2\s+50%\s+\+50pp"])
-    result.stdout.fnmatch_lines(["  haiku: 1 of 3 cases left out of the lift*"])
+    result.stdout.fnmatch_lines(["  haiku: 1 of 3 cases left out of the figures*"])
     assert len(json.loads(report_path.read_text())["results"]) == 6
 
 

@@ -225,7 +225,9 @@ def test_ctrl_c_does_not_wait_for_a_call_in_flight_and_keeps_finished_answers(
     assert len(ResponseCache(cache).keys()) == 1
 
 
-def test_progress_line_rewrites_itself_on_a_terminal(pytester: pytest.Pytester) -> None:
+def test_the_calls_line_is_said_once_on_a_terminal(pytester: pytest.Pytester) -> None:
+    # Calls are made while the items run, so pytest's own progress shows them advancing;
+    # the skills section says once what they came to.
     import pty
 
     write_skill(pytester.path)
@@ -248,9 +250,4 @@ def test_progress_line_rewrites_itself_on_a_terminal(pytester: pytest.Pytester) 
         process.wait(timeout=600)  # a hang guard, not a speed limit
         os.close(primary)
     output = b"".join(chunks).decode(errors="replace")
-    # Several states of the line, each rewritten in place with a carriage return.
-    states = {
-        line for line in output.split("\r") if line.startswith("skills: ") and "calls" in line
-    }
-    assert len(states) >= 3, output
-    assert "skills: 4 calls: 4 live, 0 from the cache, 0 failed" in output
+    assert output.count("skills: 4 calls: 4 live, 0 from the cache, 0 failed") == 1, output

@@ -17,7 +17,7 @@ import pytest
 from pytest_skills.backends import BackendError
 from pytest_skills.execution.cache import ResponseCache
 from pytest_skills.execution.runner import Call, Outcome, Runner
-from pytest_skills.models import ModelSpec, Request, Response
+from pytest_skills.models import ErrorKind, ModelSpec, Request, Response
 
 HANG_GUARD_S = 120
 SPEC = ModelSpec("fake", "fake", "fake-model")
@@ -186,7 +186,10 @@ def test_a_cache_raising_anything_never_loses_a_call(
     if where == "put":  # the answer is used; only its recording failed
         assert all(o.ok and _name(fault) in o.warnings[0] for o in outcomes)
     elif where == "explain_miss" and not isinstance(fault, KeyboardInterrupt):
-        assert all(o.replay_miss and "could not be searched" in (o.error or "") for o in outcomes)
+        assert all(
+            o.kind is ErrorKind.REPLAY_MISS and "could not be searched" in (o.error or "")
+            for o in outcomes
+        )
     else:
         assert all(_reported(fault, o) for o in outcomes)
 

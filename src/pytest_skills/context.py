@@ -6,27 +6,47 @@ and passes it on to its items, so data flows one way (run -> nodes -> records).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_skills.checks import CheckRegistry
-from pytest_skills.execution.runner import Call, Outcome
+from pytest_skills.checks.judge import JudgeCheck, register_judge_check
 
 if TYPE_CHECKING:
-    import pluggy
+    import pytest
 
+    from pytest_skills.execution.calls import CallService
+    from pytest_skills.execution.secrets import Redactor
     from pytest_skills.settings import Settings
+
+
+@dataclass(eq=False)
+class Registries:
+    """The check kinds known in each directory: the plugins', its conftests' and the
+    judge. Skill files and ``skill_model`` tests in one directory share one registry."""
+
+    judge: JudgeCheck
+    _by_directory: dict[Path, CheckRegistry] = field(default_factory=dict)
+
+    def for_node(self, node: pytest.Node) -> CheckRegistry:
+        directory = node.path.parent
+        registry = self._by_directory.get(directory)
+        if registry is None:
+            registry = CheckRegistry()
+            # The node's hook relay holds the conftests of its directory and above.
+            node.ihook.pytest_skills_register_checks(registry=registry)
+            register_judge_check(registry, self.judge)
+            self._by_directory[directory] = registry
+        return registry
 
 
 @dataclass(frozen=True)
 class RunContext:
     settings: Settings
-    #: The answer to one call: from the cache, or the model, or an error (waits for it).
-    ask: Callable[[Call], Outcome]
-    #: ``text`` without the values of secret variables, for every report.
-    redact: Callable[[str], str]
-    #: The check kinds known where a file lives (its conftests' kinds included).
-    registry_for: Callable[[pluggy.HookRelay], CheckRegistry]
-    #: The kinds plugins and the initial conftests registered (for the fixture).
-    registry: CheckRegistry
+    #: Answers calls through the cache and the backends (waiting, or ahead of time).
+    calls: CallService
+    #: Takes secret values out of every text a report shows.
+    redact: Redactor
+    registries: Registries
+    judge: JudgeCheck

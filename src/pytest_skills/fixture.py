@@ -32,12 +32,11 @@ from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import FormatError, Skill, load_skill, user_message
-from pytest_skills.models import ModelSpec, Response, Sampling, Usage, request_for
-from pytest_skills.nodes import error_kind, short_error
+from pytest_skills.models import ErrorKind, ModelSpec, Response, Sampling, Usage, request_for
+from pytest_skills.nodes import short_error
 from pytest_skills.report.records import (
     GRADED_BY_CHECK,
     GRADED_BY_OUTCOME,
-    NOT_GRADED,
     CallResult,
     ItemRecord,
     call_result,
@@ -138,6 +137,8 @@ class SkillModel:
         self.spec = spec
         self.context = context
         self.item = item
+        #: The check kinds of the test's directory (its conftests' included).
+        self.registry = context.registries.for_node(item)
         self.asked: list[_Asked] = []
 
     @property
@@ -184,7 +185,7 @@ class SkillModel:
             system=chosen.block if chosen else None,
         )
         call = Call(request, self.spec, case_label(self.item))
-        outcome = self.context.ask(call)
+        outcome = self.context.calls.ask(call)
         for warning in outcome.warnings:
             self.item.warn(pytest.PytestWarning(warning))
         condition = "baseline" if baseline else "with_skill"
@@ -197,7 +198,7 @@ class SkillModel:
                 condition,
                 text,
                 chosen,
-                self.context.registry,
+                self.registry,
             )
         self.asked.append(_Asked(condition, text, call, outcome, answer))
         if answer is None:
@@ -205,7 +206,8 @@ class SkillModel:
         return answer
 
     def _describe(self, outcome: Outcome) -> str:
-        return f"{self.spec.name}: {short_error(outcome.error or '', error_kind(outcome))}"
+        kind = outcome.kind or ErrorKind.CALL_FAILED
+        return f"{self.spec.name}: {short_error(outcome.error or '', kind)}"
 
     def _skill(self, skill: str | Path | Skill | None) -> Skill:
         if isinstance(skill, Skill):
@@ -274,7 +276,7 @@ class SkillModel:
         self, asked: _Asked, test_passed: bool | None, same_prompt_checks: list[Check]
     ) -> CallResult:
         answer, error = asked.answer, asked.outcome.error
-        kind = error_kind(asked.outcome) if error is not None else None
+        kind = asked.outcome.kind
         passed: bool | None = None
         graded_by = None
         checks: list[CheckResult] = []
@@ -286,13 +288,12 @@ class SkillModel:
         elif answer is not None and same_prompt_checks:
             try:
                 checks = [
-                    self.context.registry.evaluate(check, answer.text)
-                    for check in same_prompt_checks
+                    self.registry.evaluate(check, answer.text) for check in same_prompt_checks
                 ]
                 passed = all(result.passed for result in checks)
                 graded_by = GRADED_BY_CHECK
             except CheckError as failure:
-                error, kind = failure.message, NOT_GRADED
+                error, kind = failure.message, ErrorKind.NOT_GRADED
         return call_result(
             condition=asked.condition,
             trial=asked.call.request.trial,

@@ -29,18 +29,8 @@ from pytest_skills.formats import (
     read_scenarios,
 )
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
-from pytest_skills.models import ModelSpec, Sampling, request_for
-from pytest_skills.report.records import (
-    CALL_FAILED,
-    CONDITIONS,
-    GRADED_BY_CHECK,
-    MODEL_UNAVAILABLE,
-    NOT_GRADED,
-    REPLAY_MISS,
-    UNREADABLE_ENTRY,
-    ItemRecord,
-    call_result,
-)
+from pytest_skills.models import ErrorKind, ModelSpec, Sampling, request_for
+from pytest_skills.report.records import CONDITIONS, GRADED_BY_CHECK, ItemRecord, call_result
 from pytest_skills.settings import NO_MODEL_REASON, Settings
 
 T = TypeVar("T")
@@ -210,7 +200,7 @@ class SkillFile(_CaseCollector, pytest.File):
         if isinstance(source, FormatError):
             raise SkillCollectError(str(source))
         if source.format != SCENARIOS:
-            registry = self.context.registry_for(self.ihook)
+            registry = self.context.registries.for_node(self)
             suite = _loaded(load_suite, source, registry)
             # The raw data and its line map weigh as much as the cases (5 MB for
             # 10,000 of them) and nothing reads them once the suite is loaded.
@@ -240,7 +230,7 @@ class ScenarioNode(_CaseCollector, pytest.Collector):
         self.scenario = scenario
 
     def collect(self) -> Iterator[pytest.Item]:
-        registry = self.context.registry_for(self.ihook)
+        registry = self.context.registries.for_node(self)
         suite = _loaded(load_scenario, self.source, self.scenario, registry)
         yield from self._items(suite, registry)
 
@@ -253,19 +243,10 @@ class ScenarioNode(_CaseCollector, pytest.Collector):
 SEE_SUMMARY = "(the skills summary says how to fix it)"
 
 
-def error_kind(outcome: Outcome) -> str:
-    """The kind of a failed call, for the record and the problems summary."""
-    if outcome.model_unavailable:
-        return MODEL_UNAVAILABLE
-    if outcome.unreadable_entry:
-        return UNREADABLE_ENTRY
-    return REPLAY_MISS if outcome.replay_miss else CALL_FAILED
-
-
-def short_error(message: str, kind: str) -> str:
+def short_error(message: str, kind: ErrorKind) -> str:
     """An item's one-line reason; problems shared by many items are explained once."""
     first = message.splitlines()[0] if message else "unknown error"
-    if kind in (MODEL_UNAVAILABLE, REPLAY_MISS, UNREADABLE_ENTRY):
+    if kind.shared:
         return f"{first} {SEE_SUMMARY}"
     return message
 
@@ -279,7 +260,7 @@ class _Graded:
     outcome: Outcome
     check: CheckResult | None
     error: str | None
-    error_kind: str | None
+    error_kind: ErrorKind | None
 
     @property
     def passed(self) -> bool:
@@ -336,33 +317,62 @@ class SkillItem(pytest.Item):
         assert self.grading.check is not None
         return self.grading.check
 
+    @property
+    def planned(self) -> tuple[Call, ...]:
+        """The calls this item will ask for, in order."""
+        return tuple(call for _, call in self.calls)
+
+    def gradings(self) -> list[Call] | None:
+        """The judge calls grading this item's answers will make; None while an answer
+        is still coming."""
+        outcomes = [self.context.calls.finished(call) for call in self.planned]
+        if any(outcome is None for outcome in outcomes):
+            return None
+        return self._gradings(outcomes)
+
+    def _gradings(self, outcomes: Iterable[Outcome | None]) -> list[Call]:
+        return [
+            grading
+            for outcome in outcomes
+            if outcome is not None and outcome.response is not None
+            for grading in self.context.judge.gradings(self.check, outcome.response.text)
+        ]
+
     def runtest(self) -> None:
         assert self.spec is not None
-        graded = [self._grade(condition, call) for condition, call in self.calls]
+        asked = self.context.calls
+        outcomes = [asked.ask(call) for call in self.planned]
+        # The judge grades every answer of the item at once, not one after the other.
+        asked.submit(self._gradings(outcomes))
+        graded = [
+            self._grade(condition, call, outcome)
+            for (condition, call), outcome in zip(self.calls, outcomes, strict=True)
+        ]
         self.stash[RECORD_KEY] = self._record(graded)
         with_skill = [g for g in graded if g.condition == "with_skill"]
         errors = [g for g in with_skill if g.error is not None]
         if errors:
             first = errors[0]
-            raise SkillCallFailed(short_error(first.error or "", first.error_kind or CALL_FAILED))
+            raise SkillCallFailed(
+                short_error(first.error or "", first.error_kind or ErrorKind.CALL_FAILED)
+            )
         needed = self.context.settings.required_passes
         if sum(g.passed for g in with_skill) < needed:
             # The failure repr shows the answer; a report section would print it twice.
             baseline = [g for g in graded if g.condition == "baseline"]
             raise SkillCheckFailed(with_skill, needed, baseline)
 
-    def _grade(self, condition: str, call: Call) -> _Graded:
-        outcome = self.context.ask(call)
+    def _grade(self, condition: str, call: Call, outcome: Outcome) -> _Graded:
         for warning in outcome.warnings:
             self.warn(pytest.PytestWarning(warning))
         check, error = None, outcome.error
-        kind = error_kind(outcome) if error is not None else None
+        kind = outcome.kind
         if outcome.response is not None:
             try:
                 check = self.registry.evaluate(self.check, outcome.response.text)
             except CheckError as failure:  # e.g. no judge model: an error, not a verdict
                 # The judge's own call (its replay miss included) is named in the message.
-                error, kind = failure.message, NOT_GRADED
+                error, kind = failure.message, ErrorKind.NOT_GRADED
         return _Graded(condition, call, outcome, check, error, kind)
 
     def _record(self, graded: Iterable[_Graded]) -> ItemRecord:

@@ -1,17 +1,20 @@
-"""pytest entry point: thin hooks that delegate to :class:`~pytest_skills.session.SkillRun`."""
+"""pytest entry point: thin hooks that hand off to :class:`~pytest_skills.session.SkillSession`."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_skills import fixture, hookspecs
+import pytest_skills.fixture as fixture
+import pytest_skills.hookspecs as hookspecs
 from pytest_skills.backends import Backend
 from pytest_skills.backends.builtin import make_builtin_backend
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
+from pytest_skills.execution.runner import Call
 from pytest_skills.fixture import skill_model  # noqa: F401  (the fixture, found by pytest here)
 from pytest_skills.formats import FormatError, Source, is_skill_test_file, open_source
 from pytest_skills.models import ModelSpec
@@ -24,10 +27,12 @@ from pytest_skills.nodes import (
     not_collected_lines,
     user_ignored,
 )
+from pytest_skills.report.header import header_lines
 from pytest_skills.report.records import to_properties
-from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
+from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
-from pytest_skills.xdist_queue import queued_items
+
+SECTION = "skills"
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -45,7 +50,9 @@ def pytest_skills_register_checks(registry: CheckRegistry) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_skills_make_backend(spec: ModelSpec, config: pytest.Config) -> Backend | None:
-    return make_builtin_backend(spec, config.stash[RUN_KEY].backend_options)
+    settings = config.stash[SETTINGS_KEY]
+    options = dataclasses.replace(settings.backend_options, announce=config.stash[RUN_KEY].announce)
+    return make_builtin_backend(spec, options)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -55,15 +62,12 @@ def pytest_configure(config: pytest.Config) -> None:
         "the test file), the skill that the skill_model fixture asks with",
     )
     settings = config.stash[SETTINGS_KEY] = resolve(config)
-    registry = CheckRegistry()
-    config.hook.pytest_skills_register_checks(registry=registry)
-    run = config.stash[RUN_KEY] = SkillRun(config, settings, registry)
+    run = config.stash[RUN_KEY] = SkillSession(config, settings)
     config.stash[fixture.CONTEXT_KEY] = run.context
     if not config.option.skill_models_list:
         run.check_providers()
     if not is_xdist_worker(config):
-        # Only the controller aggregates; it sees every worker's reports through this.
-        config.pluginmanager.register(run, "pytest-skills-run")
+        config.pluginmanager.register(WorkerRecords(run), "pytest-skills-worker-records")
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
@@ -75,7 +79,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return config.stash[RUN_KEY].header()
+    # A base URL may carry a token in its query string.
+    return [config.stash[RUN_KEY].redact(line) for line in header_lines(config.stash[SETTINGS_KEY])]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -117,13 +122,42 @@ def pytest_itemcollected(item: pytest.Item) -> None:
     fixture.mark(item, item.config.stash[SETTINGS_KEY].models)
 
 
+def pytest_deselected(items: Sequence[pytest.Item]) -> None:
+    if items:
+        items[0].config.stash[RUN_KEY].deselected += len(items)
+
+
+def _plan(item: Any) -> Sequence[Call]:
+    return item.planned if isinstance(item, SkillItem) else ()
+
+
+def _followups(item: Any) -> Sequence[Call] | None:
+    return item.gradings() if isinstance(item, SkillItem) else ()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> None:
+    # After deselection (-k, -m, --lf), before any item runs.
+    if not session.config.option.collectonly:
+        session.config.stash[RUN_KEY].start(session.items, _plan, _followups)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    upcoming = [*_plan(item), *_plan(nextitem)]
+    item.config.stash[RUN_KEY].before(item, upcoming)
+
+
 @pytest.hookimpl(wrapper=True, tryfirst=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     # Outermost, so the report's outcome is final (xfail applied) when the record is made.
     report = yield
     run = item.config.stash[RUN_KEY]
-    if item.get_closest_marker("skill") is not None:
-        run.redact_report(report)
+    if item.get_closest_marker("skill") is not None and report.longrepr is not None:
+        # What a test prints itself (``assert answer.text == ...``) may hold a key.
+        text = str(report.longrepr)
+        if run.redact(text) != text:
+            report.longrepr = run.redact(text)
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     record = record or fixture.record_of(item, report)
     if record is not None and hasattr(report, "wasxfail"):
@@ -139,31 +173,6 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return report
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
-    # After deselection (-k, -m, --lf) and before any item runs: plan and execute the
-    # calls of the selected items. Under xdist the controller holds no items; each
-    # worker fetches for its own queue in pytest_runtest_setup instead.
-    if session.config.option.collectonly or is_xdist_worker(session.config):
-        return
-    run = session.config.stash[RUN_KEY]
-    items = [item for item in session.items if isinstance(item, SkillItem)]
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    run.execute([call for item in items for _, call in item.calls], reporter)
-    run.execute(run.gradings((item.check, call) for item in items for _, call in item.calls))
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if isinstance(item, SkillItem) and item.calls and is_xdist_worker(item.config):
-        queued = queued_items(item.config, item)
-        item.config.stash[RUN_KEY].prefetch(
-            call
-            for queued_item in queued
-            if isinstance(queued_item, SkillItem)
-            for _, call in queued_item.calls
-        )
-
-
 def pytest_sessionfinish(session: pytest.Session) -> None:
     run = session.config.stash[RUN_KEY]
     if not is_xdist_worker(session.config):
@@ -175,4 +184,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     config = terminalreporter.config
     if is_xdist_worker(config) or config.option.verbose <= -2:
         return
-    config.stash[RUN_KEY].summary(terminalreporter)
+    lines = config.stash[RUN_KEY].summary_lines(verbose=config.option.verbose > 0)
+    if lines:
+        terminalreporter.write_sep("=", SECTION, bold=True)
+        for line in lines:
+            terminalreporter.write_line(line, red=line.startswith("skills: GATE"))

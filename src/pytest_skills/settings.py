@@ -10,6 +10,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +18,6 @@ from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
     ALIASES_CHECKED,
     DEFAULT_ALIASES,
-    REASONING_HELP,
     ModelSpec,
     Reasoning,
     SpecError,
@@ -25,9 +25,18 @@ from pytest_skills.models import (
     parse_model_spec,
     parse_reasoning,
 )
+from pytest_skills.options import (
+    BY_NAME,
+    CACHE_MODES,
+    OPTIONS,
+    Kind,
+    Option,
+    OptionError,
+    choice,
+    truthy,
+)
 
-CACHE_MODES = ("auto", "replay", "refresh", "off")
-GGUF_DIR_ENV = "PYTEST_SKILLS_GGUF_DIR"
+GGUF_DIR_ENV = BY_NAME["gguf_dirs"].env or ""
 
 
 NO_MODEL_REASON = (
@@ -83,302 +92,169 @@ DEFAULTS = Settings()
 SETTINGS_KEY = pytest.StashKey[Settings]()
 
 
+def _default_text(option: Option) -> str:
+    if option.name == "cache_dir":
+        return ".skill-cache under the rootdir"
+    value = getattr(DEFAULTS, option.name, None)
+    if value in (None, (), False) or option.kind is Kind.FLAG:
+        return ""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _help(option: Option) -> str:
+    default = _default_text(option)
+    ini = f"ini: {option.ini}" if option.ini else ""
+    env = f"environment: {option.env}" if option.env and option.name != "cache_mode" else ""
+    extras = "; ".join(part for part in (f"default {default}" if default else "", ini, env) if part)
+    return f"{option.help}" + (f" ({extras})" if extras else "")
+
+
 def add_options(parser: pytest.Parser) -> None:
+    """Register every option of :data:`OPTIONS`: its flag and its ini key."""
     group = parser.getgroup("skills", "agent skill tests (pytest-skills)")
-    group.addoption(
-        "--skill-model",
-        action="append",
-        default=[],
-        metavar="SPEC",
-        help="model to run skill cases on: alias (haiku, gemma3-270m) or "
-        "provider:name[@base_url]; repeatable. ini: skill_models. Keys come from "
-        "ANTHROPIC_API_KEY / OPENAI_API_KEY, servers from ANTHROPIC_BASE_URL / "
-        "OPENAI_BASE_URL",
-    )
-    group.addoption(
-        "--skill-models-list",
-        action="store_true",
-        default=False,
-        help="list the model aliases (built in and from ini skill_model_aliases) with what "
-        "each resolves to, and the GGUF directories searched, then exit",
-    )
-    group.addoption(
-        "--no-skill-baseline",
-        action="store_true",
-        default=False,
-        help="skip the baseline (without-skill) calls; no lift is reported",
-    )
-    group.addoption(
-        "--skill-cache",
-        choices=CACHE_MODES,
-        default=None,
-        help="response cache mode: auto (default), replay (the default when the "
-        "environment variable CI is truthy, as on CI services), refresh, off. "
-        "ini: skill_cache",
-    )
-    group.addoption(
-        "--skill-cache-dir",
-        default=None,
-        metavar="DIR",
-        help="response cache directory (default: .skill-cache under rootdir). ini: skill_cache_dir",
-    )
-    group.addoption(
-        "--skill-cache-prune",
-        action="store_true",
-        default=False,
-        help="after a full run, delete cache entries that no selected item used",
-    )
-    group.addoption(
-        "--skill-concurrency",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"model calls in flight at once (default {DEFAULTS.concurrency}). "
-        "ini: skill_concurrency",
-    )
-    group.addoption(
-        "--skill-retries",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"retries for rate limits, overload, 5xx and timeouts (default {DEFAULTS.retries})",
-    )
-    group.addoption(
-        "--skill-timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help=f"timeout of one model call (default {DEFAULTS.timeout:g})",
-    )
-    group.addoption(
-        "--skill-trials",
-        type=int,
-        default=None,
-        metavar="N",
-        help=f"run every condition N times (default {DEFAULTS.trials}). ini: skill_trials",
-    )
-    group.addoption(
-        "--skill-pass-threshold",
-        type=float,
-        default=None,
-        metavar="FRACTION",
-        help="fraction of with-skill trials that must pass "
-        f"(default {DEFAULTS.pass_threshold:g}: all)",
-    )
-    group.addoption(
-        "--skill-report",
-        default=None,
-        metavar="PATH",
-        help="write the JSON report to PATH (when GITHUB_STEP_SUMMARY names a file, a "
-        "Markdown summary is appended to it too)",
-    )
-    group.addoption(
-        "--skill-html",
-        default=None,
-        metavar="PATH",
-        help="write a self-contained HTML report of every answer to PATH. ini: skill_html",
-    )
-    group.addoption(
-        "--skill-workspace",
-        default=None,
-        metavar="DIR",
-        help="write the run in skill-creator's workspace layout (benchmark.json, "
-        "grading.json, timing.json, outputs/) under DIR, one directory per model",
-    )
-    group.addoption(
-        "--skill-min-lift",
-        default=None,
-        metavar="POINTS",
-        help="fail the session when a model's lift is below POINTS percentage points; "
-        "'POINTS:ci' demands the interval's lower bound clear it",
-    )
-    group.addoption(
-        "--skill-judge-model",
-        default=None,
-        metavar="SPEC",
-        help="model that grades 'judge' checks. ini: skill_judge_model",
-    )
-    group.addoption(
-        "--skill-reasoning",
-        default=None,
-        metavar="LEVEL",
-        help=f"how hard reasoning models think: {REASONING_HELP}; a case's 'reasoning' "
-        "wins (default: each model's own). ini: skill_reasoning",
-    )
-    group.addoption(
-        "--skill-hf-download",
-        action="store_true",
-        default=None,
-        help="download hf: models missing from the Hugging Face cache (HF_HUB_CACHE, "
-        "else HF_HOME/hub; HF_HUB_OFFLINE forbids it). ini: skill_hf_download",
-    )
-    parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
-    parser.addini(
-        "skill_model_aliases",
-        "extra model aliases, one 'alias = spec' per line",
-        type="linelist",
-        default=[],
-    )
-    parser.addini("skill_cache", "response cache mode", default="")
-    parser.addini("skill_cache_dir", "response cache directory", default="")
-    parser.addini("skill_concurrency", "model calls in flight at once", default="")
-    parser.addini("skill_trials", "trials per condition", default="")
-    parser.addini("skill_judge_model", "model that grades 'judge' checks", default="")
-    parser.addini("skill_html", "write a self-contained HTML report here", default="")
-    parser.addini("skill_reasoning", "how hard reasoning models think", default="")
-    parser.addini(
-        "skill_hf_download",
-        "download hf: models missing from the cache",
-        type="bool",
-        default=False,
-    )
-    parser.addini(
-        "skill_gguf_dirs",
-        "directories searched for GGUF files named by file name (after those in the "
-        f"environment variable {GGUF_DIR_ENV}, {os.pathsep!r}-separated)",
-        type="paths",
-        default=[],
-    )
+    for option in OPTIONS:
+        if option.flag is not None:
+            kwargs: dict[str, Any] = {"dest": option.dest, "help": _help(option)}
+            if option.kind is Kind.FLAG:
+                kwargs.update(action="store_true", default=None)
+            elif option.repeat:
+                kwargs.update(action="append", default=[], metavar=option.metavar)
+            else:
+                kwargs.update(default=None, metavar=option.metavar)
+                if option.choices:
+                    kwargs["choices"] = option.choices
+            group.addoption(option.flag, **kwargs)
+        if option.ini is not None:
+            default: Any = [] if option.kind in (Kind.LINES, Kind.PATHS) else ""
+            parser.addini(option.ini, _help(option), type=option.kind.ini_type, default=default)
 
 
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() not in {"", "0", "false", "no", "off"}
+def _given(config: pytest.Config, option: Option) -> tuple[Any, str] | None:
+    """The option's value and where it came from: command line, then environment,
+    then ini file; None when it was not set anywhere."""
+    if option.flag is not None:
+        value = config.getoption(option.dest)
+        if value not in (None, []):
+            return value, option.flag
+    if option.env is not None and option.env in os.environ and option.name != "cache_mode":
+        return os.environ[option.env], option.env
+    if option.ini is not None:
+        value = config.getini(option.ini)
+        if value not in (None, "", []) and str(value).strip() != "":
+            return value, f"ini {option.ini}"
+    return None
 
 
-def _int(value: object, name: str, minimum: int) -> int:
+def _value(config: pytest.Config, name: str) -> Any:
+    """The parsed value of option ``name``, or the default; bad input is a usage error
+    that names where the value came from."""
+    option = BY_NAME[name]
+    given = _given(config, option)
+    if given is None:
+        return getattr(DEFAULTS, name, None)
+    value, source = given
+    if option.parse is None:
+        return truthy(value) if option.kind is Kind.FLAG else value
     try:
-        number = int(value)  # type: ignore[call-overload]
-    except (TypeError, ValueError):
-        raise pytest.UsageError(f"{name}: expected a whole number, got {value!r}") from None
-    if number < minimum:
-        raise pytest.UsageError(f"{name}: must be at least {minimum}, got {number}")
-    return number
+        return option.parse(value)
+    except OptionError as error:
+        raise pytest.UsageError(f"{source}: {error}") from None
 
 
-def _pick(cli: object, ini: object, default: int) -> object:
-    """CLI over ini over default; an explicit 0 is a value (validated later), not "unset"."""
-    if cli is not None:
-        return cli
-    if str(ini).strip():
-        return ini
-    return default
+def _path(config: pytest.Config, name: str) -> Path | None:
+    """A path option: the shell's when typed on the command line, the rootdir's when
+    written in the ini file (or when it is the project's wherever it is given)."""
+    option = BY_NAME[name]
+    given = _given(config, option)
+    if given is None:
+        return None
+    value, source = given
+    path = Path(str(value).strip())
+    if path.is_absolute():
+        return path
+    if option.project_path or source.startswith("ini "):
+        return config.rootpath / path
+    return path
 
 
 def _cache_mode(config: pytest.Config) -> tuple[str, str]:
-    cli = config.getoption("skill_cache")
+    option = BY_NAME["cache_mode"]
+    cli = config.getoption(option.dest)
     if cli:
-        return cli, "--skill-cache"
-    if _truthy(os.environ.get("CI")):
+        return cli, option.flag or ""
+    if truthy(os.environ.get("CI")):
         return "replay", "CI is set"
-    ini = str(config.getini("skill_cache")).strip()
-    if ini:
-        if ini not in CACHE_MODES:
-            raise pytest.UsageError(
-                f"ini skill_cache = {ini!r}: choose one of {', '.join(CACHE_MODES)}"
-            )
-        return ini, "ini skill_cache"
+    given = _given(config, option)
+    if given is not None:
+        try:
+            return choice(CACHE_MODES)(given[0]), given[1]
+        except OptionError as error:
+            raise pytest.UsageError(f"{given[1]}: {error}") from None
     return DEFAULTS.cache_mode, "default"
 
 
-def _min_lift(text: str | None) -> tuple[float | None, bool]:
-    if not text:
-        return None, False
-    value, _, form = text.partition(":")
-    try:
-        points = float(value)
-    except ValueError:
-        raise pytest.UsageError(
-            f"--skill-min-lift {text!r}: expected points, e.g. 10 or 10:ci"
-        ) from None
-    if form not in ("", "ci"):
-        raise pytest.UsageError(f"--skill-min-lift {text!r}: the only form is POINTS:ci")
-    return points, form == "ci"
-
-
 def _reasoning(config: pytest.Config) -> Reasoning | None:
-    cli = config.getoption("skill_reasoning")
-    if cli:
-        text, source = cli, "--skill-reasoning"
-    else:
-        text, source = config.getini("skill_reasoning"), "ini skill_reasoning"
-    if not str(text).strip():
+    given = _given(config, BY_NAME["reasoning"])
+    if given is None:
         return None
     try:
-        return parse_reasoning(str(text))
+        return parse_reasoning(str(given[0]))
     except ValueError as error:
-        raise pytest.UsageError(f"{source}: {error}") from None
+        raise pytest.UsageError(f"{given[1]}: {error}") from None
+
+
+def _aliases(config: pytest.Config) -> dict[str, str]:
+    return {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
 
 
 def resolve(config: pytest.Config) -> Settings:
     """Read options, environment and ini into one Settings; raise UsageError on bad input."""
     try:
-        aliases = {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
-        typed = list(config.getoption("skill_model")) or list(config.getini("skill_models"))
+        aliases = _aliases(config)
+        typed = _value(config, "models") or ()
         models = tuple(parse_model_spec(text, aliases) for text in typed)
-        judge_text = config.getoption("skill_judge_model") or str(
-            config.getini("skill_judge_model")
-        )
-        judge = parse_model_spec(judge_text, aliases) if judge_text.strip() else None
+        judge_text = _value(config, "judge_model")
+        judge = parse_model_spec(judge_text, aliases) if judge_text else None
     except SpecError as error:
         raise pytest.UsageError(f"pytest-skills: {error}") from None
     names = [m.name for m in models]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
         raise pytest.UsageError(f"--skill-model named twice: {', '.join(duplicates)}")
-
     mode, reason = _cache_mode(config)
-    cache_dir_text = config.getoption("skill_cache_dir") or str(config.getini("skill_cache_dir"))
-    cache_dir = Path(cache_dir_text) if cache_dir_text else config.rootpath / ".skill-cache"
-    if not cache_dir.is_absolute():
-        cache_dir = config.rootpath / cache_dir
-
-    concurrency = _pick(
-        config.getoption("skill_concurrency"),
-        config.getini("skill_concurrency"),
-        DEFAULTS.concurrency,
-    )
-    trials = _pick(config.getoption("skill_trials"), config.getini("skill_trials"), DEFAULTS.trials)
-    retries = config.getoption("skill_retries")
-    timeout = config.getoption("skill_timeout")
-    threshold = config.getoption("skill_pass_threshold")
-    if threshold is not None and not 0.0 < threshold <= 1.0:
-        raise pytest.UsageError("--skill-pass-threshold: expected a fraction in (0, 1]")
-    if timeout is not None and timeout <= 0:
-        raise pytest.UsageError("--skill-timeout: expected a positive number of seconds")
-    min_lift, significant = _min_lift(config.getoption("skill_min_lift"))
-    report = config.getoption("skill_report")
-    html_cli, html_ini = config.getoption("skill_html"), str(config.getini("skill_html")).strip()
-    # On the command line a path is the shell's (relative to where pytest runs); in the
-    # ini file it is the project's (relative to the rootdir).
-    html = Path(html_cli) if html_cli else (config.rootpath / html_ini if html_ini else None)
-    workspace = config.getoption("skill_workspace")
-
+    min_lift = _value(config, "min_lift")
     env_dirs = [Path(p) for p in os.environ.get(GGUF_DIR_ENV, "").split(os.pathsep) if p]
     ini_dirs = [Path(p) for p in config.getini("skill_gguf_dirs")]
-
+    baseline_switch = _given(config, BY_NAME["baseline"])
+    baseline = (
+        True
+        if baseline_switch is None
+        # The command line switch turns the baseline off; the ini key says whether it runs.
+        else (not baseline_switch[0])
+        if baseline_switch[1].startswith("--")
+        else truthy(baseline_switch[0])
+    )
     return Settings(
         models=models,
-        baseline=not config.getoption("no_skill_baseline"),
+        baseline=baseline,
         cache_mode=mode,
         cache_mode_reason=reason,
-        cache_dir=cache_dir,
-        cache_prune=bool(config.getoption("skill_cache_prune")),
-        concurrency=_int(concurrency, "skill_concurrency", 1),
-        retries=_int(DEFAULTS.retries if retries is None else retries, "--skill-retries", 0),
-        timeout=DEFAULTS.timeout if timeout is None else float(timeout),
-        trials=_int(trials, "skill_trials", 1),
-        pass_threshold=DEFAULTS.pass_threshold if threshold is None else float(threshold),
-        report_path=Path(report) if report else None,
-        html_path=html,
-        workspace_dir=Path(workspace) if workspace else None,
-        min_lift=min_lift,
-        min_lift_significant=significant,
+        cache_dir=_path(config, "cache_dir") or config.rootpath / ".skill-cache",
+        cache_prune=bool(_value(config, "cache_prune")),
+        concurrency=_value(config, "concurrency"),
+        retries=_value(config, "retries"),
+        timeout=_value(config, "timeout"),
+        trials=_value(config, "trials"),
+        pass_threshold=_value(config, "pass_threshold"),
+        report_path=_path(config, "report_path"),
+        html_path=_path(config, "html_path"),
+        workspace_dir=_path(config, "workspace_dir"),
+        min_lift=min_lift[0] if min_lift else None,
+        min_lift_significant=bool(min_lift and min_lift[1]),
         judge_model=judge,
         gguf_dirs=tuple(env_dirs + ini_dirs),
         reasoning=_reasoning(config),
-        hf_download=bool(
-            config.getoption("skill_hf_download") or config.getini("skill_hf_download")
-        ),
+        hf_download=bool(_value(config, "hf_download")),
     )
 
 

@@ -181,10 +181,7 @@ class JudgeCheck:
         name = call.spec.name
         outcome = self.ask(call)
         if outcome.response is None:
-            raise CheckError(
-                f"the judge {name} could not grade: {outcome.error}",
-                replay_miss=outcome.replay_miss,
-            )
+            raise CheckError(f"the judge {name} could not grade: {outcome.error}")
         verdict, reasoning = parse_verdict(outcome.response.text)
         expected = f"the judge ({name}) passes it on: {rubric.rubric.strip()}"
         if verdict is None:

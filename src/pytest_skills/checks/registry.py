@@ -33,10 +33,9 @@ class CheckError(Exception):
     failed). Unlike a failed :class:`CheckResult` it is no verdict on the answer: the
     item reports the error and the answer is left out of the pass rates."""
 
-    def __init__(self, message: str, *, replay_miss: bool = False):
+    def __init__(self, message: str):
         super().__init__(message)
         self.message = message
-        self.replay_miss = replay_miss
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pytest_skills import gcpause
+import pytest_skills.gcpause as gcpause
 from pytest_skills.backends import Backend, BackendError
 from pytest_skills.execution.cache import (
     CacheError,
@@ -31,7 +31,7 @@ from pytest_skills.execution.cache import (
     SecretInEntry,
     UnreadableEntry,
 )
-from pytest_skills.models import ModelSpec, Request, Response
+from pytest_skills.models import ErrorKind, ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
 #: A warning about a replayed answer (e.g. a changed GGUF file), or None.
@@ -62,13 +62,13 @@ class Call:
 class Outcome:
     response: Response | None = None
     error: str | None = None
-    #: Set when the error was a replay miss, so the item can say how to record it.
-    replay_miss: bool = False
-    #: Set when the model cannot be called at all (no key, no file): same for every call.
-    model_unavailable: bool = False
-    #: Set when the cache entry was refused as unreadable: recording again replaces it.
-    unreadable_entry: bool = False
+    #: Why there is no answer, when ``error`` is set.
+    kind: ErrorKind | None = None
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.error is not None and self.kind is None:
+            object.__setattr__(self, "kind", ErrorKind.CALL_FAILED)
 
     @property
     def ok(self) -> bool:
@@ -129,8 +129,42 @@ class Runner:
 
     # --- planning -------------------------------------------------------------------
 
+    @property
+    def in_flight(self) -> int:
+        """Submitted calls that have not finished yet."""
+        return self._pending
+
     def submit(self, calls: Iterable[Call]) -> None:
         """Start every call not already known; cache hits resolve immediately."""
+        fresh = self._register(calls)
+        # Local models evaluate a shared prefix once when calls with the same skill
+        # and similar input follow each other; remote calls don't care about order.
+        fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
+        with self._read_ahead(fresh):
+            self._start_all(fresh)
+
+    def replay(self, calls: Iterable[Call]) -> None:
+        """Resolve every call the cache can answer without a model, and leave the rest
+        unsubmitted: replaying costs nothing, so it need not wait for its turn.
+
+        In ``replay`` mode that is every call (a miss is an error, not a call); in
+        ``auto`` mode the hits; otherwise none.
+        """
+        if self.cache is None or self.mode not in ("auto", "replay"):
+            return
+        with self._lock:
+            unknown = list(
+                {c.request.key: c for c in calls if c.request.key not in self._outcomes}.values()
+            )
+        with self._read_ahead(unknown):
+            for call in unknown:
+                outcome = self._cached_outcome(call)
+                if outcome is not None:
+                    self._register([call])
+                    self._finish(call.request.key, outcome)
+
+    def _register(self, calls: Iterable[Call]) -> list[Call]:
+        """Mark the calls not known yet as running; return them."""
         fresh = []
         with self._lock:
             for call in calls:
@@ -140,17 +174,19 @@ class Runner:
                     fresh.append(call)
             self.progress.total += len(fresh)
             self._pending += len(fresh)
-        # Local models evaluate a shared prefix once when calls with the same skill
-        # and similar input follow each other; remote calls don't care about order.
-        fresh.sort(key=lambda c: (c.spec.resolved, c.request.system or "", c.request.prompt))
-        if len(fresh) < PREFETCH_AT:
-            self._start_all(fresh)
+        return fresh
+
+    @contextlib.contextmanager
+    def _read_ahead(self, calls: list[Call]) -> Iterator[None]:
+        """Many calls at once: read their entries in one pass over the table."""
+        if len(calls) < PREFETCH_AT:
+            yield
             return
         with gcpause.paused():  # thousands of entries decoded: no cycles among them
             if self.cache is not None and self.mode in ("auto", "replay"):
                 with contextlib.suppress(Exception):  # a broken cache fails each get
-                    self.cache.prefetch(call.request for call in fresh)
-            self._start_all(fresh)
+                    self.cache.prefetch(call.request for call in calls)
+            yield
 
     def _start_all(self, fresh: list[Call]) -> None:
         for index, call in enumerate(fresh):
@@ -165,31 +201,34 @@ class Runner:
             except BaseException as error:  # a broken entry or backend factory: this call only
                 self._finish(key, Outcome(error=f"{type(error).__name__}: {error}"))
 
+    def _cached_outcome(self, call: Call) -> Outcome | None:
+        """What the cache says of ``call``: an answer, an unreadable entry, a replay
+        miss; None when the model must be asked."""
+        if self.cache is None or self.mode not in ("auto", "replay"):
+            return None
+        try:
+            hit = self.cache.get(call.request)
+        except UnreadableEntry as error:
+            return Outcome(error=str(error), kind=ErrorKind.UNREADABLE_ENTRY)
+        except CacheError as error:
+            return Outcome(error=str(error), kind=ErrorKind.CALL_FAILED)
+        if hit is not None:
+            warning = self.replay_check(call.spec, hit) if self.replay_check else None
+            return Outcome(response=hit, warnings=(warning,) if warning else ())
+        if self.mode == "replay":
+            return Outcome(
+                error=f"not in the cache ({self._explain(call)})", kind=ErrorKind.REPLAY_MISS
+            )
+        return None
+
     def _start(self, call: Call, key: str) -> None:
-        if self.cache is not None and self.mode in ("auto", "replay"):
-            try:
-                hit = self.cache.get(call.request)
-            except UnreadableEntry as error:
-                self._finish(key, Outcome(error=str(error), unreadable_entry=True))
-                return
-            except CacheError as error:
-                self._finish(key, Outcome(error=str(error)))
-                return
-            if hit is not None:
-                warning = self.replay_check(call.spec, hit) if self.replay_check else None
-                self._finish(key, Outcome(response=hit, warnings=(warning,) if warning else ()))
-                return
-            if self.mode == "replay":
-                self._finish(
-                    key,
-                    Outcome(error=f"not in the cache ({self._explain(call)})", replay_miss=True),
-                )
-                return
+        cached = self._cached_outcome(call)
+        if cached is not None:
+            self._finish(key, cached)
+            return
         backend = self._backend(call.spec)
         if isinstance(backend, BackendError):
-            self._finish(
-                key, Outcome(error=backend.message, model_unavailable=backend.model_unavailable)
-            )
+            self._finish(key, _unavailable(backend))
             return
         if getattr(backend, "exclusive", False):
             self._exclusive_queue(backend).put((call, backend, key))
@@ -273,7 +312,7 @@ class Runner:
         while True:
             unavailable = self._backends.get(call.spec.resolved)
             if isinstance(unavailable, BackendError):
-                return Outcome(error=unavailable.message, model_unavailable=True)
+                return _unavailable(unavailable)
             try:
                 response = backend.complete(call.request)
                 problem = _not_a_response(response)
@@ -285,7 +324,7 @@ class Runner:
                     # No later call can do better: they fail at once with this message.
                     with self._lock:
                         self._backends[call.spec.resolved] = error
-                    return Outcome(error=error.message, model_unavailable=True)
+                    return _unavailable(error)
                 if not error.retryable or attempt >= self.retries or self._stop.is_set():
                     tries = f" after {attempt + 1} attempts" if attempt else ""
                     return Outcome(error=f"{error.message}{tries}")
@@ -410,6 +449,10 @@ class Runner:
             if callable(close) and getattr(backend, "exclusive", False) is False:
                 with contextlib.suppress(Exception):
                     close()
+
+
+def _unavailable(error: BackendError) -> Outcome:
+    return Outcome(error=error.message, kind=ErrorKind.MODEL_UNAVAILABLE)
 
 
 def _not_a_response(response: object) -> str | None:

@@ -61,3 +61,20 @@ def redact_data(data: Any, secrets: Mapping[str, str]) -> Any:
     if isinstance(data, (list, tuple)):
         return [redact_data(item, secrets) for item in data]
     return data
+
+
+class Redactor:
+    """Takes the secret values read when the run started out of any text or data.
+
+    Made once, on the main thread (see :func:`secret_values`); used from any thread.
+    """
+
+    def __init__(self, secrets: Mapping[str, str] | None = None) -> None:
+        self.secrets: Mapping[str, str] = secret_values() if secrets is None else secrets
+
+    def __call__(self, text: str) -> str:
+        return redact(text, self.secrets) if self.secrets else text
+
+    def data(self, data: Any) -> Any:
+        """JSON-like ``data`` with every string redacted."""
+        return redact_data(data, self.secrets)

@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from pytest_skills import gcpause
+import pytest_skills.gcpause as gcpause
 from pytest_skills.formats.data import FormatError, KeyPath
 
 MAX_FILE_BYTES = 10 * 2**20

@@ -1,5 +1,6 @@
 """Calling models, the data: specs as the user names them, requests and responses."""
 
+from pytest_skills.models.outcomes import ErrorKind
 from pytest_skills.models.requests import (
     CACHE_SCHEMA_VERSION,
     EFFORTS,
@@ -30,6 +31,7 @@ __all__ = [
     "DEFAULT_ALIASES",
     "EFFORTS",
     "REASONING_HELP",
+    "ErrorKind",
     "HFReference",
     "ModelSpec",
     "Reasoning",

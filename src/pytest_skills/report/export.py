@@ -37,6 +37,7 @@ def to_json(
                 "model": m.model,
                 "resolved": m.resolved,
                 "cases": m.cases,
+                "cases_total": m.cases_total,
                 "with_skill": _proportion_json(m.with_skill.rate),
                 "baseline": _proportion_json(m.baseline.rate) if m.baseline else None,
                 "lift": m.lift.lift if m.lift else None,
@@ -128,18 +129,17 @@ def markdown(
         "|---|---:|---:|---:|---:|:---:|---:|---|",
     ]
     for m in models:
-        if m.lift is None or m.paired is None:
-            ws = _md_rate(m.with_skill.rate.passed, m.with_skill.rate.total)
+        ws = _md_rate(m.with_skill.rate.passed, m.with_skill.rate.total)
+        if m.lift is None or m.baseline is None:
             lines.append(f"| {_cell(m.model)} | {m.cases} | {ws} | skipped | - | - | - | - |")
             continue
-        paired, lift = m.paired, m.lift
-        ws = _md_rate(paired.with_skill_passed, paired.answers)
-        bs = _md_rate(paired.baseline_passed, paired.answers)
+        lift = m.lift
+        bs = _md_rate(m.baseline.rate.passed, m.baseline.rate.total)
         points = "-" if lift.lift is None else f"{lift.lift * 100:+.0f} pp"
         ci = "-" if lift.ci is None else f"{lift.ci[0] * 100:+.0f} to {lift.ci[1] * 100:+.0f} pp"
         p = "-" if lift.p_value is None else f"{lift.p_value:.3f}"
         lines.append(
-            f"| {_cell(m.model)} | {paired.cases} | {ws} | {bs} | {points} | {ci} | {p} | "
+            f"| {_cell(m.model)} | {m.cases} | {ws} | {bs} | {points} | {ci} | {p} | "
             f"{lift.verdict} |"
         )
     failing = [

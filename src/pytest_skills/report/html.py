@@ -27,13 +27,6 @@ from pytest_skills.report.summary import ModelSummary
 
 TEMPLATES = "templates"
 TEMPLATE = "report.html.j2"
-#: How the page names the stats module's verdicts.
-VERDICT_WORDS = {
-    "improves": "helps",
-    "hurts": "hurts",
-    "inconclusive": "inconclusive",
-    "no data": "no data",
-}
 #: The outcome filter's choices, in the order of its buttons: (value, label).
 OUTCOMES = (
     ("all", "all"),
@@ -188,7 +181,6 @@ FILTERS = {
     "number": number,
     "seconds": seconds,
     "usd": usd,
-    "verdict_word": lambda verdict: VERDICT_WORDS.get(verdict, verdict),
 }
 
 
@@ -412,7 +404,7 @@ def forest_plot(models: Sequence[ModelSummary]) -> ForestPlot:
                 x(ci[0]),
                 x(ci[1]),
                 x(lift.lift),
-                VERDICT_WORDS.get(lift.verdict, lift.verdict),
+                lift.verdict,
                 f"{points(lift.lift)} {interval(lift.ci, signed=True)}",
             )
         )

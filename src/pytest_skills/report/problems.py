@@ -11,25 +11,11 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pytest_skills.report.records import (
-    CALL_FAILED,
-    MODEL_UNAVAILABLE,
-    NOT_GRADED,
-    REPLAY_MISS,
-    UNREADABLE_ENTRY,
-    ItemRecord,
-)
+from pytest_skills.models import ErrorKind
+from pytest_skills.report.records import ItemRecord
 
-#: How each kind of problem is counted and said.
-_NOUNS = {
-    MODEL_UNAVAILABLE: "call(s) not made",
-    REPLAY_MISS: "answer(s) not in the cache",
-    UNREADABLE_ENTRY: "cache entry(ies) unreadable",
-    CALL_FAILED: "call(s) failed",
-    NOT_GRADED: "answer(s) not graded",
-}
 #: Problems one recording run fixes, and the cache mode that run needs.
-_RERECORD_MODES = {REPLAY_MISS: "auto", UNREADABLE_ENTRY: "refresh"}
+_RERECORD_MODES = {ErrorKind.REPLAY_MISS: "auto", ErrorKind.UNREADABLE_ENTRY: "refresh"}
 #: More files than this and the re-record command names the run's directories instead.
 MAX_FILES_IN_COMMAND = 4
 
@@ -37,7 +23,7 @@ MAX_FILES_IN_COMMAND = 4
 @dataclass(frozen=True)
 class Problem:
     model: str
-    kind: str
+    kind: ErrorKind
     #: Distinct calls affected (one call may serve several items).
     calls: int
     #: The message (for replay misses: the command that records them all).
@@ -48,7 +34,7 @@ class Problem:
     def lines(self) -> list[str]:
         """The first line names the model and the count; the rest say how to fix it."""
         first, *rest = self.message.splitlines() or [""]
-        head = f"{self.model}: {self.calls} {_NOUNS[self.kind]}: {first}"
+        head = f"{self.model}: {self.calls} {self.kind.noun}: {first}"
         details = [f"    {line.strip()}" for line in rest if line.strip()]
         return [head, *details, *([f"    {self.command}"] if self.command else [])]
 
@@ -65,8 +51,8 @@ def rerecord_command(model: str, files: Sequence[str], mode: str = "auto") -> st
 
 def find_problems(records: Sequence[ItemRecord]) -> list[Problem]:
     """Group failed calls by model, kind and message (replay misses by model alone)."""
-    keys: dict[tuple[str, str, str], set[str]] = defaultdict(set)
-    files: dict[tuple[str, str], set[str]] = defaultdict(set)
+    keys: dict[tuple[str, ErrorKind, str], set[str]] = defaultdict(set)
+    files: dict[tuple[str, ErrorKind], set[str]] = defaultdict(set)
     for record in records:
         for result in record.results:
             if result.error is None or result.error_kind is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pytest_skills.checks.registry import CheckResult
-from pytest_skills.models import Response, Usage
+from pytest_skills.models import ErrorKind, Response, Usage
 
 CONDITIONS = ("with_skill", "baseline")
 #: The report property (JUnit, and the xdist transport) holding a record as JSON.
@@ -24,18 +24,6 @@ RESULT_PROPERTY = "pytest_skills"
 #: Values of :attr:`CallResult.graded_by`.
 GRADED_BY_CHECK = "check"
 GRADED_BY_OUTCOME = "test outcome"
-
-#: Values of :attr:`CallResult.error_kind`: why there is no verdict.
-#: The model cannot be called at all (no key, no file, no backend): one fix for all calls.
-MODEL_UNAVAILABLE = "model"
-#: A replay found no recorded answer: one re-recording run fixes them all.
-REPLAY_MISS = "replay miss"
-#: The recorded entry was refused as unreadable (not our JSON): recording again fixes it.
-UNREADABLE_ENTRY = "unreadable entry"
-#: This call failed (after retries): a provider error, a timeout.
-CALL_FAILED = "call"
-#: The answer came, but a check could not grade it (e.g. the judge's call failed).
-NOT_GRADED = "grading"
 
 
 @dataclass(frozen=True)
@@ -53,8 +41,8 @@ class CallResult:
     latency_s: float | None
     error: str | None
     cache_key: str
-    #: One of the ``*_KIND`` constants above when ``error`` is set.
-    error_kind: str | None = None
+    #: Why there is no verdict, when ``error`` is set.
+    error_kind: ErrorKind | None = None
     #: What the checks made of the answer: one tree per check applied (a skill item
     #: applies one; a ``skill_model`` test one per ``Answer.check``), secrets redacted.
     checks: tuple[CheckResult, ...] = ()
@@ -86,7 +74,7 @@ class CallResult:
             "usage": self.usage.as_dict() if self.usage is not None else None,
             "latency_s": self.latency_s,
             "error": self.error,
-            "error_kind": self.error_kind,
+            "error_kind": self.error_kind.value if self.error_kind is not None else None,
             "cache_key": self.cache_key,
             "checks": [check_to_json(check) for check in self.checks],
             "reasoning": self.reasoning,
@@ -108,7 +96,7 @@ class CallResult:
             latency_s=data.get("latency_s"),
             error=data.get("error"),
             cache_key=data["cache_key"],
-            error_kind=data.get("error_kind"),
+            error_kind=ErrorKind(data["error_kind"]) if data.get("error_kind") else None,
             checks=tuple(check_from_json(c) for c in data.get("checks") or ()),
             reasoning=data.get("reasoning"),
             reported_model=data.get("reported_model"),
@@ -160,7 +148,7 @@ def call_result(
     passed: bool | None,
     graded_by: str | None,
     redact: Callable[[str], str],
-    error_kind: str | None = None,
+    error_kind: ErrorKind | None = None,
     checks: Iterable[CheckResult] = (),
 ) -> CallResult:
     """The one way to build a :class:`CallResult`: texts redacted, a failed call ungraded."""
@@ -176,7 +164,7 @@ def call_result(
         latency_s=response.latency_s if response is not None else None,
         error=redact(error) if error is not None else (None if response else "no answer"),
         cache_key=cache_key,
-        error_kind=(error_kind or CALL_FAILED) if failed else None,
+        error_kind=(error_kind or ErrorKind.CALL_FAILED) if failed else None,
         checks=tuple(_redacted_check(check, redact) for check in checks),
         reasoning=redact(response.reasoning) if response and response.reasoning else None,
         reported_model=response.reported_model if response is not None else None,

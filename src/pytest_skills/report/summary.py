@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from statistics import fmean
 from typing import TYPE_CHECKING
 
+from pytest_skills.models import ErrorKind
 from pytest_skills.report.pricing import cost_usd
-from pytest_skills.report.records import NOT_GRADED, CallResult, ItemRecord, sorted_records
+from pytest_skills.report.problems import Problem, find_problems
+from pytest_skills.report.records import CallResult, ItemRecord, sorted_records
 from pytest_skills.report.stats import (
     Lift,
     Proportion,
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ConditionSummary:
+    #: Graded answers that passed, over the cases graded in both conditions when there is
+    #: a baseline (the figures the lift compares), else over every graded answer.
     rate: Proportion
     tokens: float | None
     latency_s: float | None
@@ -43,6 +47,8 @@ class ConditionSummary:
     cache_write_tokens: float | None = None
     #: Mean reasoning tokens per call (a part of ``tokens``, and of its cost).
     reasoning_tokens: float | None = None
+    #: Over every graded answer, paired or not.
+    rate_all: Proportion | None = None
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,7 @@ class PairedRates:
 class ModelSummary:
     model: str
     resolved: str
+    #: The cases the figures count: graded in both conditions when there is a baseline.
     cases: int
     with_skill: ConditionSummary
     baseline: ConditionSummary | None
@@ -69,6 +76,8 @@ class ModelSummary:
     reported_models: tuple[str, ...] = ()
     #: Parameters a server refused, and what was sent instead (said once per model).
     adapted: tuple[str, ...] = ()
+    #: Every case run on this model, graded or not.
+    cases_total: int = 0
 
     @property
     def errors(self) -> int:
@@ -103,8 +112,10 @@ def _condition(results: Sequence[CallResult], resolved: str) -> ConditionSummary
         tokens=fmean(tokens) if tokens else None,
         latency_s=fmean(latencies) if latencies else None,
         cost_usd=sum(known_costs) if known_costs and len(known_costs) == len(costs) else None,
-        errors=len({r.cache_key for r in results if not r.ok and r.error_kind != NOT_GRADED}),
-        ungraded=len({r.cache_key for r in results if r.error_kind == NOT_GRADED}),
+        errors=len(
+            {r.cache_key for r in results if not r.ok and r.error_kind is not ErrorKind.NOT_GRADED}
+        ),
+        ungraded=len({r.cache_key for r in results if r.error_kind is ErrorKind.NOT_GRADED}),
         cache_read_tokens=fmean(u.cache_read_tokens for u in usages) if usages else None,
         cache_write_tokens=fmean(u.cache_write_tokens for u in usages) if usages else None,
         reasoning_tokens=fmean(u.reasoning_tokens for u in usages) if usages else None,
@@ -139,6 +150,26 @@ def _paired_rates(per_case: Sequence[tuple[list[bool], list[bool]]]) -> PairedRa
     )
 
 
+@dataclass(frozen=True)
+class RunSummary:
+    """Every figure of a run, computed once: the terminal, the JSON report, the HTML
+    page, the step summary and the workspace all read this, so they cannot disagree."""
+
+    models: tuple[ModelSummary, ...]
+    problems: tuple[Problem, ...]
+    #: Why the session fails its gates (empty when it passes them).
+    gates: tuple[str, ...]
+
+
+def summarise_run(records: Sequence[ItemRecord], settings: Settings) -> RunSummary:
+    models = summarise(records, settings)
+    return RunSummary(
+        models=tuple(models),
+        problems=tuple(find_problems(records)),
+        gates=tuple(gate_failures(models, settings)),
+    )
+
+
 def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSummary]:
     by_model: dict[str, list[ItemRecord]] = defaultdict(list)
     order: list[str] = []
@@ -155,21 +186,37 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
         results = [r for record in model_records for r in record.results]
         with_skill = [r for r in results if r.condition == "with_skill"]
         baseline = [r for r in results if r.condition == "baseline"]
-        per_case = _paired(model_records) if baseline else []
+        with_summary = _condition(with_skill, resolved)
+        baseline_summary = paired = lift = None
+        cases = len(model_records)
+        if baseline:
+            per_case = _paired(model_records)
+            paired = _paired_rates(per_case)
+            lift = _lift(per_case, settings.trials)
+            cases = paired.cases
+            with_summary = _paired_rate(with_summary, paired.with_skill_passed, paired.answers)
+            baseline_summary = _paired_rate(
+                _condition(baseline, resolved), paired.baseline_passed, paired.answers
+            )
         summaries.append(
             ModelSummary(
                 model=name,
                 resolved=resolved,
-                cases=len(model_records),
-                with_skill=_condition(with_skill, resolved),
-                baseline=_condition(baseline, resolved) if baseline else None,
-                lift=_lift(per_case, settings.trials) if baseline else None,
-                paired=_paired_rates(per_case) if baseline else None,
+                cases=cases,
+                with_skill=with_summary,
+                baseline=baseline_summary,
+                lift=lift,
+                paired=paired,
                 reported_models=_distinct(r.reported_model for r in results),
                 adapted=_distinct(r.adapted for r in results),
+                cases_total=len(model_records),
             )
         )
     return summaries
+
+
+def _paired_rate(summary: ConditionSummary, passed: int, total: int) -> ConditionSummary:
+    return replace(summary, rate=proportion(passed, total), rate_all=summary.rate)
 
 
 def _distinct(values: Iterable[str | None]) -> tuple[str, ...]:

@@ -6,10 +6,22 @@ import textwrap
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
+from pytest_skills.execution.runner import Progress
+from pytest_skills.report.names import short_names
 from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.stats import Proportion, proportion
 from pytest_skills.report.summary import ModelSummary
+
+
+def progress_text(progress: Progress) -> str:
+    """What the run's calls came to: ``skills: 48 calls: 24 live, 24 from the cache ...``."""
+    live = progress.done - progress.cached - progress.failed
+    done = f"{progress.done}/{progress.total}" if progress.done < progress.total else progress.total
+    return (
+        f"skills: {done} calls: {live} live, {progress.cached} from the cache, "
+        f"{progress.failed} failed ({progress.elapsed:.1f}s)"
+    )
 
 
 def rate_text(p: Proportion) -> str:
@@ -30,6 +42,9 @@ def _count(value: float, noun: str) -> str:
     return f"{value:,.0f} {noun}{'' if round(value) == 1 else 's'}"
 
 
+#: Model names longer than this are shortened in the table (and named in full below it).
+NAME_WIDTH = 28
+
 LEGEND = [
     "cases: cases graded in both conditions (the lift pairs them); with skill, baseline:",
     "answers that passed over those cases; lift: with skill minus baseline, in percentage",
@@ -46,7 +61,9 @@ def table(
     records: Sequence[ItemRecord] = (),
 ) -> list[str]:
     """The summary table and its notes; every line fits in 100 columns."""
-    width = min(max([len("model"), *(len(m.model) for m in models)]), 28)
+    width = min(max([len("model"), *(len(m.model) for m in models)]), NAME_WIDTH)
+    shown = short_names([m.model for m in models], width)
+    width = max([len("model"), *(len(name) for name in shown.values())])
     head = (
         f"{'model':<{width}} {'cases':>5}  {'with skill':>10}  {'baseline':>10} "
         f"{'lift':>6}  {'95% CI':<10} {'p':>5}  verdict"
@@ -54,9 +71,11 @@ def table(
     lines = ["pass rate with and without the skill", head]
     notes: list[str] = []
     for m in models:
-        name = m.model if len(m.model) <= width else m.model[: width - 1] + "…"
-        lines.append(f"{name:<{width}} {_row(m)}")
+        lines.append(f"{shown[m.model]:<{width}} {_row(m)}")
         notes.extend(_notes(m, verbose))
+    cut = [f"{shown[m.model]} is {m.model}" for m in models if shown[m.model] != m.model]
+    if cut:
+        notes.insert(0, "models: " + "; ".join(cut))
     lines.extend(_wrapped(notes))
     if verbose:
         lines += ["", "columns:", *(f"  {line}" for line in LEGEND)]
@@ -67,29 +86,27 @@ def table(
 
 
 def _row(m: ModelSummary) -> str:
-    if m.with_skill.rate.total == 0 and (m.paired is None or m.paired.cases == 0):
+    if m.with_skill.rate.total == 0 and m.cases == 0:
         return f"{m.cases:>5}  no graded answers (see the problems below)"
-    if m.baseline is None or m.lift is None or m.paired is None:
-        ws = rate_text(m.with_skill.rate)
+    ws = rate_text(m.with_skill.rate)
+    if m.baseline is None or m.lift is None:
         return f"{m.cases:>5}  {ws:>10}  {'skipped':>10} {'-':>6}  {'':<10} {'-':>5}  -"
-    paired = m.paired
-    ws = rate_text(proportion(paired.with_skill_passed, paired.answers))
-    bs = rate_text(proportion(paired.baseline_passed, paired.answers))
+    bs = rate_text(m.baseline.rate)
     lift = "-" if m.lift.lift is None else f"{m.lift.lift * 100:+.0f}pp"
     ci = interval_text(m.lift.ci, signed=True)
     p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
     verdict = m.lift.verdict if m.lift.lift is not None else "-"
-    return f"{paired.cases:>5}  {ws:>10}  {bs:>10} {lift:>6}  {ci:<10} {p:>5}  {verdict}"
+    return f"{m.cases:>5}  {ws:>10}  {bs:>10} {lift:>6}  {ci:<10} {p:>5}  {verdict}"
 
 
 def _notes(m: ModelSummary, verbose: bool) -> list[str]:
     notes = []
-    if m.paired is not None and 0 < m.paired.cases < m.cases:
-        left_out = m.cases - m.paired.cases
+    if m.paired is not None and 0 < m.cases < m.cases_total and m.with_skill.rate_all:
+        left_out = m.cases_total - m.cases
         notes.append(
-            f"{m.model}: {left_out} of {m.cases} cases left out of the lift (no graded answer "
-            f"in one condition); with the skill over all graded answers: "
-            f"{rate_text(m.with_skill.rate)}"
+            f"{m.model}: {left_out} of {m.cases_total} cases left out of the figures (no "
+            f"graded answer in one condition); with the skill over all graded answers: "
+            f"{rate_text(m.with_skill.rate_all)}"
         )
     with_tokens = m.with_skill.tokens
     if with_tokens is not None:

@@ -1,0 +1,304 @@
+"""Every option, declared once: its command-line flag, ini key, environment variable,
+help text and parser all come from one :class:`Option`.
+
+``settings.py`` registers them with pytest and resolves them into a ``Settings``; the
+docs' option table is checked against :data:`OPTIONS` (tests/test_options.py). No
+pytest import here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+
+class Kind(Enum):
+    """How an option is written: one value, a switch, lines, paths."""
+
+    TEXT = "text"
+    NUMBER = "number"
+    FLAG = "flag"
+    LINES = "lines"
+    PATHS = "paths"
+
+    @property
+    def ini_type(self) -> str:
+        """The type pytest reads the ini value as (switches and numbers are parsed here)."""
+        return {Kind.LINES: "linelist", Kind.PATHS: "paths"}.get(self, "string")
+
+
+class OptionError(ValueError):
+    """A value an option cannot take; the message says what it takes."""
+
+
+@dataclass(frozen=True)
+class Option:
+    #: The ``Settings`` field it sets (or, for actions, the name pytest stores it under).
+    name: str
+    help: str
+    flag: str | None = None
+    ini: str | None = None
+    kind: Kind = Kind.TEXT
+    metavar: str | None = None
+    choices: tuple[str, ...] = ()
+    #: An environment variable read between the command line and the ini file.
+    env: str | None = None
+    #: Turns the text (command line, environment or ini) into the setting's value.
+    parse: Callable[[Any], Any] | None = None
+    #: Why there is no ini key, when there is none.
+    no_ini: str | None = None
+    #: Repeatable on the command line.
+    repeat: bool = False
+    #: A path given on the command line is the shell's; in the ini file, the rootdir's.
+    #: Some paths belong to the project wherever they are given.
+    project_path: bool = False
+
+    @property
+    def dest(self) -> str:
+        return self.name if self.flag is None else self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def sources(self) -> str:
+        """Where it can be set, for the docs and ``--help``."""
+        parts = [f"`{self.flag}`" if self.flag else "", f"ini `{self.ini}`" if self.ini else ""]
+        if self.env:
+            parts.append(f"env `{self.env}`")
+        return ", ".join(part for part in parts if part)
+
+
+def whole(minimum: int) -> Callable[[Any], int]:
+    def parse(text: Any) -> int:
+        try:
+            number = int(str(text).strip())
+        except ValueError:
+            raise OptionError(f"expected a whole number, got {text!r}") from None
+        if number < minimum:
+            raise OptionError(f"must be at least {minimum}, got {number}")
+        return number
+
+    return parse
+
+
+def positive_seconds(text: Any) -> float:
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        raise OptionError(f"expected a number of seconds, got {text!r}") from None
+    if not math.isfinite(number) or number <= 0:
+        raise OptionError("expected a positive number of seconds")
+    return number
+
+
+def fraction(text: Any) -> float:
+    try:
+        number = float(str(text).strip())
+    except ValueError:
+        raise OptionError(f"expected a fraction in (0, 1], got {text!r}") from None
+    if not 0.0 < number <= 1.0:
+        raise OptionError("expected a fraction in (0, 1]")
+    return number
+
+
+def truthy(text: Any) -> bool:
+    if text is None or isinstance(text, bool):
+        return bool(text)
+    return str(text).strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+def min_lift(text: Any) -> tuple[float, bool]:
+    value, _, form = str(text).partition(":")
+    try:
+        points = float(value)
+    except ValueError:
+        raise OptionError(f"{text!r}: expected points, e.g. 10 or 10:ci") from None
+    if not math.isfinite(points) or form not in ("", "ci"):
+        raise OptionError(f"{text!r}: expected points, e.g. 10, or POINTS:ci")
+    return points, form == "ci"
+
+
+def choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(text: Any) -> str:
+        value = str(text).strip()
+        if value not in choices:
+            raise OptionError(f"{value!r}: choose one of {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+CACHE_MODES = ("auto", "replay", "refresh", "off")
+
+OPTIONS: tuple[Option, ...] = (
+    Option(
+        "models",
+        "model to run skill cases on: alias (haiku, gemma3-270m) or provider:name[@base_url]; "
+        "repeatable. Keys come from ANTHROPIC_API_KEY / OPENAI_API_KEY, servers from "
+        "ANTHROPIC_BASE_URL / OPENAI_BASE_URL",
+        flag="--skill-model",
+        ini="skill_models",
+        kind=Kind.LINES,
+        metavar="SPEC",
+        repeat=True,
+    ),
+    Option(
+        "model_aliases",
+        "extra model aliases, one 'alias = spec' per line",
+        ini="skill_model_aliases",
+        kind=Kind.LINES,
+    ),
+    Option(
+        "skill_models_list",
+        "list the model aliases (built in and from ini skill_model_aliases) with what each "
+        "resolves to, and the GGUF directories searched, then exit",
+        flag="--skill-models-list",
+        kind=Kind.FLAG,
+        no_ini="an action that prints and exits, not a setting of runs",
+    ),
+    Option(
+        "baseline",
+        "run the baseline (without-skill) calls; --no-skill-baseline skips them and no lift "
+        "is reported",
+        flag="--no-skill-baseline",
+        ini="skill_baseline",
+        kind=Kind.FLAG,
+    ),
+    Option(
+        "cache_mode",
+        "response cache mode: auto (default), replay (the default when the environment "
+        "variable CI is truthy, as on CI services), refresh, off",
+        flag="--skill-cache",
+        ini="skill_cache",
+        choices=CACHE_MODES,
+        parse=choice(CACHE_MODES),
+        env="CI",
+    ),
+    Option(
+        "cache_dir",
+        "response cache directory (default: .skill-cache under the rootdir; relative paths "
+        "are the rootdir's)",
+        flag="--skill-cache-dir",
+        ini="skill_cache_dir",
+        metavar="DIR",
+        project_path=True,
+    ),
+    Option(
+        "cache_prune",
+        "after a run of the whole suite, delete cache entries that no item used",
+        flag="--skill-cache-prune",
+        ini="skill_cache_prune",
+        kind=Kind.FLAG,
+    ),
+    Option(
+        "concurrency",
+        "model calls in flight at once",
+        flag="--skill-concurrency",
+        ini="skill_concurrency",
+        kind=Kind.NUMBER,
+        metavar="N",
+        parse=whole(1),
+    ),
+    Option(
+        "retries",
+        "retries for rate limits, overload, 5xx and timeouts",
+        flag="--skill-retries",
+        ini="skill_retries",
+        kind=Kind.NUMBER,
+        metavar="N",
+        parse=whole(0),
+    ),
+    Option(
+        "timeout",
+        "timeout of one model call, in seconds",
+        flag="--skill-timeout",
+        ini="skill_timeout",
+        kind=Kind.NUMBER,
+        metavar="SECONDS",
+        parse=positive_seconds,
+    ),
+    Option(
+        "trials",
+        "run every condition N times",
+        flag="--skill-trials",
+        ini="skill_trials",
+        kind=Kind.NUMBER,
+        metavar="N",
+        parse=whole(1),
+    ),
+    Option(
+        "pass_threshold",
+        "fraction of with-skill trials that must pass (1: all)",
+        flag="--skill-pass-threshold",
+        ini="skill_pass_threshold",
+        kind=Kind.NUMBER,
+        metavar="FRACTION",
+        parse=fraction,
+    ),
+    Option(
+        "report_path",
+        "write the JSON report to PATH (when GITHUB_STEP_SUMMARY names a file, a Markdown "
+        "summary is appended to it too)",
+        flag="--skill-report",
+        ini="skill_report",
+        metavar="PATH",
+    ),
+    Option(
+        "html_path",
+        "write a self-contained HTML report of every answer to PATH",
+        flag="--skill-html",
+        ini="skill_html",
+        metavar="PATH",
+    ),
+    Option(
+        "workspace_dir",
+        "write the run in skill-creator's workspace layout (benchmark.json, grading.json, "
+        "timing.json, outputs/) under DIR, one directory per model",
+        flag="--skill-workspace",
+        ini="skill_workspace",
+        metavar="DIR",
+    ),
+    Option(
+        "min_lift",
+        "fail the session when a model's lift is below POINTS percentage points; 'POINTS:ci' "
+        "demands the interval's lower bound clear it",
+        flag="--skill-min-lift",
+        ini="skill_min_lift",
+        metavar="POINTS",
+        parse=min_lift,
+    ),
+    Option(
+        "judge_model",
+        "model that grades 'judge' checks",
+        flag="--skill-judge-model",
+        ini="skill_judge_model",
+        metavar="SPEC",
+    ),
+    Option(
+        "reasoning",
+        "how hard reasoning models think: off, minimal, low, medium, high, or a token "
+        "budget; a case's 'reasoning' wins (default: each model's own)",
+        flag="--skill-reasoning",
+        ini="skill_reasoning",
+        metavar="LEVEL",
+    ),
+    Option(
+        "hf_download",
+        "download hf: models missing from the Hugging Face cache (HF_HUB_CACHE, else "
+        "HF_HOME/hub; HF_HUB_OFFLINE forbids it)",
+        flag="--skill-hf-download",
+        ini="skill_hf_download",
+        kind=Kind.FLAG,
+    ),
+    Option(
+        "gguf_dirs",
+        "directories searched for GGUF files named by file name (the environment variable's "
+        "first, os.pathsep-separated)",
+        ini="skill_gguf_dirs",
+        kind=Kind.PATHS,
+        env="PYTEST_SKILLS_GGUF_DIR",
+    ),
+)
+
+BY_NAME = {option.name: option for option in OPTIONS}

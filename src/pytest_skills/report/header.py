@@ -1,0 +1,34 @@
+"""The lines pytest prints under its own header: what this run will do."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from pytest_skills.backends.builtin import describe_parameters
+from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES
+
+if TYPE_CHECKING:
+    from pytest_skills.settings import Settings
+
+
+def header_lines(s: Settings) -> list[str]:
+    """Models (as typed and resolved), reasoning, cache mode and why, concurrency, trials."""
+    models = (
+        ", ".join(f"{m.name} ({m.resolved})" if m.name != m.resolved else m.name for m in s.models)
+        or "none (skill items skip)"
+    )
+    if any(DEFAULT_ALIASES.get(m.name) == m.resolved for m in s.models):
+        models += f"; built-in aliases checked {ALIASES_CHECKED}"
+    lines = [f"skills: models: {models}"]
+    if s.reasoning:
+        lines.append(f"skills: reasoning {s.reasoning.text}")
+    # What each model is sent beyond the plain request, known before any call.
+    for m in s.models:
+        described = describe_parameters(m, s.reasoning)
+        if described:
+            lines.append(f"skills: {m.name}: {described}")
+    lines.append(
+        f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
+        f"concurrency {s.concurrency}, trials {s.trials}" + ("" if s.baseline else ", no baseline")
+    )
+    return lines
