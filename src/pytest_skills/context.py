@@ -16,6 +16,7 @@ from pytest_skills.checks.judge import JudgeCheck, register_judge_check
 if TYPE_CHECKING:
     import pytest
 
+    from pytest_skills.arms import ArmPrompts
     from pytest_skills.execution.calls import CallService
     from pytest_skills.execution.secrets import Redactor
     from pytest_skills.settings import Settings
@@ -29,7 +30,7 @@ class Registries:
     judge: JudgeCheck
     _by_directory: dict[Path, CheckRegistry] = field(default_factory=dict)
 
-    def for_node(self, node: pytest.Node) -> CheckRegistry:
+    def for_node(self, node: pytest.Item | pytest.Collector) -> CheckRegistry:
         directory = node.path.parent
         registry = self._by_directory.get(directory)
         if registry is None:
@@ -50,3 +51,5 @@ class RunContext:
     redact: Redactor
     registries: Registries
     judge: JudgeCheck
+    #: The system prompt each arm sends for a suite.
+    arm_prompts: ArmPrompts

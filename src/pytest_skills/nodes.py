@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import fnmatch
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
+from pytest_skills.arms import Arm, Unavailable
 from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult
 from pytest_skills.checks.judge import judge_unavailable, without_judges
 from pytest_skills.checks.registry import clip
@@ -30,7 +31,7 @@ from pytest_skills.formats import (
 )
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
 from pytest_skills.models import ErrorKind, ModelSpec, Sampling, request_for
-from pytest_skills.report.records import CONDITIONS, GRADED_BY_CHECK, ItemRecord, call_result
+from pytest_skills.report.records import GRADED_BY_CHECK, ItemRecord, call_result
 from pytest_skills.settings import NO_MODEL_REASON, Settings
 
 T = TypeVar("T")
@@ -78,30 +79,51 @@ def user_ignored(path: Path, config: pytest.Config) -> bool:
 
 
 def planned_calls(
-    settings: Settings, suite: Suite, case: Case, spec: ModelSpec, label: str
+    settings: Settings,
+    systems: Mapping[Arm, str | None],
+    suite: Suite,
+    case: Case,
+    spec: ModelSpec,
+    label: str,
 ) -> tuple[tuple[str, Call], ...]:
-    """Every model call one item needs, by condition, in trial order."""
+    """Every model call one item needs, by arm (its record's condition), in trial order.
+
+    ``systems``: each arm's system prompt for this suite (arms it cannot ask are left out).
+    """
     run = Sampling(reasoning=settings.reasoning)
     sampling = run.merged(suite.defaults).merged(case.sampling)
-    conditions = CONDITIONS if settings.baseline else CONDITIONS[:1]
     return tuple(
         (
-            condition,
+            arm.condition,
             Call(
                 request_for(
                     spec,
-                    system=suite.system_prompt if condition == "with_skill" else None,
+                    system=system,
                     prompt=case.prompt,
                     sampling=sampling,
                     trial=trial,
                 ),
                 spec,
                 label,
+                arm.name,
             ),
         )
-        for condition in conditions
+        for arm, system in systems.items()
         for trial in range(settings.trials)
     )
+
+
+def arm_systems(context: RunContext, suite: Suite) -> tuple[dict[Arm, str | None], list[str]]:
+    """Each arm's system prompt for ``suite``, and why the arms left out are."""
+    systems: dict[Arm, str | None] = {}
+    reasons = []
+    for arm in context.settings.arms:
+        system = context.arm_prompts.system(arm, suite)
+        if isinstance(system, Unavailable):
+            reasons.append(system.reason)
+        else:
+            systems[arm] = system
+    return systems, reasons
 
 
 @dataclass(frozen=True)
@@ -147,6 +169,11 @@ class _CaseCollector:
                     "--skill-judge-model SPEC"
                 )
             )
+        systems, unavailable = arm_systems(self.context, suite)
+        for reason in unavailable:
+            self.warn(
+                pytest.PytestWarning(f"{suite.path}: {reason}; those answers are not asked for")
+            )
         models = self.context.settings.models
         for case, grading in zip(suite.cases, gradings, strict=True):
             for spec in models or (None,):
@@ -162,6 +189,7 @@ class _CaseCollector:
                     spec=spec,
                     registry=registry,
                     grading=grading,
+                    systems=systems,
                 )
                 if spec is None:
                     item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
@@ -290,6 +318,7 @@ class SkillItem(pytest.Item):
         spec: ModelSpec | None,
         registry: CheckRegistry,
         grading: _Grading,
+        systems: Mapping[Arm, str | None],
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
@@ -301,12 +330,12 @@ class SkillItem(pytest.Item):
         self.add_marker(pytest.mark.skill)
         parent = self.parent
         assert isinstance(parent, _CaseCollector) and parent.nodeid
-        self.context = parent.context
+        self.context: RunContext = parent.context
         #: Names the case in cache entries (``path::case-id``): replay misses look for it.
         self.label = f"{parent.nodeid}::{case.id}"
         # A skipped item asks nothing: its calls would be paid for and never graded.
-        self.calls = (
-            planned_calls(self.context.settings, suite, case, spec, self.label)
+        self.calls: tuple[tuple[str, Call], ...] = (
+            planned_calls(self.context.settings, systems, suite, case, spec, self.label)
             if spec is not None and grading.check is not None
             else ()
         )
@@ -349,7 +378,8 @@ class SkillItem(pytest.Item):
             for (condition, call), outcome in zip(self.calls, outcomes, strict=True)
         ]
         self.stash[RECORD_KEY] = self._record(graded)
-        with_skill = [g for g in graded if g.condition == "with_skill"]
+        deciding = self.context.settings.deciding_arm.condition
+        with_skill = [g for g in graded if g.condition == deciding]
         errors = [g for g in with_skill if g.error is not None]
         if errors:
             first = errors[0]

@@ -166,6 +166,31 @@ OPTIONS: tuple[Option, ...] = (
         kind=Kind.FLAG,
     ),
     Option(
+        "arms",
+        "the arms every case runs in, comma-separated: skill, baseline, placebo, ref:GITREF "
+        "(the skill at a git ref), dir:PATH (another version's directory)",
+        flag="--skill-arms",
+        ini="skill_arms",
+        metavar="ARMS",
+    ),
+    Option(
+        "compare",
+        "compare the skill with its version at a git ref: short for --skill-arms "
+        "skill,ref:REF (plus the other arms named)",
+        flag="--skill-compare",
+        ini="skill_compare",
+        metavar="REF",
+    ),
+    Option(
+        "fail_on_regression",
+        "fail the session when the skill arm is worse than the version it is compared with "
+        "(ref: or dir: arms, else the baseline): a case that passed there fails here, or "
+        "the comparison's verdict is hurts",
+        flag="--skill-fail-on-regression",
+        ini="skill_fail_on_regression",
+        kind=Kind.FLAG,
+    ),
+    Option(
         "cache_mode",
         "response cache mode: auto (default), replay (the default when the environment "
         "variable CI is truthy, as on CI services), refresh, off",

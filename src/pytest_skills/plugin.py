@@ -80,7 +80,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     # A base URL may carry a token in its query string.
-    return [config.stash[RUN_KEY].redact(line) for line in header_lines(config.stash[SETTINGS_KEY])]
+    run, settings = config.stash[RUN_KEY], config.stash[SETTINGS_KEY]
+    lines = header_lines(settings)
+    lines += [f"skills: {line}" for line in run.context.arm_prompts.problems(settings.arms)]
+    return [run.redact(line) for line in lines]
 
 
 @pytest.hookimpl(wrapper=True)
@@ -111,7 +114,8 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
 def pytest_report_collectionfinish(config: pytest.Config, start_path: Path) -> list[str]:
     if config.option.verbose <= 0:
         return []
-    return not_collected_lines(config.stash.get(NOT_COLLECTED_KEY, []), start_path)
+    not_collected: list[Path] = config.stash.get(NOT_COLLECTED_KEY, [])
+    return not_collected_lines(not_collected, start_path)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

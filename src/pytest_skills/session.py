@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from pytest_skills.arms import ArmPrompts
+from pytest_skills.backends.base import Backend
 from pytest_skills.backends.provision import BackendProvider, UnknownProviderError
 from pytest_skills.checks.judge import JudgeCheck
 from pytest_skills.context import Registries, RunContext
@@ -69,6 +71,7 @@ class SkillSession:
             redact=self.redact,
             registries=Registries(judge),
             judge=judge,
+            arm_prompts=ArmPrompts(config.rootpath),
         )
         self.records: list[ItemRecord] = []
         self.deselected = 0
@@ -92,8 +95,11 @@ class SkillSession:
         except UnknownProviderError as error:
             raise pytest.UsageError(f"pytest-skills: {error.message}") from None
 
-    def _backend_from_hook(self, spec: ModelSpec) -> object:
-        return self.config.hook.pytest_skills_make_backend(spec=spec, config=self.config)
+    def _backend_from_hook(self, spec: ModelSpec) -> Backend | None:
+        backend: Backend | None = self.config.hook.pytest_skills_make_backend(
+            spec=spec, config=self.config
+        )
+        return backend
 
     def announce(self, message: str) -> None:
         """A line in the terminal, on its own."""
@@ -167,14 +173,16 @@ class SkillSession:
     def _ran_whole_suite(self, session: pytest.Session) -> bool:
         """Unused entries mean something only when nothing was left out of the run."""
         option = session.config.option
-        narrowed = (
-            self.deselected
-            or getattr(option, "keyword", "")
-            or getattr(option, "markexpr", "")
-            or getattr(option, "lf", False)
-            or getattr(option, "maxfail", 0)
-            or session.shouldstop
-            or session.shouldfail
+        narrowed = any(
+            (
+                self.deselected,
+                getattr(option, "keyword", ""),
+                getattr(option, "markexpr", ""),
+                getattr(option, "lf", False),
+                getattr(option, "maxfail", 0),
+                session.shouldstop,
+                session.shouldfail,
+            )
         )
         return bool(self.records) and not narrowed and self.settings.cache_mode != "off"
 
@@ -196,7 +204,8 @@ class SkillSession:
         lines: list[str] = []
         progress = self.calls.progress
         if progress is not None and progress.total:
-            lines.append(terminal.progress_text(progress))
+            arms = [arm.name for arm in self.settings.arms]
+            lines.append(terminal.progress_text(progress, arms))
         if self.records:
             summary = self.summary or summarise_run(self.records, self.settings)
             lines += terminal.table(summary.models, verbose=verbose, records=self.records)

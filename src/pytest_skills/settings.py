@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from pytest_skills.arms import BASELINE, DEFAULT_ARMS, SKILL, Arm, ArmError, parse_arms
 from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
     ALIASES_CHECKED,
@@ -50,7 +51,9 @@ class Settings:
     """The run's options, resolved. The field defaults are the options' defaults."""
 
     models: tuple[ModelSpec, ...] = ()
-    baseline: bool = True
+    #: The arms every case runs in; the first ``skill`` arm (or the first arm) decides.
+    arms: tuple[Arm, ...] = DEFAULT_ARMS
+    fail_on_regression: bool = False
     cache_mode: str = "auto"
     cache_mode_reason: str = "default"
     cache_dir: Path = Path(".skill-cache")
@@ -72,6 +75,15 @@ class Settings:
     #: The run's reasoning setting; a file's ``defaults`` and a case's ``reasoning`` win.
     reasoning: Reasoning | None = None
     hf_download: bool = False
+
+    @property
+    def baseline(self) -> bool:
+        return BASELINE in self.arms
+
+    @property
+    def deciding_arm(self) -> Arm:
+        """The arm whose checks decide an item's pytest outcome."""
+        return SKILL if SKILL in self.arms else self.arms[0]
 
     @property
     def required_passes(self) -> int:
@@ -126,7 +138,12 @@ def add_options(parser: pytest.Parser) -> None:
             group.addoption(option.flag, **kwargs)
         if option.ini is not None:
             default: Any = [] if option.kind in (Kind.LINES, Kind.PATHS) else ""
-            parser.addini(option.ini, _help(option), type=option.kind.ini_type, default=default)
+            parser.addini(
+                option.ini,
+                _help(option),
+                type=option.kind.ini_type,  # type: ignore[arg-type]
+                default=default,
+            )
 
 
 def _given(config: pytest.Config, option: Option) -> tuple[Any, str] | None:
@@ -203,6 +220,29 @@ def _reasoning(config: pytest.Config) -> Reasoning | None:
         raise pytest.UsageError(f"{given[1]}: {error}") from None
 
 
+def _arms(config: pytest.Config) -> tuple[Arm, ...]:
+    given = _given(config, BY_NAME["arms"])
+    try:
+        arms = parse_arms(str(given[0])) if given else DEFAULT_ARMS
+    except ArmError as error:
+        raise pytest.UsageError(f"{given[1] if given else '--skill-arms'}: {error}") from None
+    compare = _given(config, BY_NAME["compare"])
+    if compare is not None:
+        ref = str(compare[0]).strip()
+        versions = parse_arms(f"skill,ref:{ref}")
+        arms = (*versions, *(arm for arm in arms if arm not in versions))
+    baseline_switch = _given(config, BY_NAME["baseline"])
+    if baseline_switch is not None:
+        # The command line switch turns the baseline off; the ini key says whether it runs.
+        value, source = baseline_switch
+        runs = not value if source.startswith("--") else truthy(value)
+        if not runs:
+            arms = tuple(arm for arm in arms if arm != BASELINE)
+    if not arms:
+        raise pytest.UsageError("--no-skill-baseline left no arm to run: add one with --skill-arms")
+    return arms
+
+
 def _aliases(config: pytest.Config) -> dict[str, str]:
     return {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
 
@@ -225,18 +265,11 @@ def resolve(config: pytest.Config) -> Settings:
     min_lift = _value(config, "min_lift")
     env_dirs = [Path(p) for p in os.environ.get(GGUF_DIR_ENV, "").split(os.pathsep) if p]
     ini_dirs = [Path(p) for p in config.getini("skill_gguf_dirs")]
-    baseline_switch = _given(config, BY_NAME["baseline"])
-    baseline = (
-        True
-        if baseline_switch is None
-        # The command line switch turns the baseline off; the ini key says whether it runs.
-        else (not baseline_switch[0])
-        if baseline_switch[1].startswith("--")
-        else truthy(baseline_switch[0])
-    )
+    arms = _arms(config)
     return Settings(
         models=models,
-        baseline=baseline,
+        arms=arms,
+        fail_on_regression=bool(_value(config, "fail_on_regression")),
         cache_mode=mode,
         cache_mode_reason=reason,
         cache_dir=_path(config, "cache_dir") or config.rootpath / ".skill-cache",

@@ -56,6 +56,8 @@ class Call:
     spec: ModelSpec
     #: Names the case (``path::case-id``): replay misses look for entries with it.
     label: str
+    #: The arm the call was planned for (the progress line counts by arm).
+    arm: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +84,16 @@ class Progress:
     cached: int = 0
     failed: int = 0
     started: float = field(default_factory=time.monotonic)
+    #: Per arm that planned calls: [live, from the cache, failed].
+    by_arm: dict[str, list[int]] = field(default_factory=dict)
+
+    def count(self, arm: str, cached: bool, failed: bool) -> None:
+        self.done += 1
+        self.cached += cached
+        self.failed += failed
+        if arm:
+            counts = self.by_arm.setdefault(arm, [0, 0, 0])
+            counts[2 if failed else 1 if cached else 0] += 1
 
     @property
     def elapsed(self) -> float:
@@ -113,6 +125,8 @@ class Runner:
         #: The outcome of every submitted request by key, None while it runs. (A Future
         #: each would cost a lock, a condition and a deque: 26 MB for 20,000 calls.)
         self._outcomes: dict[str, Outcome | None] = {}
+        #: The arm of each call still running.
+        self._arms: dict[str, str] = {}
         self._backends: dict[str, Backend | BackendError] = {}
         self._lock = threading.Lock()
         #: Notified whenever a call finishes; wait() sleeps on it.
@@ -171,6 +185,7 @@ class Runner:
                 key = call.request.key
                 if key not in self._outcomes:
                     self._outcomes[key] = None
+                    self._arms[key] = call.arm
                     fresh.append(call)
             self.progress.total += len(fresh)
             self._pending += len(fresh)
@@ -372,11 +387,11 @@ class Runner:
                 return
             self._outcomes[key] = outcome
             self._pending -= 1
-            self.progress.done += 1
-            if outcome.response is not None and outcome.response.cached:
-                self.progress.cached += 1
-            if not outcome.ok:
-                self.progress.failed += 1
+            self.progress.count(
+                self._arms.pop(key, ""),
+                cached=outcome.response is not None and outcome.response.cached,
+                failed=not outcome.ok,
+            )
             self._finished.notify_all()
 
     # --- results --------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manif
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import Source
-from pytest_skills.formats.skill_md import load_skill
+from pytest_skills.formats.skill_md import load_skill, parse_skill
 from pytest_skills.formats.upskill_manifest import Scenario, load_scenario, read_scenarios
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "load_skill",
     "load_suite",
     "open_source",
+    "parse_skill",
     "read_scenarios",
     "user_message",
 ]

@@ -23,6 +23,11 @@ def load_skill(path: Path) -> Skill:
         text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
     except (OSError, UnicodeDecodeError) as error:
         raise FormatError(path, f"cannot read the skill: {error}") from None
+    return parse_skill(text, path)
+
+
+def parse_skill(text: str, path: Path) -> Skill:
+    """A SKILL.md's text as a skill (``path`` names it: the version at a git ref, say)."""
     warnings: list[str] = []
     meta: Mapping[str, Any] = {}
     body = text

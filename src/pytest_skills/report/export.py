@@ -6,16 +6,17 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from pytest_skills.arms import condition_arm
 from pytest_skills.models import ALIASES_CHECKED
 from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord, sorted_records
 from pytest_skills.report.stats import Proportion
-from pytest_skills.report.summary import ModelSummary
+from pytest_skills.report.summary import Comparison, ModelSummary
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
 
-REPORT_VERSION = 1
+REPORT_VERSION = 2
 
 
 def _proportion_json(p: Proportion) -> dict[str, Any]:
@@ -24,6 +25,22 @@ def _proportion_json(p: Proportion) -> dict[str, Any]:
         "total": p.total,
         "rate": p.rate,
         "ci": list(p.ci) if p.ci else None,
+    }
+
+
+def _comparison_json(c: Comparison) -> dict[str, Any]:
+    return {
+        "a": c.a,
+        "b": c.b,
+        "cases": c.paired.cases,
+        "a_passed": c.paired.with_skill_passed,
+        "b_passed": c.paired.baseline_passed,
+        "answers": c.paired.answers,
+        "lift": c.lift.lift,
+        "ci": list(c.lift.ci) if c.lift.ci else None,
+        "p": c.lift.p_value,
+        "verdict": c.lift.verdict,
+        "regressed": list(c.regressed),
     }
 
 
@@ -68,6 +85,8 @@ def to_json(
                 "errors": m.errors,
                 "ungraded": m.with_skill.ungraded + (m.baseline.ungraded if m.baseline else 0),
                 "paired": dataclasses.asdict(m.paired) if m.paired else None,
+                "arms": {arm: _proportion_json(c.rate) for arm, c in m.arms.items()},
+                "comparisons": [_comparison_json(c) for c in m.comparisons],
                 "reported_models": list(m.reported_models),
                 "adapted": list(m.adapted),
             }
@@ -77,24 +96,28 @@ def to_json(
         for result in record.results:
             fields = result.to_json()
             del fields["cache_key"]
-            results.append(
-                {
-                    "nodeid": record.nodeid,
-                    "skill": record.skill,
-                    "case": record.case,
-                    "model": record.model,
-                    **fields,
-                    **({"metadata": dict(record.metadata)} if record.metadata else {}),
-                    **({"not_graded": list(record.not_graded)} if record.not_graded else {}),
-                    **({"xfail": record.xfail} if record.xfail is not None else {}),
-                }
-            )
+            row: dict[str, Any] = {
+                "nodeid": record.nodeid,
+                "skill": record.skill,
+                "case": record.case,
+                "model": record.model,
+                "arm": condition_arm(result.condition),
+                **fields,
+            }
+            if record.metadata:
+                row["metadata"] = dict(record.metadata)
+            if record.not_graded:
+                row["not_graded"] = list(record.not_graded)
+            if record.xfail is not None:
+                row["xfail"] = record.xfail
+            results.append(row)
     return {
         "version": REPORT_VERSION,
         "settings": {
             "trials": settings.trials,
             "cache_mode": settings.cache_mode,
             "baseline": settings.baseline,
+            "arms": [arm.name for arm in settings.arms],
             "reasoning": settings.reasoning.text if settings.reasoning else None,
             # What every model name meant on this run: an alias's target, checked on
             # the date below.
@@ -113,6 +136,31 @@ def _cell(text: str) -> str:
 
 def _md_rate(passed: int, total: int) -> str:
     return f"{passed}/{total} ({passed / total:.0%})" if total else "-"
+
+
+def _comparison_table(models: Sequence[ModelSummary]) -> list[str]:
+    """Every comparison beyond skill vs baseline, as a pull request's reviewer reads it:
+    "this change: +12pp [-3,+27] against main, 2 cases regressed"."""
+    rows = [(m, c) for m in models for c in m.comparisons if c.title != "skill vs baseline"]
+    if not rows:
+        return []
+    lines = [
+        "",
+        "#### Comparisons",
+        "",
+        "| model | comparison | cases | lift | 95% CI | p | verdict | regressed |",
+        "|---|---|---:|---:|:---:|---:|---|---:|",
+    ]
+    for m, c in rows:
+        lift = c.lift
+        points = "-" if lift.lift is None else f"{lift.lift * 100:+.0f} pp"
+        ci = "-" if lift.ci is None else f"{lift.ci[0] * 100:+.0f} to {lift.ci[1] * 100:+.0f} pp"
+        p = "-" if lift.p_value is None else f"{lift.p_value:.3f}"
+        lines.append(
+            f"| {_cell(m.model)} | {_cell(c.title)} | {c.paired.cases} | {points} | {ci} | {p} "
+            f"| {lift.verdict} | {len(c.regressed)} |"
+        )
+    return lines
 
 
 def markdown(
@@ -142,6 +190,7 @@ def markdown(
             f"| {_cell(m.model)} | {m.cases} | {ws} | {bs} | {points} | {ci} | {p} | "
             f"{lift.verdict} |"
         )
+    lines += _comparison_table(models)
     failing = [
         (record, result)
         for record in sorted_records(records)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from pytest_skills.arms import DEFAULT_ARMS
 from pytest_skills.backends.builtin import describe_parameters
 from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES
 
@@ -20,6 +21,8 @@ def header_lines(s: Settings) -> list[str]:
     if any(DEFAULT_ALIASES.get(m.name) == m.resolved for m in s.models):
         models += f"; built-in aliases checked {ALIASES_CHECKED}"
     lines = [f"skills: models: {models}"]
+    if s.arms != DEFAULT_ARMS:
+        lines.append(f"skills: arms: {', '.join(arm.name for arm in s.arms)}")
     if s.reasoning:
         lines.append(f"skills: reasoning {s.reasoning.text}")
     # What each model is sent beyond the plain request, known before any call.

@@ -7,11 +7,12 @@ Records are sorted before aggregation so the figures never depend on arrival ord
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from statistics import fmean
 from typing import TYPE_CHECKING
 
+from pytest_skills.arms import condition_arm
 from pytest_skills.models import ErrorKind
 from pytest_skills.report.pricing import cost_usd
 from pytest_skills.report.problems import Problem, find_problems
@@ -78,6 +79,10 @@ class ModelSummary:
     adapted: tuple[str, ...] = ()
     #: Every case run on this model, graded or not.
     cases_total: int = 0
+    #: Each arm's figures over all its graded answers, by arm name.
+    arms: Mapping[str, ConditionSummary] = field(default_factory=dict)
+    #: The skill arm against each other arm (``skill vs baseline`` first, when run).
+    comparisons: tuple[Comparison, ...] = ()
 
     @property
     def errors(self) -> int:
@@ -122,17 +127,72 @@ def _condition(results: Sequence[CallResult], resolved: str) -> ConditionSummary
     )
 
 
-def _paired(records: Sequence[ItemRecord]) -> list[tuple[list[bool], list[bool]]]:
-    """Per case, the verdicts of each condition; only cases graded in both count."""
-    per_case: list[tuple[list[bool], list[bool]]] = []
+def _paired(
+    records: Sequence[ItemRecord], a: str = "with_skill", b: str = "baseline"
+) -> list[tuple[list[bool], list[bool]]]:
+    """Per case, the verdicts of conditions ``a`` and ``b``; only cases graded in both."""
+    return [(first, second) for _, first, second in _paired_cases(records, a, b)]
+
+
+def _paired_cases(
+    records: Sequence[ItemRecord], a: str, b: str
+) -> list[tuple[ItemRecord, list[bool], list[bool]]]:
+    per_case = []
     for record in records:
         by_condition: dict[str, list[bool]] = defaultdict(list)
         for result in record.results:
             if result.graded:
                 by_condition[result.condition].append(bool(result.passed))
-        if by_condition["with_skill"] and by_condition["baseline"]:
-            per_case.append((by_condition["with_skill"], by_condition["baseline"]))
+        if by_condition[a] and by_condition[b]:
+            per_case.append((record, by_condition[a], by_condition[b]))
     return per_case
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Arm ``a`` against arm ``b`` on the same cases: ``a``'s rate minus ``b``'s."""
+
+    a: str
+    b: str
+    paired: PairedRates
+    lift: Lift
+    #: Cases (node ids) that pass in ``b`` and fail in ``a`` (by their share of trials).
+    regressed: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return f"{self.a} vs {self.b}"
+
+
+def _comparisons(
+    records: Sequence[ItemRecord], conditions: Sequence[str], trials: int
+) -> tuple[Comparison, ...]:
+    """The skill arm against every other arm, and the placebo against the baseline."""
+    present = [
+        c for c in conditions if any(r.condition == c for rec in records for r in rec.results)
+    ]
+    main = "with_skill" if "with_skill" in present else (present[0] if present else None)
+    pairs = [(main, other) for other in present if main is not None and other != main]
+    if "placebo" in present and "baseline" in present and main != "placebo":
+        pairs.append(("placebo", "baseline"))
+    found = []
+    for a, b in pairs:
+        assert a is not None
+        cases = _paired_cases(records, a, b)
+        per_case = [(first, second) for _, first, second in cases]
+        regressed = tuple(
+            record.nodeid for record, first, second in cases if fmean(second) > 0.5 >= fmean(first)
+        )
+        found.append(
+            Comparison(
+                condition_arm(a),
+                condition_arm(b),
+                _paired_rates(per_case),
+                _lift(per_case, trials),
+                regressed,
+            )
+        )
+    return tuple(found)
 
 
 def _lift(per_case: Sequence[tuple[list[bool], list[bool]]], trials: int) -> Lift:
@@ -186,6 +246,13 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
         results = [r for record in model_records for r in record.results]
         with_skill = [r for r in results if r.condition == "with_skill"]
         baseline = [r for r in results if r.condition == "baseline"]
+        conditions = [arm.condition for arm in settings.arms]
+        conditions += sorted({r.condition for r in results} - set(conditions))
+        arms = {
+            condition_arm(c): _condition([r for r in results if r.condition == c], resolved)
+            for c in conditions
+            if any(r.condition == c for r in results)
+        }
         with_summary = _condition(with_skill, resolved)
         baseline_summary = paired = lift = None
         cases = len(model_records)
@@ -210,6 +277,8 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
                 reported_models=_distinct(r.reported_model for r in results),
                 adapted=_distinct(r.adapted for r in results),
                 cases_total=len(model_records),
+                arms=arms,
+                comparisons=_comparisons(model_records, conditions, settings.trials),
             )
         )
     return summaries
@@ -226,11 +295,30 @@ def _distinct(values: Iterable[str | None]) -> tuple[str, ...]:
 # --- gates ----------------------------------------------------------------------------
 
 
+def regression_failures(models: Sequence[ModelSummary]) -> list[str]:
+    """``--skill-fail-on-regression``: the skill arm against the versions it is compared
+    with (``ref:``/``dir:`` arms; without one, the baseline) must lose no case that
+    passed there, and its verdict must not be ``hurts``."""
+    failures = []
+    for m in models:
+        versions = [c for c in m.comparisons if c.a == "skill" and c.b.startswith(("ref:", "dir:"))]
+        compared = versions or [c for c in m.comparisons if c.a == "skill" and c.b == "baseline"]
+        for c in compared:
+            if c.regressed:
+                shown = ", ".join(c.regressed[:5]) + (" ..." if len(c.regressed) > 5 else "")
+                failures.append(
+                    f"{m.model}: {len(c.regressed)} case(s) regressed against {c.b}: {shown}"
+                )
+            elif c.lift.verdict == "hurts":
+                failures.append(f"{m.model}: {c.title} hurts ({c.lift.lift or 0:+.0%})")
+    return failures
+
+
 def gate_failures(models: Sequence[ModelSummary], settings: Settings) -> list[str]:
+    failures = regression_failures(models) if settings.fail_on_regression else []
     threshold = settings.min_lift
     if threshold is None:
-        return []
-    failures = []
+        return failures
     for m in models:
         if m.lift is None or m.lift.lift is None:
             failures.append(

@@ -11,17 +11,27 @@ from pytest_skills.report.names import short_names
 from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.stats import Proportion, proportion
-from pytest_skills.report.summary import ModelSummary
+from pytest_skills.report.summary import Comparison, ModelSummary
 
 
-def progress_text(progress: Progress) -> str:
+def progress_text(progress: Progress, arm_order: Sequence[str] = ()) -> str:
     """What the run's calls came to: ``skills: 48 calls: 24 live, 24 from the cache ...``."""
     live = progress.done - progress.cached - progress.failed
     done = f"{progress.done}/{progress.total}" if progress.done < progress.total else progress.total
-    return (
-        f"skills: {done} calls: {live} live, {progress.cached} from the cache, "
-        f"{progress.failed} failed ({progress.elapsed:.1f}s)"
-    )
+    counts = [live, progress.cached, progress.failed]
+    parts = [f"{count} {word}" for count, word in zip(counts, _PROGRESS_WORDS, strict=True)]
+    if len(progress.by_arm) > 1:
+        # Which arms called a model and which were replayed: "24 live (skill)".
+        for index, part in enumerate(parts):
+            rank = {arm: i for i, arm in enumerate(arm_order)}
+            ordered = sorted(progress.by_arm.items(), key=lambda item: rank.get(item[0], len(rank)))
+            arms = [arm for arm, c in ordered if c[index]]
+            if counts[index] and arms:
+                parts[index] = f"{part} ({', '.join(arms)})"
+    return f"skills: {done} calls: {', '.join(parts)} ({progress.elapsed:.1f}s)"
+
+
+_PROGRESS_WORDS = ("live", "from the cache", "failed")
 
 
 def rate_text(p: Proportion) -> str:
@@ -72,6 +82,7 @@ def table(
     notes: list[str] = []
     for m in models:
         lines.append(f"{shown[m.model]:<{width}} {_row(m)}")
+        notes.extend(_comparison_notes(m))
         notes.extend(_notes(m, verbose))
     cut = [f"{shown[m.model]} is {m.model}" for m in models if shown[m.model] != m.model]
     if cut:
@@ -97,6 +108,32 @@ def _row(m: ModelSummary) -> str:
     p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
     verdict = m.lift.verdict if m.lift.lift is not None else "-"
     return f"{m.cases:>5}  {ws:>10}  {bs:>10} {lift:>6}  {ci:<10} {p:>5}  {verdict}"
+
+
+def comparison_text(c: Comparison) -> str:
+    """``skill vs ref:main: 5/6 against 6/6, -17pp [-64,+30] p 1.000 inconclusive``."""
+    lift = c.lift
+    if lift.lift is None:
+        return f"{c.title}: no case graded in both"
+    rates = (
+        f"{c.paired.with_skill_passed}/{c.paired.answers} against "
+        f"{c.paired.baseline_passed}/{c.paired.answers}"
+    )
+    p = "" if lift.p_value is None else f" p {lift.p_value:.3f}"
+    text = (
+        f"{c.title}: {rates}, {lift.lift * 100:+.0f}pp "
+        f"{interval_text(lift.ci, signed=True)}{p} {lift.verdict}"
+    )
+    if c.regressed:
+        text += f"; {len(c.regressed)} case(s) regressed: {', '.join(c.regressed)}"
+    return text
+
+
+def _comparison_notes(m: ModelSummary) -> list[str]:
+    """One line per comparison beyond the table's skill vs baseline."""
+    return [
+        f"{m.model}: {comparison_text(c)}" for c in m.comparisons if c.title != "skill vs baseline"
+    ]
 
 
 def _notes(m: ModelSummary, verbose: bool) -> list[str]:
