@@ -202,3 +202,44 @@ def test_arm_names_are_strict() -> None:
         parse_arms("skill,placeb")
     with pytest.raises(ArmError, match="unknown arm 'ref:'"):
         parse_arms("ref:")
+
+
+def test_the_arms_figures_agree_in_every_output_and_under_xdist(
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    project: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    provider_env.responder = knows
+    figures = []
+    for workers in ("0", "2"):
+        out = tmp_path / f"n{workers}"
+        summary = out / "summary.md"
+        out.mkdir()
+        monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+        result = pytester.runpytest_subprocess(
+            "-p",
+            "no:cacheprovider",
+            "-n",
+            workers,
+            "--skill-model",
+            HAIKU,
+            "--skill-cache=off",
+            "--skill-compare",
+            "HEAD~1",
+            f"--skill-report={out / 'report.json'}",
+            f"--skill-html={out / 'report.html'}",
+        )
+        model = json.loads((out / "report.json").read_text())["models"][0]
+        compared = next(c for c in model["comparisons"] if c["b"] == "ref:HEAD~1")
+        points = f"{compared['lift'] * 100:+.0f}"
+        line = f"skill vs ref:HEAD~1: {compared['a_passed']}/{compared['answers']} against "
+        assert line + f"{compared['b_passed']}/{compared['answers']}, {points}pp" in (
+            result.stdout.str().replace("\n    ", " ")
+        )
+        assert f"| skill vs ref:HEAD~1 | {compared['cases']} | {points} pp |" in summary.read_text()
+        page = (out / "report.html").read_text()
+        assert 'data-comparison="skill vs ref:HEAD~1"' in page and f"{points} pp" in page
+        figures.append((model["arms"], model["comparisons"]))
+    assert figures[0] == figures[1]
