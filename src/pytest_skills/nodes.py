@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,7 @@ from pytest_skills.formats import (
     open_source,
     read_scenarios,
 )
+from pytest_skills.formats.notices import line_of
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
 from pytest_skills.models import ModelSpec, Sampling, request_for
 from pytest_skills.report.records import (
@@ -73,6 +75,15 @@ def not_collected_lines(paths: Iterable[Path], start: Path) -> list[str]:
     if not shown:
         return []
     return [f"skills: not collected, no test cases in: {', '.join(shown)}"]
+
+
+def warn_at(path: Path, warning: str) -> None:
+    """A warning about a file, shown at the line it concerns (the file's first line when
+    it names none), not where pytest's node for the file starts."""
+    line = line_of(warning) or 1
+    warnings.warn_explicit(
+        pytest.PytestWarning(f"{path}:{line}: {warning}"), None, str(path), line
+    )
 
 
 def is_scenario_dir(path: Path) -> bool:
@@ -142,10 +153,10 @@ class _CaseCollector:
     def _items(self, suite: Suite, registry: CheckRegistry) -> Iterator[pytest.Item]:
         assert isinstance(self, pytest.Collector)
         for warning in suite.warnings:
-            self.warn(pytest.PytestWarning(f"{suite.path}: {warning}"))
+            warn_at(suite.path, warning)
         for skill in suite.skills:
             for warning in skill.warnings:
-                self.warn(pytest.PytestWarning(f"{skill.path}: {warning}"))
+                warn_at(skill.path, warning)
         judge_missing = judge_unavailable(registry)
         gradings = [_grading(case, judge_missing) for case in suite.cases]
         partial = sum(1 for g in gradings if g.not_graded and g.check is not None)
@@ -217,9 +228,9 @@ class SkillFile(_CaseCollector, pytest.File):
             self.opened = source = None
             yield from self._items(suite, registry)
             return
-        scenarios, warnings = _loaded(read_scenarios, source)
-        for warning in warnings:
-            self.warn(pytest.PytestWarning(f"{self.path}: {warning}"))
+        scenarios, notes = _loaded(read_scenarios, source)
+        for warning in notes:
+            warn_at(self.path, warning)
         for scenario in scenarios:
             yield ScenarioNode.from_parent(self, name=scenario.id, source=source, scenario=scenario)
 
