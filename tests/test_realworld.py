@@ -154,7 +154,12 @@ def _collects_as_expected(pytester: pytest.Pytester, row: Row) -> None:
     if row.outcome == "not collected":
         # Run on the directory that holds it: nothing from the file, no error at all.
         result = pytester.runpytest_inprocess(
-            "-p", "no:cacheprovider", "--collect-only", "-v", "--skill-model", HAIKU,
+            "-p",
+            "no:cacheprovider",
+            "--collect-only",
+            "-v",
+            "--skill-model",
+            HAIKU,
             str(path.parent),
         )
         assert _collected_from(result, path) == [], output(result)
@@ -189,7 +194,12 @@ def _left_alone(pytester: pytest.Pytester, row: Row) -> None:
     the directory that holds it gives no error about it and shows no traceback."""
     path = pytester.path / row.path
     result = pytester.runpytest_inprocess(
-        "-p", "no:cacheprovider", "--collect-only", "-q", "--skill-model", HAIKU,
+        "-p",
+        "no:cacheprovider",
+        "--collect-only",
+        "-q",
+        "--skill-model",
+        HAIKU,
         str(path.parent),
     )
     assert _collected_from(result, path) == [], output(result)

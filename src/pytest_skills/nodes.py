@@ -80,7 +80,9 @@ def not_collected_lines(paths: Iterable[Path], start: Path) -> list[str]:
 def warn_at(path: Path, warning: str) -> None:
     """A warning about a file, shown at ``path:line`` for the line it concerns (the
     file's first line when it names none), not where pytest's node for the file starts."""
-    warnings.warn_explicit(pytest.PytestWarning(str(warning)), None, str(path), line_of(warning) or 1)
+    warnings.warn_explicit(
+        pytest.PytestWarning(str(warning)), None, str(path), line_of(warning) or 1
+    )
 
 
 def is_scenario_dir(path: Path) -> bool:

@@ -67,9 +67,7 @@ def negated(expect: Expect) -> Expect | None:
     return None
 
 
-def _phrase(
-    text: str, start: int, known: dict[int, list[Expect] | None]
-) -> list[Expect] | None:
+def _phrase(text: str, start: int, known: dict[int, list[Expect] | None]) -> list[Expect] | None:
     """The clauses from ``start`` to the end of ``text``, joined by ``or``; ``known``
     holds the answers for later starts, so each start is parsed once."""
     if start not in known:
@@ -100,7 +98,9 @@ def _clauses(text: str, start: int) -> list[tuple[Expect, int]]:
             after = re.compile(r"\s+").match(text, start + len(keyword))
             if after is None:
                 return []
-            return [(_quoted(keyword, literal), end) for literal, end in _literals(text, after.end())]
+            return [
+                (_quoted(keyword, literal), end) for literal, end in _literals(text, after.end())
+            ]
     regex = _REGEX.match(text, start)
     if regex is not None:
         return [
@@ -122,14 +122,25 @@ def _literals(text: str, start: int) -> list[tuple[str, int]]:
 
 
 def _delimited(text: str, start: int, mark: str) -> list[tuple[str, int]]:
-    """Each non-empty text between ``text[start]`` and a later ``mark``, shortest first."""
+    """Each non-empty text between ``text[start]`` and a later ``mark``, shortest first.
+
+    A quote inside a quoted literal is read only as an apostrophe (``'it's'``: letters
+    on both sides); anywhere else it ends the literal, so ``contains 'a' and contains
+    'b'`` is prose, not the literal ``a' and contains 'b``.
+    """
     found = []
     end = text.find(mark, start + 1)
     while end != -1:
         if end > start + 1:
             found.append((text[start + 1 : end], end + 1))
+        if mark != "/" and not _apostrophe(text, end):
+            break
         end = text.find(mark, end + 1)
     return found
+
+
+def _apostrophe(text: str, at: int) -> bool:
+    return 0 < at < len(text) - 1 and text[at - 1].isalnum() and text[at + 1].isalnum()
 
 
 def _quoted(keyword: str, literal: str) -> Expect:
@@ -141,5 +152,7 @@ def _quoted(keyword: str, literal: str) -> Expect:
     # is the same test when the literal has no letters that change with case.
     caseless = literal.lower() == literal.upper()
     if keyword == "starts with":
-        return {"starts_with": literal} if caseless else {"regex": rf"(?i)\A\s*{re.escape(literal)}"}
+        return (
+            {"starts_with": literal} if caseless else {"regex": rf"(?i)\A\s*{re.escape(literal)}"}
+        )
     return {"ends_with": literal} if caseless else {"regex": rf"(?i){re.escape(literal)}\s*\Z"}
