@@ -225,7 +225,8 @@ def test_string_match_objects_are_checks_when_their_text_is_a_phrase(tmp_path: P
 
 
 def test_plain_word_assertions_grade_without_a_judge(pytester: pytest.Pytester) -> None:
-    """Deterministic items run with no judge model; a judge-only one skips."""
+    """Deterministic items run with no judge model; a judge-only one skips; a mixed one
+    is decided by its deterministic checks, and the warning names it at its line."""
     root = pytester.path / "demo"
     evals(
         root,
@@ -233,11 +234,15 @@ def test_plain_word_assertions_grade_without_a_judge(pytester: pytest.Pytester) 
             {"id": "echoes", "prompt": "Say hi", "assertions": ["contains 'echo'"]},
             {"id": "never", "prompt": "Say hi", "assertions": ["does not contain 'echo'"]},
             {"id": "prose", "prompt": "Say hi", "assertions": ["the answer is friendly"]},
+            {"id": "mixed", "prompt": "Hi", "assertions": ["contains 'echo'", "it is kind"]},
         ],
     )
     result = run(pytester, "-rs")
-    result.assert_outcomes(passed=1, failed=1, skipped=1)
-    assert "--skill-judge-model" in output(result)
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    text = output(result)
+    assert "--skill-judge-model" in text
+    assert "evals.json:23: PytestWarning: " in text
+    assert "1 case(s) have judge checks that go ungraded (no judge model): 'mixed';" in text
 
 
 # --- where the skill is, what a context file is --------------------------------------------

@@ -29,7 +29,7 @@ from pytest_skills.formats import (
     open_source,
     read_scenarios,
 )
-from pytest_skills.formats.notices import line_of
+from pytest_skills.formats.notices import Notice, line_of
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
 from pytest_skills.models import ModelSpec, Sampling, request_for
 from pytest_skills.report.records import (
@@ -158,15 +158,20 @@ class _CaseCollector:
                 warn_at(skill.path, warning)
         judge_missing = judge_unavailable(registry)
         gradings = [_grading(case, judge_missing) for case in suite.cases]
-        partial = sum(1 for g in gradings if g.not_graded and g.check is not None)
+        partial = [
+            case
+            for case, grading in zip(suite.cases, gradings, strict=True)
+            if grading.not_graded and grading.check is not None
+        ]
         if partial:
-            self.warn(
-                pytest.PytestWarning(
-                    f"{suite.path}: {partial} case(s) have judge checks that go ungraded "
-                    "(no judge model); their other checks decide. Name one with "
-                    "--skill-judge-model SPEC"
-                )
+            named = ", ".join(repr(case.id) for case in partial[:5])
+            more = f" and {len(partial) - 5} more" if len(partial) > 5 else ""
+            message = (
+                f"{suite.path}: {len(partial)} case(s) have judge checks that go ungraded "
+                f"(no judge model): {named}{more}; their other checks decide. Name one with "
+                "--skill-judge-model SPEC"
             )
+            warn_at(suite.path, Notice(message, partial[0].line))
         models = self.context.settings.models
         for case, grading in zip(suite.cases, gradings, strict=True):
             for spec in models or (None,):
