@@ -2,7 +2,8 @@
 
 * Must hold: ``assertions`` (the spec), ``expectations`` (skill-creator),
   ``expected_behaviors`` / ``expected_behavior`` (plugins; the singular is Anthropic's
-  evaluation docs' spelling), ``checks``, and ``expect`` as a list. One of them per eval.
+  evaluation docs' spelling; ``behaviour`` too), ``checks``, and ``expect`` as a list.
+  One of them per eval.
 * Must not happen: ``fail``, a list of failures.
 * ``scorers``: objects with a ``type``: ``regex`` (its ``pattern``) or ``llm_judge``
   (its ``criterion``).
@@ -31,6 +32,9 @@ MUST_HOLD = (
     "expectations",
     "expected_behaviors",
     "expected_behavior",
+    # British spelling: a near miss of the above, and no typo.
+    "expected_behaviours",
+    "expected_behaviour",
     "checks",
     "expect",
 )
