@@ -22,8 +22,9 @@ import pytest
 
 from pytest_skills.checks import CheckRegistry, CheckResult, register_builtin_checks
 from pytest_skills.checks.judge import parse_rubric
-from pytest_skills.formats import is_skill_test_file, load_suite
+from pytest_skills.formats import FormatError, is_skill_test_file, load_suite
 from pytest_skills.formats.loading import read_data
+from pytest_skills.formats.trigger_evals import is_trigger_file, load_triggers
 from tests.conftest import HAIKU, output
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -255,6 +256,26 @@ def test_collected_items_run_without_a_traceback(pytester: pytest.Pytester, row:
             raise
         _left_alone(pytester, row)
         pytest.xfail(ON_DEMAND)
+
+
+TRIGGER_ROWS = [row for row in ROWS if row.trigger_evals]
+
+
+@pytest.mark.parametrize("row", TRIGGER_ROWS, ids=[row.id for row in TRIGGER_ROWS])
+def test_trigger_eval_files_read_as_their_rows_say(tmp_path: Path, row: Row) -> None:
+    """Before the on-demand arm collects them, the format reads every shape: the row's
+    number of queries, or its error."""
+    path = _copy_repository(row, tmp_path)
+    assert is_trigger_file(path)
+    if row.error is not None:
+        with pytest.raises(FormatError) as info:
+            load_triggers(path)
+        assert row.error.casefold() in str(info.value).casefold()
+        return
+    suite = load_triggers(path)
+    assert len(suite.queries) == row.counts()["items"]
+    assert {query.should_trigger for query in suite.queries} == {True, False}
+    assert suite.skill.path.is_file()
 
 
 def _corpus_file(corpus: str, path: str) -> Path:

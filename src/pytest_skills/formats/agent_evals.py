@@ -146,8 +146,10 @@ def _case(reader: FileReader, raw: Any, index: int, path: KeyPath, bases: tuple[
     )
 
 
-def _skill_md(reader: FileReader, name: str | None) -> Path:
-    """The skill the evals test: beside evals/, else named by ``skill_name`` there."""
+def skill_md_for(reader: FileReader, name: str | None) -> Path:
+    """The skill a file in ``evals/`` tests: the ``SKILL.md`` beside ``evals/``; else,
+    named by ``skill_name``, in ``skills/<name>/`` or ``<name>/`` there; else, with no
+    name, the only skill in ``skills/*/`` there."""
     project = reader.path.parent.parent
     places = [project / "SKILL.md"]
     if name:
@@ -156,9 +158,13 @@ def _skill_md(reader: FileReader, name: str | None) -> Path:
     if found is not None:
         return found
     if not name:
+        only = sorted((project / "skills").glob("*/SKILL.md"))
+        if len(only) == 1:
+            return only[0]
         raise reader.fail(
-            f"no SKILL.md in the skill directory {project} (the parent of evals/); "
-            "name the skill with 'skill_name' when it is in skills/<name>/ or <name>/"
+            f"no SKILL.md in the skill directory {project} (the parent of evals/) and "
+            f"{len(only) or 'no'} skills in {project / 'skills'}; name the skill with "
+            "'skill_name' when it is in skills/<name>/ or <name>/"
         )
     raise reader.fail(
         f"no SKILL.md in the skill directory {project} (the parent of evals/), "
@@ -203,7 +209,7 @@ def load_evals(source: Source, registry: CheckRegistry) -> Suite:
     if not raw:
         reader.note(f"{listed} is empty: no cases to collect", at)
         return Suite(source.path, FORMAT, (), (), warnings=reader.warnings(), metadata=metadata)
-    skill_md = _skill_md(reader, name)
+    skill_md = skill_md_for(reader, name)
     evals_dir = source.path.parent
     bases = tuple(dict.fromkeys((skill_md.parent, evals_dir.parent, evals_dir)))
     cases = [_case(reader, item, i, (*at, i), bases) for i, item in enumerate(raw)]
