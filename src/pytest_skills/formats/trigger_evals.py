@@ -1,6 +1,6 @@
 """Trigger evals: queries that should, or should not, make a model activate a skill.
 
-Read here into frozen data, in the five shapes found in the wild; the on-demand arm
+Read here into frozen data, in the shapes found in the wild; the on-demand arm
 (issue 21) makes them items (one per query and model). Until then the plugin does not
 collect them: nothing here imports pytest, and nothing calls a model.
 
