@@ -237,8 +237,8 @@ def test_front_matter_problems_warn_and_run(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1, failed=1, warnings=2)
     result.stdout.fnmatch_lines_random(
         [
-            "*SKILL.md: name 'Not_Valid' breaks the Agent Skills rule*",
-            "*SKILL.md: front matter has no 'description'*",
+            "*SKILL.md:1: PytestWarning: name 'Not_Valid' breaks the Agent Skills rule*",
+            "*SKILL.md:1: PytestWarning: front matter has no 'description'*",
         ]
     )
     # The skill block carries the declared name; `mentions-skill` wanted "skill: demo".

@@ -293,6 +293,8 @@ def test_builtin_kinds_are_registered(registry: CheckRegistry) -> None:
             "regex",
             "equals",
             "starts_with",
+            "ends_with",
+            "min_lines",
             "json",
             "verify",
         ]

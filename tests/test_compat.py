@@ -143,8 +143,9 @@ def test_unknown_keys_are_metadata_named_in_one_warning(
     result.assert_outcomes(passed=2, warnings=1)
     result.stdout.fnmatch_lines(
         [
-            "*demo.skill.yaml: not used by pytest-skills, kept as metadata in the report: "
-            "'owner' (line 1), 'tags' (line 5 and 1 more), 'notes' (line 10)"
+            "*demo.skill.yaml:1: PytestWarning: not used by pytest-skills, kept as metadata in "
+            "the report: 'owner' (line 1), 'tags' (case 1, line 5 and 1 more), "
+            "'notes' (case 2, line 10)"
         ]
     )
     results = json.loads(report.read_text())["results"]
@@ -247,7 +248,10 @@ def test_an_empty_tests_list_warns_and_collects_nothing(pytester: pytest.Pyteste
     )
     result = run(pytester, "-W", "default")
     assert result.ret == pytest.ExitCode.NO_TESTS_COLLECTED
-    result.stdout.fnmatch_lines(["*skill_meta.json: line 6: 'tests' is empty: no cases to collect"])
+    # Shown at the key's line, not at the file's start.
+    result.stdout.fnmatch_lines(
+        ["*skill_meta.json:6: PytestWarning: 'tests' is empty: no cases to collect"]
+    )
     assert "error" not in result.outlines[-1]
 
 
@@ -434,8 +438,8 @@ def test_agent_skills_evals_as_found_in_plugins(tmp_path: Path) -> None:
     assert (
         "file 'repo/evals/fixtures/x.txt' is not where it says; read evals/fixtures/x.txt" in notes
     )
-    assert "name 'first' is used twice; its id is first-1" in notes
-    assert "'version' (line 3)" in notes and "'category'" in notes and "'type'" in notes
+    assert "eval 1 ('first'): its name is used twice; its id is first-1" in notes
+    assert "'version' (line 3)" in notes and "'category' (eval 1, line" in notes
 
 
 def test_a_bare_list_of_evals(tmp_path: Path) -> None:

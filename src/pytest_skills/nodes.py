@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from pytest_skills.formats import (
     open_source,
     read_scenarios,
 )
+from pytest_skills.formats.notices import Notice, line_of
 from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
 from pytest_skills.models import ErrorKind, ModelSpec, Sampling, request_for
 from pytest_skills.report.records import GRADED_BY_CHECK, ItemRecord, call_result
@@ -64,6 +66,14 @@ def not_collected_lines(paths: Iterable[Path], start: Path) -> list[str]:
     if not shown:
         return []
     return [f"skills: not collected, no test cases in: {', '.join(shown)}"]
+
+
+def warn_at(path: Path, warning: str) -> None:
+    """A warning about a file, shown at ``path:line`` for the line it concerns (the
+    file's first line when it names none), not where pytest's node for the file starts."""
+    warnings.warn_explicit(
+        pytest.PytestWarning(str(warning)), None, str(path), line_of(warning) or 1
+    )
 
 
 def is_scenario_dir(path: Path) -> bool:
@@ -154,26 +164,29 @@ class _CaseCollector:
     def _items(self, suite: Suite, registry: CheckRegistry) -> Iterator[pytest.Item]:
         assert isinstance(self, pytest.Collector)
         for warning in suite.warnings:
-            self.warn(pytest.PytestWarning(f"{suite.path}: {warning}"))
+            warn_at(suite.path, warning)
         for skill in suite.skills:
             for warning in skill.warnings:
-                self.warn(pytest.PytestWarning(f"{skill.path}: {warning}"))
+                warn_at(skill.path, warning)
         judge_missing = judge_unavailable(registry)
         gradings = [_grading(case, judge_missing) for case in suite.cases]
-        partial = sum(1 for g in gradings if g.not_graded and g.check is not None)
+        partial = [
+            case
+            for case, grading in zip(suite.cases, gradings, strict=True)
+            if grading.not_graded and grading.check is not None
+        ]
         if partial:
-            self.warn(
-                pytest.PytestWarning(
-                    f"{suite.path}: {partial} case(s) have judge checks that go ungraded "
-                    "(no judge model); their other checks decide. Name one with "
-                    "--skill-judge-model SPEC"
-                )
+            named = ", ".join(repr(case.id) for case in partial[:5])
+            more = f" and {len(partial) - 5} more" if len(partial) > 5 else ""
+            message = (
+                f"{suite.path}: {len(partial)} case(s) have judge checks that go ungraded "
+                f"(no judge model): {named}{more}; their other checks decide. Name one with "
+                "--skill-judge-model SPEC"
             )
+            warn_at(suite.path, Notice(message, partial[0].line))
         systems, unavailable = arm_systems(self.context, suite)
         for reason in unavailable:
-            self.warn(
-                pytest.PytestWarning(f"{suite.path}: {reason}; those answers are not asked for")
-            )
+            warn_at(suite.path, f"{reason}; those answers are not asked for")
         models = self.context.settings.models
         for case, grading in zip(suite.cases, gradings, strict=True):
             for spec in models or (None,):
@@ -235,9 +248,9 @@ class SkillFile(_CaseCollector, pytest.File):
             self.opened = source = None
             yield from self._items(suite, registry)
             return
-        scenarios, warnings = _loaded(read_scenarios, source)
-        for warning in warnings:
-            self.warn(pytest.PytestWarning(f"{self.path}: {warning}"))
+        scenarios, notes = _loaded(read_scenarios, source)
+        for warning in notes:
+            warn_at(self.path, warning)
         for scenario in scenarios:
             yield ScenarioNode.from_parent(self, name=scenario.id, source=source, scenario=scenario)
 

@@ -16,7 +16,14 @@ from pytest_skills.backends.builtin import make_builtin_backend
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
 from pytest_skills.execution.runner import Call
 from pytest_skills.fixture import skill_model  # noqa: F401  (the fixture, found by pytest here)
-from pytest_skills.formats import FormatError, Source, is_skill_test_file, open_source
+from pytest_skills.formats import (
+    ForeignFile,
+    FormatError,
+    Source,
+    is_skill_test_file,
+    open_source,
+)
+from pytest_skills.formats.notices import Notice
 from pytest_skills.models import ModelSpec
 from pytest_skills.nodes import (
     NOT_COLLECTED_KEY,
@@ -26,6 +33,7 @@ from pytest_skills.nodes import (
     is_scenario_dir,
     not_collected_lines,
     user_ignored,
+    warn_at,
 )
 from pytest_skills.report.header import header_lines
 from pytest_skills.report.records import to_properties
@@ -103,6 +111,9 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     try:
         opened: Source | FormatError | None = open_source(file_path)
+    except ForeignFile as error:  # another tool's broken file: say so, collect nothing
+        warn_at(file_path, Notice(error.message, error.line))
+        opened = None
     except FormatError as error:
         opened = error
     if opened is None:  # named like a skill test file, holding no cases: not ours

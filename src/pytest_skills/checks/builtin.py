@@ -1,4 +1,5 @@
-"""The built-in check kinds: contains, not_contains, regex, equals, starts_with, json.
+"""The built-in check kinds: contains, not_contains, regex, equals, starts_with,
+ends_with, min_lines, json.
 
 ``verify`` (upskill's verifiers) is in ``verify.py`` and ``judge`` in ``judge.py``;
 :func:`register_builtin_checks` adds all but the judge, which needs a model.
@@ -120,6 +121,27 @@ def _starts_with(prefix: str, answer: str) -> CheckResult:
     )
 
 
+def _ends_with(suffix: str, answer: str) -> CheckResult:
+    return CheckResult(
+        "ends_with",
+        answer.rstrip().endswith(suffix),
+        f"ends with {suffix!r}",
+        excerpt(answer[-200:], 60),
+    )
+
+
+def _line_count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("expected a positive whole number of lines")
+    return value
+
+
+def _min_lines(least: int, answer: str) -> CheckResult:
+    # Lines as str.splitlines counts them, blank ones included (skill-eval's count).
+    count = len(answer.splitlines())
+    return CheckResult("min_lines", count >= least, f"at least {least} lines", f"{count} lines")
+
+
 def _json_flag(value: Any) -> bool:
     if not isinstance(value, bool):
         raise ValueError("expected true or false")
@@ -149,6 +171,8 @@ def register_builtin_checks(registry: CheckRegistry) -> None:
         ("regex", _regex, _compile, "re.search matches"),
         ("equals", _equals, one_string, "the answer, stripped, equals the string"),
         ("starts_with", _starts_with, one_string, "the answer, left-stripped, starts with it"),
+        ("ends_with", _ends_with, one_string, "the answer, right-stripped, ends with it"),
+        ("min_lines", _min_lines, _line_count, "the answer has at least this many lines"),
         ("json", _json, _json_flag, "the answer (or its one code fence) parses as JSON"),
     ]
     for name, evaluate, validate, description in builtins:

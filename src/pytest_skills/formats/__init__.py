@@ -16,6 +16,7 @@ from typing import Any
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manifest
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
+from pytest_skills.formats.foreign import ForeignFile, foreign
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import Source
 from pytest_skills.formats.skill_md import load_skill, parse_skill
@@ -24,6 +25,7 @@ from pytest_skills.formats.upskill_manifest import Scenario, load_scenario, read
 __all__ = [
     "SCENARIOS",
     "Case",
+    "ForeignFile",
     "FormatError",
     "Scenario",
     "Skill",
@@ -49,6 +51,14 @@ _BY_NAME: tuple[tuple[Callable[[Path], bool], Sniff], ...] = (
     (native.is_native_file, native.sniff),
     (skill_meta.is_skill_meta_file, skill_meta.sniff),
 )
+#: By file name: the keys whose presence says a file is a skill test file (where its
+#: cases live; what a case asks), in the order of ``_BY_NAME``.
+_SIGNS: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...] = (
+    (("scenarios",), ()),
+    (agent_evals.LIST_KEYS, ("prompt",)),
+    (("cases",), ("input",)),
+    (skill_meta.LIST_KEYS, ("input",)),
+)
 _LOADERS: dict[str, Callable[[Source, CheckRegistry], Suite]] = {
     native.FORMAT: native.load_native,
     agent_evals.FORMAT: agent_evals.load_evals,
@@ -65,12 +75,17 @@ def open_source(path: Path) -> Source | None:
     """The file's data and format; None when it holds no cases at all.
 
     Raises :class:`FormatError` when it cannot be read, or when it meant to hold cases
-    and got the key wrong (``case`` for ``cases``).
+    and got the key wrong (``case`` for ``cases``); :class:`ForeignFile` when it cannot
+    be read and its text shows no sign of cases (another tool's file).
     """
-    sniff = next((sniff for named, sniff in _BY_NAME if named(path)), None)
-    if sniff is None:
+    found = next((i for i, (named, _) in enumerate(_BY_NAME) if named(path)), None)
+    if found is None:
         return None
-    data, lines = read_data(path)
+    sniff = _BY_NAME[found][1]
+    try:
+        data, lines = read_data(path)
+    except FormatError as error:
+        raise foreign(path, error, *_SIGNS[found]) or error from None
     form = sniff(path, data, lines)
     return None if form is None else Source(path, form, data, lines)
 

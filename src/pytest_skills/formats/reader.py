@@ -23,6 +23,7 @@ from pytest_skills.checks.verify import (
 )
 from pytest_skills.formats.data import Case, FormatError, KeyPath, plain
 from pytest_skills.formats.keys import UnusedKeys, near_miss
+from pytest_skills.formats.notices import Notice
 from pytest_skills.models import parse_reasoning
 
 SAMPLING_KEYS = frozenset({"temperature", "max_tokens", "seed", "reasoning"})
@@ -85,9 +86,9 @@ class FileReader:
         return FormatError(self.path, message, self.line(path))
 
     def note(self, message: str, path: KeyPath = ()) -> None:
-        """A problem worth a warning that does not stop the file."""
-        line = self.line(path)
-        self.notes.append(f"line {line}: {message}" if line else message)
+        """A problem worth a warning that does not stop the file, shown at the line of
+        ``path`` (the key's, else the nearest enclosing one's, such as the case's)."""
+        self.notes.append(Notice(message, self.line(path)))
 
     def warnings(self) -> tuple[str, ...]:
         unused = self.unused.warning()
@@ -107,7 +108,7 @@ class FileReader:
                 raise self.fail(
                     f"unknown key {name!r} in {what}; did you mean {meant!r}?", (*path, name)
                 )
-            self.unused.add(name, self.line((*path, name)))
+            self.unused.add(name, self.line((*path, name)), what)
             kept[name] = plain(value)
         return kept
 
