@@ -81,11 +81,16 @@ def assert_well_formed(lift: Comparison) -> None:
         else "hurts"
     )
     assert lift.verdict == expected
-    # The interval shown contains the score interval, and contains 0 exactly when the
-    # verdict leaves "no effect" open (except where the exact test is the bolder one).
-    assert low <= lift.score_ci[0] and lift.score_ci[1] <= high
+    # The interval shown contains 0 exactly when the verdict leaves "no effect" open:
+    # widened to 0 when inconclusive, cut at 0 when the test decided the side.
+    score_low, score_high = lift.score_ci
     if expected == "inconclusive":
         assert low <= 0.0 <= high
+        assert (low, high) == (min(score_low, 0.0), max(score_high, 0.0))
+    elif expected == "improves":
+        assert 0.0 <= low and 0.0 < high and (low, high) == (max(score_low, 0.0), score_high)
+    else:
+        assert high <= 0.0 and low < 0.0 and (low, high) == (score_low, min(score_high, 0.0))
 
 
 # --- Wilson -----------------------------------------------------------------------

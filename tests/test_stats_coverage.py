@@ -13,7 +13,7 @@ What is asserted:
 * no single cell is significantly below 0.93 (one-sided exact binomial test at 0.001:
   with 80 suites a cell's own estimate is too noisy to hold to 0.93 literally);
 * the verdict never contradicts the interval shown: an inconclusive verdict comes
-  with an interval containing 0.
+  with an interval containing 0, a conclusive one with an interval on its side of 0.
 """
 
 from __future__ import annotations
@@ -51,6 +51,10 @@ def coverage() -> dict[tuple[int, int, float, float], int]:
                         covered += low <= lift <= high
                         if result.verdict is Verdict.INCONCLUSIVE:
                             assert low <= 0.0 <= high
+                        elif result.verdict is Verdict.IMPROVES:
+                            assert low >= 0.0 and high > 0.0
+                        else:
+                            assert high <= 0.0 and low < 0.0
                     hits[(n, trials, lift, kappa)] = covered
     return hits
 
