@@ -35,7 +35,9 @@ class Population:
             raise ValueError(f"lift {self.lift} is out of reach of this population")
         return h
 
-    def probabilities(self, rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    def probabilities(
+        self, rng: np.random.Generator, shape: tuple[int, ...]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """``(p_with, p_base)`` arrays of the given shape (reps x cases)."""
         if self.kappa == 0:
             p_base = (rng.random(shape) < self.mean).astype(float)
