@@ -151,10 +151,11 @@ def power(
 ) -> float:
     """Power of the two-sided exact sign-flip test to detect ``lift`` with ``cases`` cases.
 
-    Exact (summed over all outcomes of the exact McNemar test) when the per-case
-    differences can be -1, 0, +1 with the model's moments, i.e. when ``psi_k >= |lift|``
-    (always with one trial or deterministic cases), for up to 300 cases; the normal
-    approximation of the module doc otherwise.
+    Exact (summed over all outcomes of the exact McNemar test) when every per-case
+    difference is -1, 0 or +1, i.e. with one trial or deterministic cases, for up to
+    300 cases; the normal approximation of the module doc otherwise (fractional
+    differences of flaky cases are far less dispersed than a -1/0/+1 variable with the
+    same second moment, so the exact trinomial power would understate theirs).
     """
     _check(alpha, discordance, flakiness, trials)
     if not -1.0 <= lift <= 1.0:
@@ -162,7 +163,8 @@ def power(
     if cases < min_cases_for_alpha(alpha):
         return 0.0
     psi = _psi(lift, discordance, flakiness, trials)
-    if psi >= abs(lift) and cases <= _EXACT_POWER_CASES:
+    binary = trials == 1 or flakiness == 0.0
+    if binary and psi >= abs(lift) and cases <= _EXACT_POWER_CASES:
         return _exact_trinomial_power(cases, lift, psi, alpha)
     if lift == 0.0:
         return alpha
