@@ -41,7 +41,7 @@ def test_the_boundary_spends_exactly_alpha() -> None:
     assert StoppingRule(looks=10).final_alpha == pytest.approx(0.041)
     assert StoppingRule(looks=1).threshold(1) == ALPHA
     assert StoppingRule(alpha=0.01, looks=5).interim_alpha == pytest.approx(0.0002)
-    with pytest.raises(ValueError, match="look must lie in 1..3"):
+    with pytest.raises(ValueError, match=r"look must lie in 1\.\.3"):
         StoppingRule(looks=3).threshold(4)
     with pytest.raises(ValueError, match="whole number"):
         StoppingRule(looks=0)

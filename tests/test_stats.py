@@ -88,7 +88,7 @@ def assert_well_formed(lift: Comparison) -> None:
         assert low <= 0.0 <= high
         assert (low, high) == (min(score_low, 0.0), max(score_high, 0.0))
     elif expected == "improves":
-        assert 0.0 <= low and 0.0 < high and (low, high) == (max(score_low, 0.0), score_high)
+        assert low >= 0.0 and high > 0.0 and (low, high) == (max(score_low, 0.0), score_high)
     else:
         assert high <= 0.0 and low < 0.0 and (low, high) == (score_low, min(score_high, 0.0))
 
@@ -362,13 +362,14 @@ def test_sign_flip_matches_scipy_exact_permutation_test() -> None:
 def test_sign_flip_handles_mixed_trial_counts_exactly() -> None:
     cases = [CaseOutcome(2, 3, 1, 4), CaseOutcome(5, 7, 0, 2), CaseOutcome(1, 1, 3, 5)]
     diffs = [c.difference for c in cases]
-    observed = abs(sum(diffs))
+    observed = abs(sum(diffs, Fraction(0)))
     hits = sum(
-        abs(sum(d if s else -d for d, s in zip(diffs, signs, strict=True))) >= observed
+        abs(sum((d if s else -d for d, s in zip(diffs, signs, strict=True)), Fraction(0)))
+        >= observed
         for signs in _all_signs(len(diffs))
     )
     assert compare(cases).p_value == pytest.approx(hits / 2 ** len(diffs))
-    assert compare(cases).lift == pytest.approx(float(sum(diffs) / 3))
+    assert compare(cases).lift == pytest.approx(float(sum(diffs, Fraction(0)) / 3))
 
 
 def _all_signs(n: int) -> list[tuple[bool, ...]]:
