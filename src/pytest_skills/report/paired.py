@@ -68,7 +68,7 @@ __all__ = [
 ]
 
 #: The method name recorded with every comparison (JSON ``lift_method``).
-METHOD = "newcombe10-cases+signflip"
+METHOD = "newcombe11-cases+signflip"
 
 #: Above this many terms in the exact sign-flip distribution (odd trial counts whose
 #: least common multiple is huge) the p-value is a seeded Monte Carlo estimate.
