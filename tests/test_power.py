@@ -21,6 +21,7 @@ from pytest_skills.report.stats import (
     detectable_lift,
     min_cases_for_alpha,
     power,
+    suite_moments,
     trials_needed,
 )
 from tests.stats_sim import Population
@@ -137,3 +138,20 @@ def test_bad_input() -> None:
         power(20, 0.1, 0.3, trials=0)
     with pytest.raises(ValueError, match="target power"):
         detectable_lift(20, 0.3, target=1.0)
+
+
+def test_suite_moments_estimate_the_population_from_recorded_answers() -> None:
+    rng = np.random.default_rng(36)
+    population = Population(lift=0.2, kappa=4.0, harm=0.05)
+    p_with, p_base = population.probabilities(rng, (400_000,))
+    flaky = float(np.mean(p_with * (1 - p_with) + p_base * (1 - p_base)) / 2)
+    psi_1 = float(np.mean(p_with + p_base - 2 * p_with * p_base))
+    for trials in (2, 5):
+        suite = population.suites(rng, 1, 4000, trials)[0]
+        moments = suite_moments(suite)
+        assert moments is not None and moments.cases == 4000
+        assert moments.discordance == pytest.approx(psi_1, abs=0.02)
+        assert moments.flakiness == pytest.approx(flaky, abs=0.01)
+    one = suite_moments([CaseOutcome(1, 1, 0, 1), CaseOutcome(1, 1, 1, 1)])
+    assert one is not None and one.discordance == 0.5 and one.flakiness is None
+    assert suite_moments([]) is None

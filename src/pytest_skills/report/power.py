@@ -39,16 +39,21 @@ References:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from pytest_skills.report.binomial import normal_cdf, normal_quantile
+from pytest_skills.report.paired import CaseOutcome
 
 __all__ = [
     "DEFAULT_LIFT",
     "DEFAULT_POWER",
+    "SuiteMoments",
     "cases_needed",
     "detectable_lift",
     "min_cases_for_alpha",
     "power",
+    "suite_moments",
     "trials_needed",
 ]
 
@@ -250,3 +255,49 @@ def trials_needed(
         if found >= target:
             return trials
     return None
+
+
+@dataclass(frozen=True)
+class SuiteMoments:
+    """A suite's discordance and flakiness, estimated from recorded answers.
+
+    Attributes:
+        discordance: estimated share of cases whose arms would disagree with one trial.
+        flakiness: estimated mean per-trial variance ``p (1 - p)`` over cases and arms;
+            ``None`` when no case has two trials in an arm (nothing to estimate it from).
+        cases: the cases the estimate rests on.
+    """
+
+    discordance: float
+    flakiness: float | None
+    cases: int
+
+
+def suite_moments(cases: Sequence[CaseOutcome]) -> SuiteMoments | None:
+    """Estimate :class:`SuiteMoments` for :func:`power` from recorded case outcomes.
+
+    Both estimates are unbiased per case, given the case. Discordance: with one trial
+    per arm, independent given the case, the arms disagree with probability
+    ``p_w + p_b - 2 p_w p_b``; the shares estimate it without bias because the arms'
+    trials are separate. Flakiness: ``c (n - c) / (n (n - 1))`` is the unbiased
+    estimate of ``p (1 - p)`` from c passes in n >= 2 trials. The flakiness is capped at
+    half the discordance, the most trial noise that discordance allows. None without
+    cases.
+    """
+    if not cases:
+        return None
+    disagree = math.fsum(
+        float(c.with_share + c.baseline_share - 2 * c.with_share * c.baseline_share) for c in cases
+    )
+    discordance = disagree / len(cases)
+    variances = [
+        passed * (trials - passed) / (trials * (trials - 1))
+        for c in cases
+        for passed, trials in (
+            (c.with_passed, c.with_trials),
+            (c.baseline_passed, c.baseline_trials),
+        )
+        if trials >= 2
+    ]
+    flakiness = min(math.fsum(variances) / len(variances), discordance / 2) if variances else None
+    return SuiteMoments(discordance=discordance, flakiness=flakiness, cases=len(cases))

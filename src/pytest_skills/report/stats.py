@@ -48,10 +48,12 @@ from pytest_skills.report.paired import (
 )
 from pytest_skills.report.power import (
     DEFAULT_LIFT,
+    SuiteMoments,
     cases_needed,
     detectable_lift,
     min_cases_for_alpha,
     power,
+    suite_moments,
     trials_needed,
 )
 from pytest_skills.report.sequential import (
@@ -76,6 +78,7 @@ __all__ = [
     "Proportion",
     "Stop",
     "StoppingRule",
+    "SuiteMoments",
     "Verdict",
     "adjust",
     "adjust_p",
@@ -96,6 +99,7 @@ __all__ = [
     "relative_change",
     "sequential_decision",
     "sign_flip_p",
+    "suite_moments",
     "trials_needed",
     "wilson_cc_interval",
     "wilson_interval",
