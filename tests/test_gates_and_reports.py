@@ -112,7 +112,7 @@ def test_trials_repeat_every_condition_and_the_threshold_sets_the_verdict(
         "rate": 2 / 3,
         "ci": data["models"][0]["with_skill"]["ci"],
     }
-    assert data["models"][0]["lift_method"] == "bootstrap"
+    assert data["models"][0]["lift_method"] == "newcombe11-cases+signflip"
 
     provider_env.responder = Flaky()
     lenient = run(pytester, tmp_path, "--skill-trials", "3", "--skill-pass-threshold", "0.6")

@@ -108,7 +108,9 @@ def test_the_forest_plot_has_one_row_per_model_with_the_reports_verdict(
         assert text.endswith("· " + figures["verdict"])  # one vocabulary everywhere
         assert text.startswith(f"{figures['lift'] * 100:+.0f} pp")
         assert points == 1 and shown
-    assert report["models"][0]["verdict"] == "improves"  # the skill helps haiku ...
+    # The skill helps haiku, but 5 cases cannot make that conclusive: the exact test's
+    # smallest p-value with 5 cases is 2 / 2^5 > 0.05 (docs/statistics.md).
+    assert report["models"][0]["lift"] > 0 and report["models"][0]["verdict"] == "inconclusive"
     assert report["models"][1]["lift"] == 0  # ... and does nothing for the other model
     # The zero line sits in the middle of the axis, the haiku point to its right.
     zero = page.evaluate("+document.querySelector('.forest .zero').getAttribute('x1')")

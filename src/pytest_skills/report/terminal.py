@@ -58,9 +58,9 @@ NAME_WIDTH = 28
 LEGEND = [
     "cases: cases graded in both conditions (the lift pairs them); with skill, baseline:",
     "answers that passed over those cases; lift: with skill minus baseline, in percentage",
-    "points; 95% CI: Newcombe's paired interval (a case bootstrap with --skill-trials > 1);",
-    "p: exact McNemar test on the cases where the conditions disagree; verdict: improves or",
-    "hurts when the whole interval is above or below zero, else inconclusive.",
+    "points, over cases (a case's trials count as one pass share); 95% CI: Newcombe's paired",
+    "interval over cases; p: exact sign-flip test over cases (McNemar with one trial);",
+    "verdict: improves or hurts when p <= 0.05, else inconclusive (docs/statistics.md).",
 ]
 
 
