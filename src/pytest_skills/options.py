@@ -130,6 +130,7 @@ def choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
 
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
+MULTIPLICITY = ("holm", "bh", "none")
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -189,6 +190,15 @@ OPTIONS: tuple[Option, ...] = (
         flag="--skill-fail-on-regression",
         ini="skill_fail_on_regression",
         kind=Kind.FLAG,
+    ),
+    Option(
+        "multiplicity",
+        "how the p-values of all comparisons of a run are adjusted before the verdicts: "
+        "holm (family-wise error), bh (false discovery rate), none",
+        flag="--skill-multiplicity",
+        ini="skill_multiplicity",
+        choices=MULTIPLICITY,
+        parse=choice(MULTIPLICITY),
     ),
     Option(
         "cache_mode",

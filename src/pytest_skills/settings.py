@@ -54,6 +54,8 @@ class Settings:
     #: The arms every case runs in; the first ``skill`` arm (or the first arm) decides.
     arms: tuple[Arm, ...] = DEFAULT_ARMS
     fail_on_regression: bool = False
+    #: How the comparisons' p-values are adjusted together: holm, bh or none.
+    multiplicity: str = "holm"
     cache_mode: str = "auto"
     cache_mode_reason: str = "default"
     cache_dir: Path = Path(".skill-cache")
@@ -270,6 +272,7 @@ def resolve(config: pytest.Config) -> Settings:
         models=models,
         arms=arms,
         fail_on_regression=bool(_value(config, "fail_on_regression")),
+        multiplicity=_value(config, "multiplicity"),
         cache_mode=mode,
         cache_mode_reason=reason,
         cache_dir=_path(config, "cache_dir") or config.rootpath / ".skill-cache",

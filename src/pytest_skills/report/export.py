@@ -11,7 +11,7 @@ from pytest_skills.models import ALIASES_CHECKED
 from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord, sorted_records
 from pytest_skills.report.stats import Proportion
-from pytest_skills.report.summary import Comparison, ModelSummary
+from pytest_skills.report.summary import ArmComparison, ModelSummary
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
@@ -28,7 +28,7 @@ def _proportion_json(p: Proportion) -> dict[str, Any]:
     }
 
 
-def _comparison_json(c: Comparison) -> dict[str, Any]:
+def _comparison_json(c: ArmComparison) -> dict[str, Any]:
     return {
         "a": c.a,
         "b": c.b,
@@ -39,7 +39,9 @@ def _comparison_json(c: Comparison) -> dict[str, Any]:
         "lift": c.lift.lift,
         "ci": list(c.lift.ci) if c.lift.ci else None,
         "p": c.lift.p_value,
-        "verdict": c.lift.verdict,
+        "p_adjusted": c.lift.p_adjusted,
+        "adjustment": c.lift.adjustment,
+        "verdict": str(c.lift.verdict),
         "regressed": list(c.regressed),
     }
 
@@ -60,6 +62,7 @@ def to_json(
                 "lift": m.lift.lift if m.lift else None,
                 "lift_ci": list(m.lift.ci) if m.lift and m.lift.ci else None,
                 "p_value": m.lift.p_value if m.lift else None,
+                "p_adjusted": m.lift.p_adjusted if m.lift else None,
                 "verdict": m.lift.verdict if m.lift else None,
                 "lift_method": m.lift.method if m.lift else None,
                 "tokens": {
@@ -87,6 +90,17 @@ def to_json(
                 "paired": dataclasses.asdict(m.paired) if m.paired else None,
                 "arms": {arm: _proportion_json(c.rate) for arm, c in m.arms.items()},
                 "comparisons": [_comparison_json(c) for c in m.comparisons],
+                "flaky": [
+                    {
+                        "nodeid": f.nodeid,
+                        "arm": f.arm,
+                        "passed": f.flakiness.passed,
+                        "trials": f.flakiness.trials,
+                        "k": f.flakiness.k,
+                        "pass_k": f.flakiness.pass_k,
+                    }
+                    for f in m.flaky
+                ],
                 "reported_models": list(m.reported_models),
                 "adapted": list(m.adapted),
             }
@@ -155,7 +169,7 @@ def _comparison_table(models: Sequence[ModelSummary]) -> list[str]:
         lift = c.lift
         points = "-" if lift.lift is None else f"{lift.lift * 100:+.0f} pp"
         ci = "-" if lift.ci is None else f"{lift.ci[0] * 100:+.0f} to {lift.ci[1] * 100:+.0f} pp"
-        p = "-" if lift.p_value is None else f"{lift.p_value:.3f}"
+        p = "-" if lift.p_decisive is None else f"{lift.p_decisive:.3f}"
         lines.append(
             f"| {_cell(m.model)} | {_cell(c.title)} | {c.paired.cases} | {points} | {ci} | {p} "
             f"| {lift.verdict} | {len(c.regressed)} |"
@@ -185,7 +199,7 @@ def markdown(
         bs = _md_rate(m.baseline.rate.passed, m.baseline.rate.total)
         points = "-" if lift.lift is None else f"{lift.lift * 100:+.0f} pp"
         ci = "-" if lift.ci is None else f"{lift.ci[0] * 100:+.0f} to {lift.ci[1] * 100:+.0f} pp"
-        p = "-" if lift.p_value is None else f"{lift.p_value:.3f}"
+        p = "-" if lift.p_decisive is None else f"{lift.p_decisive:.3f}"
         lines.append(
             f"| {_cell(m.model)} | {m.cases} | {ws} | {bs} | {points} | {ci} | {p} | "
             f"{lift.verdict} |"

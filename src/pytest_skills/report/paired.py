@@ -166,6 +166,11 @@ class Comparison:
     method: str = METHOD
     label: str = ""
 
+    @property
+    def p_decisive(self) -> float | None:
+        """The p-value the verdict follows: adjusted when the run adjusted it."""
+        return self.p_value if self.p_adjusted is None else self.p_adjusted
+
     def with_adjusted(self, p_adjusted: float, adjustment: str) -> Comparison:
         """This comparison with a multiplicity-adjusted p-value and the verdict it gives."""
         if self.p_value is None or self.lift is None or self.score_ci is None:

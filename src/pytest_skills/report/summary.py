@@ -18,10 +18,13 @@ from pytest_skills.report.pricing import cost_usd
 from pytest_skills.report.problems import Problem, find_problems
 from pytest_skills.report.records import CallResult, ItemRecord, sorted_records
 from pytest_skills.report.stats import (
+    CaseOutcome,
+    Flakiness,
     Lift,
     Proportion,
-    bootstrap_lift,
-    paired_lift,
+    adjust,
+    compare,
+    flakiness,
     proportion,
     relative_change,
 )
@@ -82,7 +85,9 @@ class ModelSummary:
     #: Each arm's figures over all its graded answers, by arm name.
     arms: Mapping[str, ConditionSummary] = field(default_factory=dict)
     #: The skill arm against each other arm (``skill vs baseline`` first, when run).
-    comparisons: tuple[Comparison, ...] = ()
+    comparisons: tuple[ArmComparison, ...] = ()
+    #: Cases whose trials disagree in an arm, with pass^k.
+    flaky: tuple[FlakyCase, ...] = ()
 
     @property
     def errors(self) -> int:
@@ -149,7 +154,7 @@ def _paired_cases(
 
 
 @dataclass(frozen=True)
-class Comparison:
+class ArmComparison:
     """Arm ``a`` against arm ``b`` on the same cases: ``a``'s rate minus ``b``'s."""
 
     a: str
@@ -166,7 +171,7 @@ class Comparison:
 
 def _comparisons(
     records: Sequence[ItemRecord], conditions: Sequence[str], trials: int
-) -> tuple[Comparison, ...]:
+) -> tuple[ArmComparison, ...]:
     """The skill arm against every other arm, and the placebo against the baseline."""
     present = [
         c for c in conditions if any(r.condition == c for rec in records for r in rec.results)
@@ -184,7 +189,7 @@ def _comparisons(
             record.nodeid for record, first, second in cases if fmean(second) > 0.5 >= fmean(first)
         )
         found.append(
-            Comparison(
+            ArmComparison(
                 condition_arm(a),
                 condition_arm(b),
                 _paired_rates(per_case),
@@ -196,9 +201,47 @@ def _comparisons(
 
 
 def _lift(per_case: Sequence[tuple[list[bool], list[bool]]], trials: int) -> Lift:
-    if trials <= 1 and all(len(w) == 1 and len(b) == 1 for w, b in per_case):
-        return paired_lift([(w[0], b[0]) for w, b in per_case])
-    return bootstrap_lift([(fmean(w), fmean(b)) for w, b in per_case])
+    """The paired comparison, each case one unit whatever its trials (docs/statistics.md)."""
+    del trials  # the case outcomes carry their own trial counts
+    return compare([CaseOutcome.from_trials(w, b) for w, b in per_case])
+
+
+@dataclass(frozen=True)
+class FlakyCase:
+    """A case whose trials in one arm disagree."""
+
+    nodeid: str
+    arm: str
+    flakiness: Flakiness
+
+
+def _flaky(records: Sequence[ItemRecord]) -> tuple[FlakyCase, ...]:
+    found = []
+    for record in records:
+        by_condition: dict[str, list[bool]] = defaultdict(list)
+        for result in record.results:
+            if result.graded:
+                by_condition[result.condition].append(bool(result.passed))
+        for condition, outcomes in by_condition.items():
+            measured = flakiness(outcomes)
+            if measured.flaky:
+                found.append(FlakyCase(record.nodeid, condition_arm(condition), measured))
+    return tuple(found)
+
+
+def adjusted(models: Sequence[ModelSummary], method: str) -> list[ModelSummary]:
+    """Every comparison of the run adjusted as one family (Holm by default): the verdicts
+    follow the adjusted p-values; ``lift`` is the adjusted skill vs baseline comparison."""
+    family = [(i, j) for i, m in enumerate(models) for j in range(len(m.comparisons))]
+    lifts = adjust([models[i].comparisons[j].lift for i, j in family], method)
+    result = []
+    for i, m in enumerate(models):
+        comparisons = tuple(
+            replace(c, lift=lifts[family.index((i, j))]) for j, c in enumerate(m.comparisons)
+        )
+        main = next((c.lift for c in comparisons if c.title == "skill vs baseline"), m.lift)
+        result.append(replace(m, comparisons=comparisons, lift=main if m.lift else None))
+    return result
 
 
 def _paired_rates(per_case: Sequence[tuple[list[bool], list[bool]]]) -> PairedRates:
@@ -222,7 +265,7 @@ class RunSummary:
 
 
 def summarise_run(records: Sequence[ItemRecord], settings: Settings) -> RunSummary:
-    models = summarise(records, settings)
+    models = adjusted(summarise(records, settings), settings.multiplicity)
     return RunSummary(
         models=tuple(models),
         problems=tuple(find_problems(records)),
@@ -279,6 +322,7 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
                 cases_total=len(model_records),
                 arms=arms,
                 comparisons=_comparisons(model_records, conditions, settings.trials),
+                flaky=_flaky(model_records),
             )
         )
     return summaries

@@ -11,7 +11,7 @@ from pytest_skills.report.names import short_names
 from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.stats import Proportion, proportion
-from pytest_skills.report.summary import Comparison, ModelSummary
+from pytest_skills.report.summary import ArmComparison, ModelSummary
 
 
 def progress_text(progress: Progress, arm_order: Sequence[str] = ()) -> str:
@@ -59,8 +59,9 @@ LEGEND = [
     "cases: cases graded in both conditions (the lift pairs them); with skill, baseline:",
     "answers that passed over those cases; lift: with skill minus baseline, in percentage",
     "points, over cases (a case's trials count as one pass share); 95% CI: Newcombe's paired",
-    "interval over cases; p: exact sign-flip test over cases (McNemar with one trial);",
-    "verdict: improves or hurts when p <= 0.05, else inconclusive (docs/statistics.md).",
+    "interval over cases; p: exact sign-flip test over cases (McNemar with one trial),",
+    "adjusted over all comparisons of the run (--skill-multiplicity, Holm by default);",
+    "verdict: improves or hurts when that p <= 0.05, else inconclusive (docs/statistics.md).",
 ]
 
 
@@ -89,6 +90,7 @@ def table(
         notes.insert(0, "models: " + "; ".join(cut))
     lines.extend(_wrapped(notes))
     if verbose:
+        lines += _flaky_lines(models)
         lines += ["", "columns:", *(f"  {line}" for line in LEGEND)]
         lines.extend(_intervals(models))
         if records:
@@ -105,12 +107,23 @@ def _row(m: ModelSummary) -> str:
     bs = rate_text(m.baseline.rate)
     lift = "-" if m.lift.lift is None else f"{m.lift.lift * 100:+.0f}pp"
     ci = interval_text(m.lift.ci, signed=True)
-    p = "-" if m.lift.p_value is None else f"{m.lift.p_value:.3f}"
+    p = "-" if m.lift.p_decisive is None else f"{m.lift.p_decisive:.3f}"
     verdict = m.lift.verdict if m.lift.lift is not None else "-"
     return f"{m.cases:>5}  {ws:>10}  {bs:>10} {lift:>6}  {ci:<10} {p:>5}  {verdict}"
 
 
-def comparison_text(c: Comparison) -> str:
+def _flaky_lines(models: Sequence[ModelSummary]) -> list[str]:
+    """Cases whose trials disagree: averaged into the rates, shown here by name."""
+    rows = [
+        f"  {m.model}: {f.nodeid} ({f.arm}): {f.flakiness.passed}/{f.flakiness.trials} "
+        f"passed, pass^{f.flakiness.k} {f.flakiness.pass_k:.2f}"
+        for m in models
+        for f in m.flaky
+    ]
+    return ["", "flaky (trials disagree):", *rows] if rows else []
+
+
+def comparison_text(c: ArmComparison) -> str:
     """``skill vs ref:main: 5/6 against 6/6, -17pp [-64,+30] p 1.000 inconclusive``."""
     lift = c.lift
     if lift.lift is None:
@@ -119,7 +132,7 @@ def comparison_text(c: Comparison) -> str:
         f"{c.paired.with_skill_passed}/{c.paired.answers} against "
         f"{c.paired.baseline_passed}/{c.paired.answers}"
     )
-    p = "" if lift.p_value is None else f" p {lift.p_value:.3f}"
+    p = "" if lift.p_decisive is None else f" p {lift.p_decisive:.3f}"
     text = (
         f"{c.title}: {rates}, {lift.lift * 100:+.0f}pp "
         f"{interval_text(lift.ci, signed=True)}{p} {lift.verdict}"
