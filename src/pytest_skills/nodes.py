@@ -380,6 +380,26 @@ class SkillItem(pytest.Item):
             for grading in self.context.judge.gradings(self.check, outcome.response.text)
         ]
 
+    def recorded_grades(self) -> dict[str, list[bool]]:
+        """The verdicts of this item's answers the cache already holds, by condition
+        (for a plan: nothing is called, judges included)."""
+        grades: dict[str, list[bool]] = {}
+        if self.grading.check is None:
+            return grades
+        for condition, call in self.calls:
+            outcome = self.context.calls.finished(call)
+            if outcome is None or outcome.response is None:
+                continue
+            try:
+                deterministic, _ = without_judges(self.check)
+                if deterministic is None:
+                    continue
+                result = self.registry.evaluate(deterministic, outcome.response.text)
+            except CheckError:
+                continue
+            grades.setdefault(condition, []).append(result.passed)
+        return grades
+
     def runtest(self) -> None:
         assert self.spec is not None
         asked = self.context.calls

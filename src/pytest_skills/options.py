@@ -102,6 +102,16 @@ def fraction(text: Any) -> float:
     return number
 
 
+def dollars(text: Any) -> float:
+    try:
+        number = float(str(text).strip().lstrip("$"))
+    except ValueError:
+        raise OptionError(f"expected an amount of dollars, got {text!r}") from None
+    if not math.isfinite(number) or number < 0:
+        raise OptionError("expected an amount of dollars, 0 or more")
+    return number
+
+
 def truthy(text: Any) -> bool:
     if text is None or isinstance(text, bool):
         return bool(text)
@@ -199,6 +209,23 @@ OPTIONS: tuple[Option, ...] = (
         ini="skill_multiplicity",
         choices=MULTIPLICITY,
         parse=choice(MULTIPLICITY),
+    ),
+    Option(
+        "plan",
+        "make no call: print per model the smallest lift the suite can detect, the cases a "
+        "+15pp lift needs, and the calls, tokens and dollars the live run will cost",
+        flag="--skill-plan",
+        kind=Kind.FLAG,
+        no_ini="an action that prints a plan instead of running, not a setting of runs",
+    ),
+    Option(
+        "max_cost",
+        "refuse to start a live run whose estimated cost is above USD dollars",
+        flag="--skill-max-cost",
+        ini="skill_max_cost",
+        kind=Kind.NUMBER,
+        metavar="USD",
+        parse=dollars,
     ),
     Option(
         "cache_mode",

@@ -151,10 +151,24 @@ def _followups(item: Any) -> Sequence[Call] | None:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_runtestloop(session: pytest.Session) -> None:
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
     # After deselection (-k, -m, --lf), before any item runs.
-    if not session.config.option.collectonly:
-        session.config.stash[RUN_KEY].start(session.items, _plan, _followups)
+    if session.config.option.collectonly:
+        return None
+    run, settings = session.config.stash[RUN_KEY], session.config.stash[SETTINGS_KEY]
+    skill_items = [item for item in session.items if isinstance(item, SkillItem)]
+    if settings.plan:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_sep("=", "skills plan (no call made)", bold=True)
+            for line in run.plan_lines(skill_items):
+                reporter.write_line(line)
+        return True  # nothing runs
+    refused = run.refuse_over_budget(skill_items)
+    if refused is not None:
+        pytest.exit(f"pytest-skills: {refused}", returncode=pytest.ExitCode.USAGE_ERROR)
+    run.start(session.items, _plan, _followups)
+    return None
 
 
 @pytest.hookimpl(tryfirst=True)

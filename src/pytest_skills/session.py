@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,6 +83,7 @@ class SkillSession:
         #: One line per output file, written or refused.
         self.written: list[str] = []
         self._window: CallWindow | None = None
+        self._plans: list[Any] = []
         #: Real paths of the skill test files collected so far.
         self._collected: set[Path] = set()
 
@@ -134,6 +136,29 @@ class SkillSession:
         """
         if not is_xdist_worker(self.config):
             self._window = self.calls.window(items, plan, followups)
+
+    def plan_lines(self, items: Sequence[Any]) -> list[str]:
+        """The plan of the selected items (no call is made); see :mod:`.planning`."""
+        from pytest_skills.planning import PlannedCase, plan_models
+
+        calls = [call for item in items for call in item.planned]
+        self.calls.runner.replay(calls)  # what the cache holds answers now, for free
+        cases = [
+            PlannedCase(item.spec.name, item.spec.resolved, item.planned, item.recorded_grades())
+            for item in items
+            if item.spec is not None
+        ]
+        self._plans = plan_models(cases, self.settings.trials, self.calls.finished)
+        return [line for plan in self._plans for line in plan.lines()]
+
+    def refuse_over_budget(self, items: Sequence[Any]) -> str | None:
+        """Why the live run must not start (``--skill-max-cost``), or None."""
+        from pytest_skills.planning import over_budget
+
+        if self.settings.max_cost is None:
+            return None
+        self.plan_lines(items)
+        return over_budget(self._plans, self.settings.max_cost)
 
     def before(self, item: Hashable, upcoming: Sequence[Call]) -> None:
         """``item`` is about to run; ``upcoming``: the calls of it and of the next item."""

@@ -54,6 +54,8 @@ class Settings:
     #: The arms every case runs in; the first ``skill`` arm (or the first arm) decides.
     arms: tuple[Arm, ...] = DEFAULT_ARMS
     fail_on_regression: bool = False
+    plan: bool = False
+    max_cost: float | None = None
     #: How the comparisons' p-values are adjusted together: holm, bh or none.
     multiplicity: str = "holm"
     cache_mode: str = "auto"
@@ -273,6 +275,8 @@ def resolve(config: pytest.Config) -> Settings:
         arms=arms,
         fail_on_regression=bool(_value(config, "fail_on_regression")),
         multiplicity=_value(config, "multiplicity"),
+        plan=bool(_value(config, "plan")),
+        max_cost=_value(config, "max_cost"),
         cache_mode=mode,
         cache_mode_reason=reason,
         cache_dir=_path(config, "cache_dir") or config.rootpath / ".skill-cache",

@@ -1,0 +1,86 @@
+"""--skill-plan makes no call and prints what the suite can detect and cost;
+--skill-max-cost refuses a live run over budget."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anthropic  # noqa: F401  (imported once here, not inside every in-process run)
+import pytest
+
+from tests.conftest import HAIKU, write_skill
+from tests.loopback import LoopbackServer
+
+#: Twelve cases: the skill fixes the even ones.
+CASES = "cases:\n" + "".join(
+    f"  - {{id: c{i:02d}, input: question {i}, expect: {{contains: "
+    f"{'skill' if i % 2 == 0 else 'echo'}}}}}\n"
+    for i in range(12)
+)
+
+
+def _run(pytester: pytest.Pytester, cache: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, f"--skill-cache-dir={cache}", *args
+    )
+
+
+def test_the_plan_calls_nothing_and_measures_discordance_from_recordings(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    write_skill(pytester.path, cases_yaml=CASES)
+    cache = tmp_path / "cache"
+    before = _run(pytester, cache, "--skill-plan")
+    assert provider_env.calls == []
+    before.stdout.fnmatch_lines(
+        [
+            "*skills plan (no call made)*",
+            f"{HAIKU}: 12 cases x 1 trial(s); discordance 50% (assumed 50%: nothing recorded yet)",
+            "  smallest lift detected with 80% power: +*pp; +15pp needs * cases",
+            "  24 calls, 24 live (the rest recorded): about * input and 24,576 output tokens, $*",
+        ]
+    )
+    assert "passed" not in before.stdout.str().splitlines()[-1]
+
+    _run(pytester, cache).assert_outcomes(passed=12)
+    assert len(provider_env.calls) == 24
+    after = _run(pytester, cache, "--skill-plan")
+    assert len(provider_env.calls) == 24  # the plan called nothing
+    # Six of twelve cases pass only with the skill (the echo without it lacks the word).
+    after.stdout.fnmatch_lines(
+        [
+            f"{HAIKU}: 12 cases x 1 trial(s); discordance 50% (measured on 12 recorded case(s))",
+            "  24 calls, 0 live (the rest recorded): about 0 input and 0 output tokens, $0.00",
+        ]
+    )
+
+
+def test_max_cost_refuses_a_live_run_over_budget_and_allows_a_replay(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    write_skill(pytester.path, cases_yaml=CASES)
+    cache = tmp_path / "cache"
+    refused = _run(pytester, cache, "--skill-max-cost", "0.0001")
+    assert refused.ret == pytest.ExitCode.USAGE_ERROR
+    refused.stdout.fnmatch_lines(["*estimated at $0.*, $0.* over --skill-max-cost 0.0001*"])
+    assert provider_env.calls == []
+    _run(pytester, cache, "--skill-max-cost", "5").assert_outcomes(passed=12)
+    replay = _run(pytester, cache, "--skill-max-cost", "0")  # all recorded: costs nothing
+    replay.assert_outcomes(passed=12)
+    assert len(provider_env.calls) == 24
+
+
+def test_plan_on_a_model_with_no_known_price_says_so(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    write_skill(pytester.path)
+    result = pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--skill-model",
+        "openai:no-price-model",
+        "--skill-plan",
+        f"--skill-cache-dir={tmp_path}",
+    )
+    result.stdout.fnmatch_lines(["*tokens, price not known"])
+    assert provider_env.calls == []
