@@ -84,3 +84,23 @@ def test_plan_on_a_model_with_no_known_price_says_so(
     )
     result.stdout.fnmatch_lines(["*tokens, price not known"])
     assert provider_env.calls == []
+
+
+def test_the_aa_control_runs_the_skill_arm_twice_and_counts_false_verdicts(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    import json
+
+    write_skill(pytester.path, cases_yaml=CASES)
+    report = tmp_path / "report.json"
+    result = _run(pytester, tmp_path / "cache", "--skill-aa", f"--skill-report={report}")
+    result.assert_outcomes(passed=12)
+    # skill, baseline and aa: 36 calls, the aa arm's under other trial indices.
+    assert len(provider_env.calls) == 36
+    result.stdout.fnmatch_lines(
+        ["skills: A/A control: skill vs aa * called a difference in 0 of 1 comparison(s) (0%)"]
+    )
+    data = json.loads(report.read_text())
+    assert data["aa"] == {"comparisons": 1, "false_verdicts": 0, "rate": 0.0}
+    (aa,) = [c for c in data["models"][0]["comparisons"] if c["b"] == "aa"]
+    assert aa["lift"] == 0 and aa["verdict"] == "inconclusive"

@@ -33,6 +33,8 @@ class ArmKind(Enum):
     REF = "ref"
     DIR = "dir"
     ON_DEMAND = "on-demand"
+    #: The skill arm asked again with other trial indices: an A/A control.
+    AA = "aa"
 
 
 class ArmError(ValueError):
@@ -55,15 +57,27 @@ class Arm:
         return "with_skill" if self.kind is ArmKind.SKILL else self.name
 
     @property
+    def trial_offset(self) -> int:
+        """Added to the trial index: the A/A arm's answers are fresh samples, not the
+        skill arm's recorded ones."""
+        return AA_TRIAL_OFFSET if self.kind is ArmKind.AA else 0
+
+    @property
     def version(self) -> bool:
         """Another version of the skill: what ``--skill-fail-on-regression`` compares."""
         return self.kind in (ArmKind.REF, ArmKind.DIR)
 
 
+#: Far above any trial count a run asks for.
+AA_TRIAL_OFFSET = 100_000
+
 SKILL = Arm(ArmKind.SKILL)
+AA = Arm(ArmKind.AA)
 BASELINE = Arm(ArmKind.BASELINE)
 DEFAULT_ARMS = (SKILL, BASELINE)
-_SIMPLE = {kind.value: kind for kind in (ArmKind.SKILL, ArmKind.BASELINE, ArmKind.PLACEBO)}
+_SIMPLE = {
+    kind.value: kind for kind in (ArmKind.SKILL, ArmKind.BASELINE, ArmKind.PLACEBO, ArmKind.AA)
+}
 
 
 def parse_arms(text: str) -> tuple[Arm, ...]:
@@ -246,7 +260,7 @@ class ArmPrompts:
     def system(self, arm: Arm, suite: Suite) -> str | Unavailable | None:
         if arm.kind is ArmKind.BASELINE:
             return None
-        if arm.kind is ArmKind.SKILL:
+        if arm.kind in (ArmKind.SKILL, ArmKind.AA):
             return suite.system_prompt
         if arm.kind is ArmKind.PLACEBO:
             return _blocks(placebo(skill) for skill in suite.skills)

@@ -111,7 +111,7 @@ def planned_calls(
                     system=system,
                     prompt=case.prompt,
                     sampling=sampling,
-                    trial=trial,
+                    trial=trial + arm.trial_offset,
                 ),
                 spec,
                 label,

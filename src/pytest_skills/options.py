@@ -202,6 +202,14 @@ OPTIONS: tuple[Option, ...] = (
         kind=Kind.FLAG,
     ),
     Option(
+        "aa",
+        "an A/A control: run the skill arm a second time (the aa arm, other trial indices) "
+        "and report how often the suite's own rule calls a difference between the two",
+        flag="--skill-aa",
+        ini="skill_aa",
+        kind=Kind.FLAG,
+    ),
+    Option(
         "multiplicity",
         "how the p-values of all comparisons of a run are adjusted before the verdicts: "
         "holm (family-wise error), bh (false discovery rate), none",

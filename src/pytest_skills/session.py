@@ -237,6 +237,8 @@ class SkillSession:
             # A parameter a server refused is adapted for the rest of the run: said once.
             lines += [f"skills: {m.model}: {note}" for m in summary.models for note in m.adapted]
             lines += terminal.problem_lines(summary.problems)
+            if summary.aa is not None:
+                lines.append(f"skills: {summary.aa.text}")
         narrowed = self.records and self.settings.cache_mode != "off" and not self.whole_suite
         if self.settings.cache_prune and narrowed:
             lines.append(

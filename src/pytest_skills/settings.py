@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pytest_skills.arms import BASELINE, DEFAULT_ARMS, SKILL, Arm, ArmError, parse_arms
+from pytest_skills.arms import AA, BASELINE, DEFAULT_ARMS, SKILL, Arm, ArmError, parse_arms
 from pytest_skills.backends import BackendOptions
 from pytest_skills.models import (
     ALIASES_CHECKED,
@@ -242,6 +242,8 @@ def _arms(config: pytest.Config) -> tuple[Arm, ...]:
         runs = not value if source.startswith("--") else truthy(value)
         if not runs:
             arms = tuple(arm for arm in arms if arm != BASELINE)
+    if truthy(_value(config, "aa")) and AA not in arms:
+        arms = (*arms, AA)
     if not arms:
         raise pytest.UsageError("--no-skill-baseline left no arm to run: add one with --skill-arms")
     return arms

@@ -77,7 +77,14 @@ def _json(
     def write(path: Path) -> None:
         from pytest_skills.report import export
 
-        report = redact.data(export.to_json(summary.models, records, settings))
+        report = export.to_json(summary.models, records, settings)
+        if summary.aa is not None:
+            report["aa"] = {
+                "comparisons": summary.aa.comparisons,
+                "false_verdicts": summary.aa.false_verdicts,
+                "rate": summary.aa.rate,
+            }
+        report = redact.data(report)
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
 

@@ -262,14 +262,43 @@ class RunSummary:
     problems: tuple[Problem, ...]
     #: Why the session fails its gates (empty when it passes them).
     gates: tuple[str, ...]
+    #: The A/A control (``--skill-aa``): how often the rule called a difference between
+    #: two runs of the same arm. None without it.
+    aa: AAControl | None = None
+
+
+@dataclass(frozen=True)
+class AAControl:
+    comparisons: int
+    #: Comparisons of the skill arm with itself whose verdict was not inconclusive.
+    false_verdicts: int
+
+    @property
+    def rate(self) -> float | None:
+        return self.false_verdicts / self.comparisons if self.comparisons else None
+
+    @property
+    def text(self) -> str:
+        rate = f" ({self.rate:.0%})" if self.rate is not None else ""
+        return (
+            f"A/A control: skill vs aa (the same arm asked twice) was called a difference "
+            f"in {self.false_verdicts} of {self.comparisons} comparison(s){rate}"
+        )
 
 
 def summarise_run(records: Sequence[ItemRecord], settings: Settings) -> RunSummary:
     models = adjusted(summarise(records, settings), settings.multiplicity)
+    repeats = [c for m in models for c in m.comparisons if c.b == "aa" and c.lift.lift is not None]
+    aa = (
+        AAControl(len(repeats), sum(c.lift.verdict != "inconclusive" for c in repeats))
+        if any(arm.name == "aa" for arm in settings.arms)
+        else None
+    )
     return RunSummary(
         models=tuple(models),
         problems=tuple(find_problems(records)),
         gates=tuple(gate_failures(models, settings)),
+        aa=aa,
     )
 
 
