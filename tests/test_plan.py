@@ -104,3 +104,48 @@ def test_the_aa_control_runs_the_skill_arm_twice_and_counts_false_verdicts(
     assert data["aa"] == {"comparisons": 1, "false_verdicts": 0, "rate": 0.0}
     (aa,) = [c for c in data["models"][0]["comparisons"] if c["b"] == "aa"]
     assert aa["lift"] == 0 and aa["verdict"] == "inconclusive"
+
+
+def test_auto_trials_add_trials_only_where_outcomes_vary_and_say_where_they_stopped(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    import itertools
+    import json
+
+    from tests.loopback import Call, echo
+
+    counter = itertools.count()
+
+    def coin(call: Call) -> str:
+        # "flip" cases pass with the skill every other time; the rest are deterministic.
+        if "flip" in call.prompt and call.system:
+            return echo(call) if next(counter) % 2 else "nothing here"
+        return echo(call)
+
+    provider_env.responder = coin
+    write_skill(
+        pytester.path,
+        cases_yaml="cases:\n"
+        + "".join(
+            f"  - {{id: s{i}, input: steady {i}, expect: {{contains: skill}}}}\n" for i in range(7)
+        )
+        + "  - {id: flip, input: flip question, expect: {contains: skill}}\n",
+    )
+    report = tmp_path / "report.json"
+    result = _run(
+        pytester,
+        tmp_path / "cache",
+        "--skill-trials",
+        "auto:4",
+        "--skill-pass-threshold=0.5",
+        f"--skill-report={report}",
+    )
+    result.stdout.fnmatch_lines([f"skills: {HAIKU}: trials stopped at look * (*haybittle-peto*"])
+    data = json.loads(report.read_text())
+    trials = {}
+    for row in data["results"]:
+        if row["arm"] == "skill":
+            trials[row["case"]] = trials.get(row["case"], 0) + 1
+    # Steady cases keep the two first trials; only the varying one gets more.
+    assert all(trials[f"s{i}"] == 2 for i in range(7)), trials
+    assert 2 < trials["flip"] <= 4, trials

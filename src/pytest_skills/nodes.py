@@ -95,6 +95,7 @@ def planned_calls(
     case: Case,
     spec: ModelSpec,
     label: str,
+    trials: Iterable[int] | None = None,
 ) -> tuple[tuple[str, Call], ...]:
     """Every model call one item needs, by arm (its record's condition), in trial order.
 
@@ -119,7 +120,7 @@ def planned_calls(
             ),
         )
         for arm, system in systems.items()
-        for trial in range(settings.trials)
+        for trial in (range(settings.trials) if trials is None else trials)
     )
 
 
@@ -346,6 +347,7 @@ class SkillItem(pytest.Item):
         self.context: RunContext = parent.context
         #: Names the case in cache entries (``path::case-id``): replay misses look for it.
         self.label = f"{parent.nodeid}::{case.id}"
+        self.systems = systems
         # A skipped item asks nothing: its calls would be paid for and never graded.
         self.calls: tuple[tuple[str, Call], ...] = (
             planned_calls(self.context.settings, systems, suite, case, spec, self.label)
@@ -358,6 +360,51 @@ class SkillItem(pytest.Item):
         """What grades the answers (set whenever the item runs)."""
         assert self.grading.check is not None
         return self.grading.check
+
+    @property
+    def trials(self) -> int:
+        """Trials per arm planned so far."""
+        return len(self.calls) // max(1, len(self.systems))
+
+    def add_trial(self) -> tuple[Call, ...]:
+        """Plan one more trial in every arm (sequential trials); return its calls."""
+        assert self.spec is not None
+        added = planned_calls(
+            self.context.settings,
+            self.systems,
+            self.suite,
+            self.case,
+            self.spec,
+            self.label,
+            trials=[self.trials],
+        )
+        # Grouped by arm, in trial order, as planned_calls lays them out.
+        by_arm = [
+            [entry for entry in (*self.calls, *added) if entry[0] == arm.condition]
+            for arm in self.systems
+        ]
+        self.calls = tuple(entry for group in by_arm for entry in group)
+        return tuple(call for _, call in added)
+
+    def case_outcome(self) -> tuple[list[bool], list[bool]] | None:
+        """The skill and baseline verdicts of the answers in so far (waiting for them),
+        or None when either arm has no graded answer."""
+        verdicts: dict[str, list[bool]] = {"with_skill": [], "baseline": []}
+        for condition, call in self.calls:
+            if condition not in verdicts:
+                continue
+            outcome = self.context.calls.ask(call)
+            if outcome.response is None:
+                continue
+            try:
+                verdicts[condition].append(
+                    self.registry.evaluate(self.check, outcome.response.text).passed
+                )
+            except CheckError:
+                continue
+        if not verdicts["with_skill"] or not verdicts["baseline"]:
+            return None
+        return verdicts["with_skill"], verdicts["baseline"]
 
     @property
     def planned(self) -> tuple[Call, ...]:
@@ -419,7 +466,7 @@ class SkillItem(pytest.Item):
             raise SkillCallFailed(
                 short_error(first.error or "", first.error_kind or ErrorKind.CALL_FAILED)
             )
-        needed = self.context.settings.required_passes
+        needed = self.context.settings.passes_needed(len(with_skill))
         if sum(g.passed for g in with_skill) < needed:
             # The failure repr shows the answer; a report section would print it twice.
             baseline = [g for g in graded if g.condition == "baseline"]

@@ -112,6 +112,19 @@ def dollars(text: Any) -> float:
     return number
 
 
+AUTO_TRIALS_START, AUTO_TRIALS_MAX = 2, 10
+
+
+def trials_or_auto(text: Any) -> tuple[int, int | None]:
+    """``N`` as ``(N, None)``; ``auto[:MAX]`` as ``(2, MAX)``."""
+    value = str(text).strip()
+    head, colon, tail = value.partition(":")
+    if head == "auto":
+        most = whole(AUTO_TRIALS_START + 1)(tail) if colon else AUTO_TRIALS_MAX
+        return AUTO_TRIALS_START, most
+    return whole(1)(value), None
+
+
 def truthy(text: Any) -> bool:
     if text is None or isinstance(text, bool):
         return bool(text)
@@ -290,12 +303,14 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "trials",
-        "run every condition N times",
+        "run every condition N times; 'auto[:MAX]' starts with 2 and adds trials only to "
+        "cases whose outcome varies, until each model's comparison is settled by a "
+        "sequential rule or MAX (default 10) trials are taken",
         flag="--skill-trials",
         ini="skill_trials",
         kind=Kind.NUMBER,
-        metavar="N",
-        parse=whole(1),
+        metavar="N|auto[:MAX]",
+        parse=trials_or_auto,
     ),
     Option(
         "pass_threshold",

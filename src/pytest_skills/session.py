@@ -84,6 +84,8 @@ class SkillSession:
         self.written: list[str] = []
         self._window: CallWindow | None = None
         self._plans: list[Any] = []
+        #: Where each model's comparison stopped taking trials (``--skill-trials auto``).
+        self.sequential: list[Any] = []
         #: Real paths of the skill test files collected so far.
         self._collected: set[Path] = set()
 
@@ -134,8 +136,21 @@ class SkillSession:
         An xdist worker is handed its items one at a time and cannot know which come
         next beyond one; it plans from the item it runs and the next (see :meth:`before`).
         """
+        if self.settings.trials_max is not None:
+            self._take_trials(items)
         if not is_xdist_worker(self.config):
             self._window = self.calls.window(items, plan, followups)
+
+    def _take_trials(self, items: Sequence[Any]) -> None:
+        """``--skill-trials auto``: the rounds of trials, before the items run. Under
+        xdist every worker takes the same rounds (the answers are the same), so the
+        figures agree; calls two workers make at once may be paid twice."""
+        from pytest_skills.execution.sequential_trials import by_model, take_trials
+
+        takers = [i for i in items if getattr(i, "case_outcome", None) and i.planned]
+        grouped = by_model(takers, lambda item: item.spec.name)  # type: ignore[attr-defined]
+        assert self.settings.trials_max is not None
+        self.sequential = take_trials(grouped, self.settings.trials_max, self.calls.submit)
 
     def plan_lines(self, items: Sequence[Any]) -> list[str]:
         """The plan of the selected items (no call is made); see :mod:`.planning`."""
@@ -237,6 +252,7 @@ class SkillSession:
             # A parameter a server refused is adapted for the rest of the run: said once.
             lines += [f"skills: {m.model}: {note}" for m in summary.models for note in m.adapted]
             lines += terminal.problem_lines(summary.problems)
+            lines += [f"skills: {stopped.text}" for stopped in self.sequential]
             if summary.aa is not None:
                 lines.append(f"skills: {summary.aa.text}")
         narrowed = self.records and self.settings.cache_mode != "off" and not self.whole_suite

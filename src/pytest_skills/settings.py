@@ -66,6 +66,8 @@ class Settings:
     retries: int = 4
     timeout: float = 120.0
     trials: int = 1
+    #: ``--skill-trials auto:MAX``: trials are added up to this many (None: fixed trials).
+    trials_max: int | None = None
     pass_threshold: float = 1.0
     report_path: Path | None = None
     #: ``--skill-html``: one self-contained HTML page of every answer.
@@ -92,7 +94,11 @@ class Settings:
     @property
     def required_passes(self) -> int:
         """With-skill trials an item must pass: the threshold's share, rounded up."""
-        return max(1, math.ceil(self.pass_threshold * self.trials - 1e-9))
+        return self.passes_needed(self.trials)
+
+    def passes_needed(self, trials: int) -> int:
+        """Of ``trials`` deciding-arm trials, how many must pass."""
+        return max(1, math.ceil(self.pass_threshold * trials - 1e-9))
 
     @property
     def backend_options(self) -> BackendOptions:
@@ -272,6 +278,9 @@ def resolve(config: pytest.Config) -> Settings:
     env_dirs = [Path(p) for p in os.environ.get(GGUF_DIR_ENV, "").split(os.pathsep) if p]
     ini_dirs = [Path(p) for p in config.getini("skill_gguf_dirs")]
     arms = _arms(config)
+    trials = _value(config, "trials")
+    if isinstance(trials, int):  # the default
+        trials = (trials, None)
     return Settings(
         models=models,
         arms=arms,
@@ -286,7 +295,8 @@ def resolve(config: pytest.Config) -> Settings:
         concurrency=_value(config, "concurrency"),
         retries=_value(config, "retries"),
         timeout=_value(config, "timeout"),
-        trials=_value(config, "trials"),
+        trials=trials[0],
+        trials_max=trials[1],
         pass_threshold=_value(config, "pass_threshold"),
         report_path=_path(config, "report_path"),
         html_path=_path(config, "html_path"),
