@@ -243,3 +243,16 @@ def test_the_arms_figures_agree_in_every_output_and_under_xdist(
         assert 'data-comparison="skill vs ref:HEAD~1"' in page and f"{points} pp" in page
         figures.append((model["arms"], model["comparisons"]))
     assert figures[0] == figures[1]
+
+
+def test_the_workspace_names_the_compared_version_old_skill(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, project: Path, tmp_path: Path
+) -> None:
+    provider_env.responder = knows
+    workspace = tmp_path / "workspace"
+    _run(pytester, tmp_path, "--skill-compare", "HEAD~1", f"--skill-workspace={workspace}")
+    (model_dir,) = workspace.iterdir()
+    configurations = {p.name for p in model_dir.glob("eval-*/*") if p.is_dir()}
+    assert configurations == {"with_skill", "without_skill", "old_skill"}
+    benchmark = json.loads((model_dir / "benchmark.json").read_text())
+    assert benchmark["run_summary"]["old_skill"]["pass_rate"]["mean"] == 1.0

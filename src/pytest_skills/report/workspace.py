@@ -36,6 +36,24 @@ from pytest_skills.report.summary import ModelSummary
 
 #: Our conditions under skill-creator's configuration names (its viewer keys on them).
 CONFIGURATIONS = (("with_skill", "with_skill"), ("baseline", "without_skill"))
+#: skill-creator's name for the previous version of a skill (a ref: or dir: arm here).
+OLD_SKILL = "old_skill"
+
+
+def _configurations(records: Sequence[ItemRecord]) -> tuple[tuple[str, str], ...]:
+    """The configurations of these records: the compared version (the first ``ref:`` or
+    ``dir:`` arm) goes under ``old_skill``, as skill-creator names it."""
+    versions = sorted(
+        {
+            r.condition
+            for rec in records
+            for r in rec.results
+            if r.condition.startswith(("ref:", "dir:"))
+        }
+    )
+    return CONFIGURATIONS + (((versions[0], OLD_SKILL),) if versions else ())
+
+
 MARKER = ".pytest-skills-workspace"
 ANSWER_FILE = "answer.md"
 #: What skill-creator's viewer writes into a workspace it serves: the reviewer's notes,
@@ -188,14 +206,14 @@ def _stats(values: Sequence[float]) -> dict[str, float]:
 def run_summary(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Mean, stddev, min and max per configuration, and the with-minus-without delta."""
     summary: dict[str, Any] = {}
-    for _, configuration in CONFIGURATIONS:
+    for configuration in (*(name for _, name in CONFIGURATIONS), OLD_SKILL):
         results = [run["result"] for run in runs if run["configuration"] == configuration]
         if results:
             summary[configuration] = {
                 metric: _stats([float(r[metric]) for r in results])
                 for metric in ("pass_rate", "time_seconds", "tokens")
             }
-    if len(summary) == 2:
+    if "with_skill" in summary and "without_skill" in summary:
         with_skill, without = summary["with_skill"], summary["without_skill"]
 
         def delta(metric: str) -> float:
@@ -269,7 +287,7 @@ def _write_model(
         }
         eval_dir = root / f"eval-{eval_id}"
         _dump(eval_dir / "eval_metadata.json", metadata)
-        for condition, configuration in CONFIGURATIONS:
+        for condition, configuration in _configurations(records):
             results = sorted(
                 (r for r in record.results if r.condition == condition), key=lambda r: r.trial
             )
