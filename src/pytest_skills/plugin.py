@@ -13,7 +13,7 @@ from pytest_skills.backends import Backend
 from pytest_skills.backends.builtin import make_builtin_backend
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
 from pytest_skills.fixture import skill_model  # noqa: F401  (the fixture, found by pytest here)
-from pytest_skills.formats import FormatError, Source, is_skill_test_file, open_source
+from pytest_skills.formats import FormatError, Source, files, is_skill_test_file, open_source
 from pytest_skills.models import ModelSpec
 from pytest_skills.nodes import (
     NOT_COLLECTED_KEY,
@@ -28,6 +28,9 @@ from pytest_skills.report.records import to_properties
 from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
 from pytest_skills.xdist_queue import queued_items
+
+
+_PREVIOUS_ROOT_KEY = pytest.StashKey[Path | None]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -55,6 +58,8 @@ def pytest_configure(config: pytest.Config) -> None:
         "the test file), the skill that the skill_model fixture asks with",
     )
     settings = config.stash[SETTINGS_KEY] = resolve(config)
+    # Skills and context files reached through a symlink must stay in the project.
+    config.stash[_PREVIOUS_ROOT_KEY] = files.set_project_root(config.rootpath)
     registry = CheckRegistry()
     config.hook.pytest_skills_register_checks(registry=registry)
     run = config.stash[RUN_KEY] = SkillRun(config, settings, registry)
@@ -64,6 +69,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not is_xdist_worker(config):
         # Only the controller aggregates; it sees every worker's reports through this.
         config.pluginmanager.register(run, "pytest-skills-run")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS_ROOT_KEY in config.stash:  # an in-process run (pytester) restores its caller's
+        files.set_project_root(config.stash[_PREVIOUS_ROOT_KEY])
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

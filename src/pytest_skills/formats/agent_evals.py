@@ -28,6 +28,7 @@ from pytest_skills.checks import Check, CheckRegistry
 from pytest_skills.checks.verify import relative_path
 from pytest_skills.formats.case_list import locate_cases
 from pytest_skills.formats.data import Case, KeyPath, Suite, plain
+from pytest_skills.formats.files import read_text
 from pytest_skills.formats.reader import FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
 
@@ -142,6 +143,7 @@ def _files(
     if raw.get("input_file") is not None:
         named.append((raw["input_file"], (*path, "input_file")))
     files = []
+    read: set[Path] = set()
     for name, where in named:
         try:
             relative_path(name)
@@ -157,14 +159,18 @@ def _files(
         target, tail = found
         if tail is not None:
             reader.note(f"file {name!r} is not where it says; read {tail} instead", where)
+        if target.resolve() in read:  # named twice: in the prompt once
+            reader.note(f"file {name!r} is listed again; it is given once", where)
+            continue
+        read.add(target.resolve())
         try:
-            files.append((name, target.read_text(encoding="utf-8-sig")))
+            files.append((name, read_text(target, "context file")))
         except UnicodeDecodeError:
             raise reader.fail(
                 f"{name} is not UTF-8 text; only text files can be given to a model as context",
                 where,
             ) from None
-        except OSError as error:
+        except (OSError, ValueError) as error:  # ValueError: a symlink out, too large, a FIFO
             raise reader.fail(f"cannot read {name}: {error}", where) from None
     return tuple(files)
 
@@ -228,6 +234,8 @@ def _skill_md(reader: FileReader, name: str | None) -> Path:
     if beside.is_file():
         return beside
     if name:
+        if Path(name).name != name or name in (".", ".."):
+            raise reader.fail(f"'skill_name' {name!r} must be a name, not a path", ("skill_name",))
         nested = project / "skills" / name / "SKILL.md"
         if nested.is_file():
             return nested

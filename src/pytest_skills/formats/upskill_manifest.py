@@ -9,20 +9,29 @@ scenario is a suite: its tests file's cases (upskill's bare list, ``{"cases": [.
 or ``{"tests": [...]}``) against every skill it lists, injected in order. The judge
 criteria become one ``judge`` check on every case, ANDed with the case's own checks.
 A scenario whose skill directory or tests file is missing fails alone; a manifest
-whose structure is wrong fails as a whole. Pure code: no pytest import.
+whose structure is wrong fails as a whole.
+
+A skill listed twice in one scenario is injected once (with a warning); a skill or
+tests file named by many scenarios is read once: a tests file's cases are parsed once
+per version of the file, and every scenario naming it shares them. Pure code: no
+pytest import.
 """
 
 from __future__ import annotations
 
+import os
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import CheckRegistry
+from pytest_skills.checks.builtin import pattern_budget
 from pytest_skills.checks.verify import relative_path
 from pytest_skills.formats.case_list import DESCRIPTIVE_KEYS, locate_cases
-from pytest_skills.formats.data import Case, KeyPath, Suite
+from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite
+from pytest_skills.formats.files import UnsafeFile, confined, read_budget
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
@@ -139,43 +148,105 @@ def _judged(reader: FileReader, case: Case, criteria: tuple[str, ...]) -> Case:
     return replace(case, check=all_of(checks, ()))
 
 
+@dataclass(frozen=True)
+class _TestsFile:
+    """A tests file's cases as every scenario naming it shares them (before judging)."""
+
+    cases: tuple[Case, ...]
+    metadata: Mapping[str, Any]
+    warnings: tuple[str, ...]
+
+
+#: Parsed tests files, per registry (a plugin's check kinds change what parses), by the
+#: file and its version; a few at a time: scenarios name a handful of files.
+_tests_files: weakref.WeakKeyDictionary[
+    CheckRegistry, dict[tuple[Any, ...], _TestsFile | FormatError]
+] = weakref.WeakKeyDictionary()
+_TESTS_FILES_KEPT = 4
+
+
 def load_scenario(source: Source, scenario: Scenario, registry: CheckRegistry) -> Suite:
     """One scenario's cases against its skills; a missing skill or file is an error."""
     manifest = FileReader(source.path, source.lines, registry)
     root = source.path.parent.parent
-    skills = []
-    for index, directory in enumerate(scenario.skills):
-        skill_md = root / directory / "SKILL.md"
-        if not skill_md.is_file():
-            missing = "skill directory" if not skill_md.parent.is_dir() else "SKILL.md in"
+    with read_budget(), pattern_budget():
+        skills = _skills(manifest, scenario, root)
+        tests_path = root / scenario.tests
+        if not tests_path.is_file():
             raise manifest.fail(
-                f"scenario {scenario.id!r}: no {missing} {directory} under {root}",
-                (*scenario.at, "skills", index),
+                f"scenario {scenario.id!r}: no tests file {scenario.tests} under {root}",
+                (*scenario.at, "tests"),
             )
-        skills.append(load_skill(skill_md))
-    tests_path = root / scenario.tests
-    if not tests_path.is_file():
-        raise manifest.fail(
-            f"scenario {scenario.id!r}: no tests file {scenario.tests} under {root}",
-            (*scenario.at, "tests"),
-        )
-    data, lines = read_data(tests_path)
-    reader = FileReader(tests_path, lines, registry)
-    at = locate_cases(tests_path, data, lines, TESTS_LISTS, CASE_KEYS, bare_list=True)
-    if at is None:
-        raise reader.fail(
-            f"scenario {scenario.id!r}: no 'cases' (or 'tests') list, nor a list of test cases"
-        )
-    top = data if isinstance(data, Mapping) else {}
-    metadata = reader.metadata(top, {*TESTS_LISTS, *DESCRIPTIVE_KEYS}, (), "the top level")
-    cases = reader.cases(top[at[0]] if at else data, at, graded_elsewhere=bool(scenario.criteria))
+        try:
+            real = confined(tests_path)
+            info = os.stat(real)
+        except (UnsafeFile, OSError) as error:
+            raise manifest.fail(
+                f"scenario {scenario.id!r}: tests file {scenario.tests}: {error}",
+                (*scenario.at, "tests"),
+            ) from None
+        key = (real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, bool(scenario.criteria))
+        kept = _tests_files.setdefault(registry, {})
+        parsed = kept.pop(key, None)
+        if parsed is None:
+            try:
+                parsed = _read_tests(tests_path, registry, graded_elsewhere=bool(scenario.criteria))
+            except FormatError as error:
+                parsed = error
+        kept[key] = parsed  # last: the most recently used is kept longest
+        while len(kept) > _TESTS_FILES_KEPT:
+            del kept[next(iter(kept))]
+    if isinstance(parsed, FormatError):  # a copy: each scenario reports its own
+        raise FormatError(parsed.path, parsed.message, parsed.line)
+    cases = parsed.cases
     if scenario.criteria:
+        reader = FileReader(tests_path, {}, registry)
         cases = tuple(_judged(reader, case, scenario.criteria) for case in cases)
     return Suite(
         path=tests_path,
         format=FORMAT,
-        skills=tuple(skills),
+        skills=skills,
         cases=cases,
-        warnings=reader.warnings(),
-        metadata={**metadata, "scenario": scenario.id, **scenario.metadata},
+        warnings=(*(f"in {source.path}, {note}" for note in manifest.warnings()), *parsed.warnings),
+        metadata={**parsed.metadata, "scenario": scenario.id, **scenario.metadata},
     )
+
+
+def _skills(manifest: FileReader, scenario: Scenario, root: Path) -> tuple[Skill, ...]:
+    """The scenario's skills in order, each once."""
+    skills: dict[Path, Skill] = {}
+    for index, directory in enumerate(scenario.skills):
+        where = (*scenario.at, "skills", index)
+        skill_md = root / directory / "SKILL.md"
+        if not skill_md.is_file():
+            missing = "skill directory" if not skill_md.parent.is_dir() else "SKILL.md in"
+            raise manifest.fail(
+                f"scenario {scenario.id!r}: no {missing} {directory} under {root}", where
+            )
+        try:
+            real = confined(skill_md)
+            if real not in skills:
+                skills[real] = load_skill(skill_md)
+            else:
+                manifest.note(
+                    f"scenario {scenario.id!r} lists the skill {directory} again; "
+                    "it is injected once",
+                    where,
+                )
+        except UnsafeFile as error:
+            raise manifest.fail(f"scenario {scenario.id!r}: skill {directory}: {error}", where) from None
+        except FormatError as error:
+            raise manifest.fail(f"scenario {scenario.id!r}: {error}", where) from None
+    return tuple(skills.values())
+
+
+def _read_tests(tests_path: Path, registry: CheckRegistry, *, graded_elsewhere: bool) -> _TestsFile:
+    data, lines = read_data(tests_path)
+    reader = FileReader(tests_path, lines, registry)
+    at = locate_cases(tests_path, data, lines, TESTS_LISTS, CASE_KEYS, bare_list=True)
+    if at is None:
+        raise reader.fail("no 'cases' (or 'tests') list, nor a list of test cases")
+    top = data if isinstance(data, Mapping) else {}
+    metadata = reader.metadata(top, {*TESTS_LISTS, *DESCRIPTIVE_KEYS}, (), "the top level")
+    cases = reader.cases(top[at[0]] if at else data, at, graded_elsewhere=graded_elsewhere)
+    return _TestsFile(cases, metadata, reader.warnings())
