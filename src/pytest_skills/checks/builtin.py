@@ -194,13 +194,13 @@ def _measured(text: str) -> None:
     """Refuse a pattern too costly to compile, alone or with the file's others."""
     if len(text) > MAX_PATTERN_CHARS:
         raise ValueError(
-            f"regular expression {shown(text, 60)} is {len(text):,} characters; patterns "
+            f"bad regular expression {shown(text, 60)}: it is {len(text):,} characters; patterns "
             f"are limited to {MAX_PATTERN_CHARS:,} (split it into several regex checks)"
         )
     atoms = pattern_atoms(text)
     if atoms > MAX_PATTERN_ATOMS:
         raise ValueError(
-            f"regular expression {shown(text, 60)} repeats to {atoms:,} atoms or more once "
+            f"bad regular expression {shown(text, 60)}: it repeats to {atoms:,} atoms or more once "
             f"its counted repeats ({{n}}) are unrolled; at most {MAX_PATTERN_ATOMS:,} "
             "(use + or * instead of large counts)"
         )
