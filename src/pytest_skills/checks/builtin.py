@@ -194,8 +194,8 @@ def _measured(text: str) -> None:
     """Refuse a pattern too costly to compile, alone or with the file's others."""
     if len(text) > MAX_PATTERN_CHARS:
         raise ValueError(
-            f"bad regular expression {shown(text, 60)}: it is {len(text):,} characters; patterns "
-            f"are limited to {MAX_PATTERN_CHARS:,} (split it into several regex checks)"
+            f"bad regular expression {shown(text, 60)}: patterns are limited to "
+            f"{MAX_PATTERN_CHARS:,} characters (split it into several regex checks)"
         )
     atoms = pattern_atoms(text)
     if atoms > MAX_PATTERN_ATOMS:
