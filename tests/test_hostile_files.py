@@ -20,7 +20,6 @@ import pytest
 
 from pytest_skills.checks import CheckRegistry, register_builtin_checks
 from pytest_skills.formats import load_scenario, open_source, read_scenarios
-from pytest_skills.formats.files import read_text
 from tests.conftest import HAIKU, SKILL_MD
 from tests.conftest import output as everything
 
@@ -273,6 +272,8 @@ def test_a_300_mb_skill_is_refused_before_it_is_read(pytester: pytest.Pytester) 
 
 
 def test_a_fifo_is_refused_at_once(tmp_path: Path) -> None:
+    from pytest_skills.formats.files import read_text  # new in issue 19
+
     fifo = tmp_path / "SKILL.md"
     os.mkfifo(fifo)
     with pytest.raises(ValueError, match="it is not a regular file .a FIFO, device or socket."):
