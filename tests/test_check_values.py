@@ -114,10 +114,15 @@ def test_numbers_stay_numbers_where_numbers_are_meant(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("expect", "message"),
     [
-        ("{not_contains: no}", "not_contains: expected a string or a list of strings, not the "
-         "boolean false; quote it to check for the text*"),
-        ("{contains: [a, yes]}", "contains: expected a string or a list of strings, not the "
-         "boolean true*"),
+        (
+            "{not_contains: no}",
+            "not_contains: expected a string or a list of strings, not the "
+            "boolean false; quote it to check for the text*",
+        ),
+        (
+            "{contains: [a, yes]}",
+            "contains: expected a string or a list of strings, not the boolean true*",
+        ),
         ("{equals: 2024-01-01}", "equals: expected a string, not a date*"),
     ],
 )
@@ -139,7 +144,7 @@ def test_what_yaml_reads_as_no_text_is_refused_with_the_line(
         ("{contains: ' '}", "contains"),
         ("{contains: [x, '   ']}", "contains"),
         ("{not_contains: ' '}", "not_contains"),
-        ("{icontains: \"\\t\"}", "icontains"),
+        ('{icontains: "\\t"}', "icontains"),
         ("{regex: ''}", "regex"),
         ("{regex: '  '}", "regex"),
         ("{starts_with: ' '}", "starts_with"),
@@ -149,9 +154,7 @@ def test_what_yaml_reads_as_no_text_is_refused_with_the_line(
 def test_an_empty_or_blank_pattern_is_a_collection_error(
     pytester: pytest.Pytester, expect: str, kind: str
 ) -> None:
-    skill_file(
-        pytester.path, "demo.skill.yaml", f"cases:\n  - input: hi\n    expect: {expect}\n"
-    )
+    skill_file(pytester.path, "demo.skill.yaml", f"cases:\n  - input: hi\n    expect: {expect}\n")
     result = collect(pytester)
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
@@ -214,7 +217,8 @@ HUGE = "9" * 400
         ),
         (
             "demo.skill.yaml",
-            f"defaults:\n  temperature: {HUGE}\ncases:\n  - input: hi\n    expect: {{contains: x}}\n",
+            f"defaults:\n  temperature: {HUGE}\n"
+            "cases:\n  - input: hi\n    expect: {contains: x}\n",
             "demo.skill.yaml:2: a number of 400 digits is larger than any value*",
         ),
         (

@@ -29,7 +29,6 @@ from pytest_skills.session import RUN_KEY, SkillRun, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
 from pytest_skills.xdist_queue import queued_items
 
-
 _PREVIOUS_ROOT_KEY = pytest.StashKey[Path | None]()
 
 

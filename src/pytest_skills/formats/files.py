@@ -166,7 +166,9 @@ def open_regular(path: Path, what: str) -> Iterator[tuple[BinaryIO, os.stat_resu
     with os.fdopen(descriptor, "rb") as handle:
         info = os.fstat(descriptor)
         if not stat.S_ISREG(info.st_mode):
-            raise ValueError(f"it is not a regular file (a FIFO, device or socket); a {what} must be one")
+            raise ValueError(
+                f"it is not a regular file (a FIFO, device or socket); a {what} must be one"
+            )
         yield handle, info
 
 

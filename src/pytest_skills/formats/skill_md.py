@@ -22,9 +22,7 @@ NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
 #: Skills in use, by the path they were named by and the version of the file read.
-_skills: weakref.WeakValueDictionary[tuple[Path, FileKey], Skill] = (
-    weakref.WeakValueDictionary()
-)
+_skills: weakref.WeakValueDictionary[tuple[Path, FileKey], Skill] = weakref.WeakValueDictionary()
 
 
 def load_skill(path: Path) -> Skill:

@@ -185,12 +185,13 @@ def load_scenario(source: Source, scenario: Scenario, registry: CheckRegistry) -
                 f"scenario {scenario.id!r}: tests file {scenario.tests}: {error}",
                 (*scenario.at, "tests"),
             ) from None
-        key = (real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, bool(scenario.criteria))
+        graded = bool(scenario.criteria)
+        key = (real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, graded)
         kept = _tests_files.setdefault(registry, {})
         parsed = kept.pop(key, None)
         if parsed is None:
             try:
-                parsed = _read_tests(tests_path, registry, graded_elsewhere=bool(scenario.criteria))
+                parsed = _read_tests(tests_path, registry, graded_elsewhere=graded)
             except FormatError as error:
                 parsed = error
         kept[key] = parsed  # last: the most recently used is kept longest
@@ -234,7 +235,8 @@ def _skills(manifest: FileReader, scenario: Scenario, root: Path) -> tuple[Skill
                     where,
                 )
         except UnsafeFile as error:
-            raise manifest.fail(f"scenario {scenario.id!r}: skill {directory}: {error}", where) from None
+            message = f"scenario {scenario.id!r}: skill {directory}: {error}"
+            raise manifest.fail(message, where) from None
         except FormatError as error:
             raise manifest.fail(f"scenario {scenario.id!r}: {error}", where) from None
     return tuple(skills.values())
