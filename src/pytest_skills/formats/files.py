@@ -39,6 +39,8 @@ MAX_READ_BYTES = 32 * 2**20
 SYSTEM_ROOTS = tuple(Path(p) for p in ("/proc", "/sys", "/dev"))
 
 _project_root: Path | None = None
+#: Which session read a file: part of every key a file's text is kept under.
+_generation = 0
 
 
 class UnsafeFile(ValueError):
@@ -47,9 +49,15 @@ class UnsafeFile(ValueError):
 
 def set_project_root(root: Path | None) -> Path | None:
     """Files reached through a symlink must stay under ``root`` (None: the working
-    directory). Returns the root it replaces, for restoring."""
-    global _project_root
+    directory). Returns the root it replaces, for restoring.
+
+    A new root starts a new session: nothing read before is reused (a file rewritten
+    between two in-process runs can keep its size and, on a coarse clock, its mtime).
+    """
+    global _project_root, _generation
     previous, _project_root = _project_root, root
+    _generation += 1
+    _texts.clear()
     return previous
 
 
@@ -119,10 +127,11 @@ def read_budget(limit: int = MAX_READ_BYTES) -> Iterator[None]:
         _budget.reset(token)
 
 
-#: Texts read, by (device, inode, size, mtime): a file named again is not read again.
+#: Texts read, by (session, device, inode, size, mtime): a file named again is not
+#: read again.
 #: Bounded by bytes: the point is repeats within one collection, not a second copy of
 #: the tree.
-FileKey = tuple[int, int, int, int]
+FileKey = tuple[int, int, int, int, int]
 _texts: dict[FileKey, str] = {}
 _TEXTS_KEPT_BYTES = MAX_READ_BYTES
 
@@ -140,10 +149,10 @@ def read_keyed(path: Path, what: str = "file") -> tuple[str, FileKey]:
     file); every message names the file and what to do.
     """
     with open_regular(confined(path), what) as (handle, info):
-        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        key = (_generation, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
         if info.st_size > MAX_TEXT_BYTES:
             raise ValueError(_too_large(what, info.st_size))
-        _charge(key[:2], info.st_size)
+        _charge(key[1:3], info.st_size)
         cached = _texts.pop(key, None)
         if cached is None:
             data = handle.read(MAX_TEXT_BYTES + 1)

@@ -44,29 +44,6 @@ MAX_DEPTH = 64
 MAX_ALIAS_NODES = 10_000
 MAX_ALIAS_CHARS = MAX_FILE_BYTES
 
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
-    """The safe loader, with numbers that keep their text (constructors of its own)."""
-
-
-def _yaml_int(loader: Any, node: yaml.ScalarNode) -> SourceInt:
-    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
-    try:
-        return _sized(value, node.value)
-    except _TooLarge:
-        raise DataError(_too_large(node.value), node.start_mark.line + 1) from None
-
-
-def _yaml_float(loader: Any, node: yaml.ScalarNode) -> SourceFloat:
-    value = yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
-    return SourceFloat(value, node.value)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
-_Loader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
-
 
 class DataError(Exception):
     """Text that is not acceptable data; ``line`` (1-based) where known."""
@@ -277,6 +254,30 @@ def _json_lines(text: str) -> dict[KeyPath, int]:
 
 
 # --- YAML ------------------------------------------------------------------------------
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, with numbers that keep their text (constructors of its own)."""
+
+
+def _yaml_int(loader: Any, node: yaml.ScalarNode) -> SourceInt:
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    try:
+        return _sized(value, node.value)
+    except _TooLarge:
+        raise DataError(_too_large(node.value), node.start_mark.line + 1) from None
+
+
+def _yaml_float(loader: Any, node: yaml.ScalarNode) -> SourceFloat:
+    value = yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
+    return SourceFloat(value, node.value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
 
 
 def load_yaml(text: str) -> tuple[Any, dict[KeyPath, int]]:
