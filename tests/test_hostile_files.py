@@ -378,7 +378,7 @@ def test_a_manifest_skill_linked_out_of_the_project_is_refused(
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
-            "*evals.json:*: scenario 's': skill skills/secret: "
+            "*evals.json:*: scenario 's': *skills/secret/SKILL.md: cannot read the skill: "
             f"{pytester.path}/skills/secret is a symlink to {outside}, outside the project*"
         ]
     )
@@ -412,3 +412,33 @@ def test_symlinks_inside_the_project_still_work(pytester: pytest.Pytester) -> No
     )
     result = collect(pytester, "--collect-only", "-q")
     result.stdout.fnmatch_lines([f"suite/demo.skill.yaml::a[[]{HAIKU}[]]"])
+
+
+def test_a_skill_linked_inside_the_project_is_one_skill(
+    tmp_path: Path, registry: CheckRegistry
+) -> None:
+    skill(tmp_path / "skills" / "real", name="real")
+    (tmp_path / "skills" / "alias").symlink_to(tmp_path / "skills" / "real")
+    write_json(tmp_path / "evals" / "t.json", [{"input": "hi", "expected": {"contains": "x"}}])
+    manifest = write_json(
+        tmp_path / ".upskill" / "evals.json",
+        {
+            "scenarios": [
+                {"id": "s", "skills": ["skills/real", "skills/alias"], "tests": "evals/t.json"}
+            ]
+        },
+    )
+    source = open_source(manifest)
+    assert source is not None
+    scenarios, _ = read_scenarios(source)
+    from pytest_skills.formats import files  # new in issue 19
+
+    previous = files.set_project_root(tmp_path)  # what the plugin does with the rootdir
+    try:
+        suite = load_scenario(source, scenarios[0], registry)
+    finally:
+        files.set_project_root(previous)
+    assert [s.name for s in suite.skills] == ["real"]
+    assert any(
+        "lists the skill skills/alias again; it is injected once" in w for w in suite.warnings
+    )

@@ -21,8 +21,9 @@ from pytest_skills.formats.loading import DataError, load_yaml
 NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
-#: Skills in use, by the path they were named by and the version of the file read.
-_skills: weakref.WeakValueDictionary[tuple[Path, FileKey], Skill] = weakref.WeakValueDictionary()
+#: Skills in use, by the version of the file read: a file named again, by any path or
+#: link, is the same Skill (with the path it was first named by).
+_skills: weakref.WeakValueDictionary[FileKey, Skill] = weakref.WeakValueDictionary()
 
 
 def load_skill(path: Path) -> Skill:
@@ -31,9 +32,9 @@ def load_skill(path: Path) -> Skill:
         text, key = read_keyed(path, "skill")
     except (OSError, UnicodeDecodeError, ValueError) as error:
         raise FormatError(path, f"cannot read the skill: {error}") from None
-    skill = _skills.get((path, key))
+    skill = _skills.get(key)
     if skill is None:
-        skill = _skills[(path, key)] = _parsed(path, text)
+        skill = _skills[key] = _parsed(path, text)
     return skill
 
 
