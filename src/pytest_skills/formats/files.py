@@ -61,6 +61,11 @@ def set_project_root(root: Path | None) -> Path | None:
     return previous
 
 
+def generation() -> int:
+    """Which session this is: a key part of anything kept from reading files."""
+    return _generation
+
+
 def project_root() -> Path:
     return Path(os.path.realpath(_project_root or Path.cwd()))
 

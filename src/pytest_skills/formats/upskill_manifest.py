@@ -12,15 +12,13 @@ A scenario whose skill directory or tests file is missing fails alone; a manifes
 whose structure is wrong fails as a whole.
 
 A skill listed twice in one scenario is injected once (with a warning); a skill or
-tests file named by many scenarios is read once: a tests file's cases are parsed once
-per version of the file, and every scenario naming it shares them. Pure code: no
-pytest import.
+tests file named by many scenarios is read and parsed once (per version of the
+file), however many scenarios name it. Pure code: no pytest import.
 """
 
 from __future__ import annotations
 
 import os
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +29,7 @@ from pytest_skills.checks.builtin import pattern_budget
 from pytest_skills.checks.verify import relative_path
 from pytest_skills.formats.case_list import DESCRIPTIVE_KEYS, locate_cases
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite
-from pytest_skills.formats.files import UnsafeFile, confined, read_budget
+from pytest_skills.formats.files import UnsafeFile, confined, generation, read_budget
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
@@ -148,21 +146,10 @@ def _judged(reader: FileReader, case: Case, criteria: tuple[str, ...]) -> Case:
     return replace(case, check=all_of(checks, ()))
 
 
-@dataclass(frozen=True)
-class _TestsFile:
-    """A tests file's cases as every scenario naming it shares them (before judging)."""
-
-    cases: tuple[Case, ...]
-    metadata: Mapping[str, Any]
-    warnings: tuple[str, ...]
-
-
-#: Parsed tests files, per registry (a plugin's check kinds change what parses), by the
-#: file and its version; a few at a time: scenarios name a handful of files.
-_tests_files: weakref.WeakKeyDictionary[
-    CheckRegistry, dict[tuple[Any, ...], _TestsFile | FormatError]
-] = weakref.WeakKeyDictionary()
-_TESTS_FILES_KEPT = 4
+#: Tests files' data, by the file and its version: scenarios name a handful of files,
+#: each many times, and a file is parsed once. A few at a time, for one session.
+_tests_data: dict[tuple[Any, ...], tuple[Any, dict[KeyPath, int]] | FormatError] = {}
+_TESTS_DATA_KEPT = 4
 
 
 def load_scenario(source: Source, scenario: Scenario, registry: CheckRegistry) -> Suite:
@@ -172,45 +159,63 @@ def load_scenario(source: Source, scenario: Scenario, registry: CheckRegistry) -
     with read_budget(), pattern_budget():
         skills = _skills(manifest, scenario, root)
         tests_path = root / scenario.tests
-        if not tests_path.is_file():
-            raise manifest.fail(
-                f"scenario {scenario.id!r}: no tests file {scenario.tests} under {root}",
-                (*scenario.at, "tests"),
+        data, lines = _tests_data_of(manifest, scenario, tests_path)
+        reader = FileReader(tests_path, lines, registry)
+        at = locate_cases(tests_path, data, lines, TESTS_LISTS, CASE_KEYS, bare_list=True)
+        if at is None:
+            raise reader.fail(
+                f"scenario {scenario.id!r}: no 'cases' (or 'tests') list, nor a list of test cases"
             )
-        try:
-            real = confined(tests_path)
-            info = os.stat(real)
-        except (UnsafeFile, OSError) as error:
-            raise manifest.fail(
-                f"scenario {scenario.id!r}: tests file {scenario.tests}: {error}",
-                (*scenario.at, "tests"),
-            ) from None
+        top = data if isinstance(data, Mapping) else {}
+        metadata = reader.metadata(top, {*TESTS_LISTS, *DESCRIPTIVE_KEYS}, (), "the top level")
         graded = bool(scenario.criteria)
-        key = (real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, graded)
-        kept = _tests_files.setdefault(registry, {})
-        parsed = kept.pop(key, None)
-        if parsed is None:
-            try:
-                parsed = _read_tests(tests_path, registry, graded_elsewhere=graded)
-            except FormatError as error:
-                parsed = error
-        kept[key] = parsed  # last: the most recently used is kept longest
-        while len(kept) > _TESTS_FILES_KEPT:
-            del kept[next(iter(kept))]
-    if isinstance(parsed, FormatError):  # a copy: each scenario reports its own
-        raise FormatError(parsed.path, parsed.message, parsed.line)
-    cases = parsed.cases
-    if scenario.criteria:
-        reader = FileReader(tests_path, {}, registry)
-        cases = tuple(_judged(reader, case, scenario.criteria) for case in cases)
+        cases = reader.cases(top[at[0]] if at else data, at, graded_elsewhere=graded)
+        if scenario.criteria:
+            cases = tuple(_judged(reader, case, scenario.criteria) for case in cases)
     return Suite(
         path=tests_path,
         format=FORMAT,
         skills=skills,
         cases=cases,
-        warnings=(*(f"in {source.path}, {note}" for note in manifest.warnings()), *parsed.warnings),
-        metadata={**parsed.metadata, "scenario": scenario.id, **scenario.metadata},
+        warnings=(
+            *(f"in {source.path}, {note}" for note in manifest.warnings()),
+            *reader.warnings(),
+        ),
+        metadata={**metadata, "scenario": scenario.id, **scenario.metadata},
     )
+
+
+def _tests_data_of(
+    manifest: FileReader, scenario: Scenario, tests_path: Path
+) -> tuple[Any, dict[KeyPath, int]]:
+    """The tests file's data and lines, parsed once per version of the file."""
+    if not tests_path.is_file():
+        raise manifest.fail(
+            f"scenario {scenario.id!r}: no tests file {scenario.tests} under "
+            f"{manifest.path.parent.parent}",
+            (*scenario.at, "tests"),
+        )
+    try:
+        real = confined(tests_path)
+        info = os.stat(real)
+    except (UnsafeFile, OSError) as error:
+        raise manifest.fail(
+            f"scenario {scenario.id!r}: tests file {scenario.tests}: {error}",
+            (*scenario.at, "tests"),
+        ) from None
+    key = (generation(), real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    parsed = _tests_data.pop(key, None)
+    if parsed is None:
+        try:
+            parsed = read_data(tests_path)
+        except FormatError as error:
+            parsed = error
+    _tests_data[key] = parsed  # last: the most recently used is kept longest
+    while len(_tests_data) > _TESTS_DATA_KEPT:
+        del _tests_data[next(iter(_tests_data))]
+    if isinstance(parsed, FormatError):  # a copy: each scenario reports its own
+        raise FormatError(parsed.path, parsed.message, parsed.line)
+    return parsed
 
 
 def _skills(manifest: FileReader, scenario: Scenario, root: Path) -> tuple[Skill, ...]:
@@ -237,15 +242,3 @@ def _skills(manifest: FileReader, scenario: Scenario, root: Path) -> tuple[Skill
         except FormatError as error:
             raise manifest.fail(f"scenario {scenario.id!r}: {error}", where) from None
     return tuple(skills.values())
-
-
-def _read_tests(tests_path: Path, registry: CheckRegistry, *, graded_elsewhere: bool) -> _TestsFile:
-    data, lines = read_data(tests_path)
-    reader = FileReader(tests_path, lines, registry)
-    at = locate_cases(tests_path, data, lines, TESTS_LISTS, CASE_KEYS, bare_list=True)
-    if at is None:
-        raise reader.fail("no 'cases' (or 'tests') list, nor a list of test cases")
-    top = data if isinstance(data, Mapping) else {}
-    metadata = reader.metadata(top, {*TESTS_LISTS, *DESCRIPTIVE_KEYS}, (), "the top level")
-    cases = reader.cases(top[at[0]] if at else data, at, graded_elsewhere=graded_elsewhere)
-    return _TestsFile(cases, metadata, reader.warnings())
