@@ -364,6 +364,24 @@ def test_a_native_skill_linked_out_of_the_project_is_refused(
     )
 
 
+def test_a_link_then_dot_dot_out_of_the_project_is_refused(
+    pytester: pytest.Pytester, outside: Path
+) -> None:
+    # 'hop/..' is the directory above the link's target, not 'demo': outside.
+    (outside / "sub").mkdir()
+    (pytester.path / "demo").mkdir()
+    link = pytester.path / "demo" / "hop"
+    link.symlink_to(outside / "sub", target_is_directory=True)
+    (pytester.path / "demo" / "demo.skill.yaml").write_text(
+        "skill: hop/../SKILL.md\ncases:\n  - {input: hi, expect: {contains: x}}\n"
+    )
+    result = collect(pytester, "--collect-only")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [f"*cannot read the skill: {link} is a symlink to {outside}/sub, outside the project*"]
+    )
+
+
 def test_a_manifest_skill_linked_out_of_the_project_is_refused(
     pytester: pytest.Pytester, outside: Path
 ) -> None:

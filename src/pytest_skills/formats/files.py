@@ -75,7 +75,7 @@ def _inside(path: Path, root: Path) -> bool:
 
 
 def _first_link(path: Path) -> Path | None:
-    """The first component of ``path`` that is a symlink (None when none is)."""
+    """The first component of ``path`` (as written: ``..`` kept) that is a symlink."""
     current = Path(path.anchor)
     for part in path.parts[1:]:
         current = current / part
@@ -90,22 +90,27 @@ def confined(path: Path) -> Path:
     Raises :class:`UnsafeFile` naming the link when ``path`` leads through a symlink
     out of the project, or anywhere into ``/proc``, ``/sys`` or ``/dev``.
     """
-    written = Path(os.path.abspath(path))
-    real = Path(os.path.realpath(written))
-    link = _first_link(written) if real != written else None
+    raw = path if path.is_absolute() else Path.cwd() / path
+    written = Path(os.path.normpath(raw))
+    real = Path(os.path.realpath(raw))  # what open() reaches: a link, then its '..'
+    link = _first_link(raw) if real != written else None
     if any(_inside(real, system) for system in SYSTEM_ROOTS):
         via = f"is a symlink to {real}" if link is not None else f"is in {real.parent}"
-        shown = link if link is not None else written
         raise UnsafeFile(
-            f"{shown} {via}, a view of this machine, not a project file; "
+            f"{link or written} {via}, a view of this machine, not a project file; "
             "name a file in the project instead"
         )
-    if link is not None:
+    if real != written:
         root = project_root()
         if not _inside(real, root):
+            leads = (
+                f"{link} is a symlink to {os.path.realpath(link)}"
+                if link is not None
+                else f"{written} leads to {real}"
+            )
             raise UnsafeFile(
-                f"{link} is a symlink to {os.path.realpath(link)}, outside the project "
-                f"{root}; copy the file into the project instead of linking to it"
+                f"{leads}, outside the project {root}; copy the file into the project "
+                "instead of linking to it"
             )
     return real
 
