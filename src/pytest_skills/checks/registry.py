@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 COMBINATORS = ("all", "any")
@@ -163,11 +164,11 @@ class CheckRegistry:
 # --- helpers the kinds share -------------------------------------------------------
 
 
-#: What a YAML author meant by a value that is no string (YAML 1.1 reads these words
-#: as booleans and ``2024-01-01`` as a date).
+#: What a YAML author meant by a value that is no string: YAML 1.1 reads these words as
+#: booleans, ``2024-01-01`` as a date and an empty value as null.
 _QUOTE_IT = (
-    "quote it to check for the text: YAML reads yes, no, on, off, true and false as "
-    "booleans, and dates as dates"
+    "quote it to check for the text (YAML reads yes, no, on, off, true and false as "
+    "booleans, and dates as dates)"
 )
 
 
@@ -180,7 +181,7 @@ def text_of(value: Any, wanted: str = "a string") -> str:
     it would pass (or fail) whatever the model said.
     """
     if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ValueError(f"expected {wanted}, not {_named(value)}; {_QUOTE_IT}")
+        raise ValueError(f"expected {wanted}, not {_named(value)}")
     text = str(value)
     if not text.strip():
         raise ValueError(
@@ -191,20 +192,22 @@ def text_of(value: Any, wanted: str = "a string") -> str:
 
 
 def _named(value: Any) -> str:
+    """What ``value`` is, and for a scalar YAML did not read as text, what to do."""
     if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
+        return f"the boolean {str(value).lower()}; {_QUOTE_IT}"
     if value is None:
         return "null (an empty value)"
+    if isinstance(value, (date, datetime)):
+        return f"a date; {_QUOTE_IT}"
+    if isinstance(value, Sequence) and not value:
+        return "an empty list"
     return f"a {type(value).__name__}"
 
 
 def string_list(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, (str, int, float)) else value
-    if not isinstance(items, Sequence) or isinstance(items, (str, bytes)) or not items:
-        raise ValueError(
-            f"expected a string or a non-empty list of strings, not {_named(value)}"
-            + (f"; {_QUOTE_IT}" if isinstance(value, bool) else "")
-        )
+    if not isinstance(items, Sequence) or isinstance(items, bytes) or not items:
+        raise ValueError(f"expected a string or a non-empty list of strings, not {_named(value)}")
     return tuple(text_of(item, "a string or a list of strings") for item in items)
 
 
