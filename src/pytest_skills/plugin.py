@@ -20,6 +20,7 @@ from pytest_skills.formats import (
     ForeignFile,
     FormatError,
     Source,
+    files,
     is_skill_test_file,
     open_source,
 )
@@ -41,6 +42,8 @@ from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
 
 SECTION = "skills"
+
+_PREVIOUS_ROOT_KEY = pytest.StashKey[Path | None]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -70,12 +73,19 @@ def pytest_configure(config: pytest.Config) -> None:
         "the test file), the skill that the skill_model fixture asks with",
     )
     settings = config.stash[SETTINGS_KEY] = resolve(config)
+    # Skills and context files reached through a symlink must stay in the project.
+    config.stash[_PREVIOUS_ROOT_KEY] = files.set_project_root(config.rootpath)
     run = config.stash[RUN_KEY] = SkillSession(config, settings)
     config.stash[fixture.CONTEXT_KEY] = run.context
     if not config.option.skill_models_list:
         run.check_providers()
     if not is_xdist_worker(config):
         config.pluginmanager.register(WorkerRecords(run), "pytest-skills-worker-records")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _PREVIOUS_ROOT_KEY in config.stash:  # an in-process run (pytester) restores its caller's
+        files.set_project_root(config.stash[_PREVIOUS_ROOT_KEY])
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:

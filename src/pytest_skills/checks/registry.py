@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 COMBINATORS = ("all", "any")
@@ -162,25 +163,55 @@ class CheckRegistry:
 # --- helpers the kinds share -------------------------------------------------------
 
 
+#: What a YAML author meant by a value that is no string: YAML 1.1 reads these words as
+#: booleans, ``2024-01-01`` as a date and an empty value as null.
+_QUOTE_IT = (
+    "quote it to check for the text (YAML reads yes, no, on, off, true and false as "
+    "booleans, and dates as dates)"
+)
+
+
+def text_of(value: Any, wanted: str = "a string") -> str:
+    """``value`` as the text a string check looks for: a string, or a number as written.
+
+    Numbers read from a file keep their text (``str()`` of the loader's numbers is what
+    was written: ``3.10``, ``010``); a number from Python code is its ``str()``.
+    Whitespace-only text is refused: ``' '`` is in nearly every answer, so a check of
+    it would pass (or fail) whatever the model said.
+    """
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected {wanted}, not {_named(value)}")
+    text = str(value)
+    if not text.strip():
+        raise ValueError(
+            f"{text!r} is empty or only whitespace, which matches (nearly) every answer; "
+            "give the text to look for"
+        )
+    return text
+
+
+def _named(value: Any) -> str:
+    """What ``value`` is, and for a scalar YAML did not read as text, what to do."""
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}; {_QUOTE_IT}"
+    if value is None:
+        return "null (an empty value)"
+    if isinstance(value, (date, datetime)):
+        return f"a date; {_QUOTE_IT}"
+    if isinstance(value, Sequence) and not value:
+        return "an empty list"
+    return f"a {type(value).__name__}"
+
+
 def string_list(value: Any) -> tuple[str, ...]:
     items = [value] if isinstance(value, (str, int, float)) else value
-    if not isinstance(items, Sequence) or not items:
-        raise ValueError("expected a string or a non-empty list of strings")
-    if not all(
-        isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in items
-    ):
-        raise ValueError("expected a string or a list of strings")
-    strings = tuple(str(item) for item in items)
-    if not all(strings):
-        # "" is in every answer: contains would always pass, not_contains always fail.
-        raise ValueError("an empty string matches every answer; remove it")
-    return strings
+    if not isinstance(items, Sequence) or isinstance(items, bytes) or not items:
+        raise ValueError(f"expected a string or a non-empty list of strings, not {_named(value)}")
+    return tuple(text_of(item, "a string or a list of strings") for item in items)
 
 
 def one_string(value: Any) -> str:
-    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-        raise ValueError("expected a string")
-    return str(value)
+    return text_of(value)
 
 
 def clip(text: str, limit: int = SHOWN_ANSWER_CHARS) -> str:

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import CheckRegistry
+from pytest_skills.checks.builtin import pattern_budget
 from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manifest
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
+from pytest_skills.formats.files import read_budget
 from pytest_skills.formats.foreign import ForeignFile, foreign
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import Source
@@ -99,4 +101,6 @@ def load_suite(source: Source | Path, registry: CheckRegistry) -> Suite:
         source = opened
     if source.format == SCENARIOS:
         raise FormatError(source.path, "a scenario manifest: load its scenarios one by one")
-    return _LOADERS[source.format](source, registry)
+    # One file's reads (skills, context files) and regexes share one budget each.
+    with read_budget(), pattern_budget():
+        return _LOADERS[source.format](source, registry)

@@ -153,6 +153,8 @@ def skill_md_for(reader: FileReader, name: str | None) -> Path:
     project = reader.path.parent.parent
     places = [project / "SKILL.md"]
     if name:
+        if Path(name).name != name or name in (".", ".."):
+            raise reader.fail(f"'skill_name' {name!r} must be a name, not a path", ("skill_name",))
         places += [project / "skills" / name / "SKILL.md", project / name / "SKILL.md"]
     found = next((place for place in places if place.is_file()), None)
     if found is not None:

@@ -16,6 +16,7 @@ from typing import Any
 
 from pytest_skills.checks.verify import relative_path
 from pytest_skills.formats.data import KeyPath
+from pytest_skills.formats.files import read_text
 from pytest_skills.formats.reader import FileReader
 
 #: A directory named in ``files`` gives at most this many files: more is not context
@@ -52,13 +53,13 @@ def _directory_files(directory: Path) -> list[tuple[str, Path]]:
 
 def _read(reader: FileReader, name: str, target: Path, where: KeyPath) -> str:
     try:
-        return target.read_text(encoding="utf-8-sig")
+        return read_text(target, "context file")
     except UnicodeDecodeError:
         raise reader.fail(
             f"{name} is not UTF-8 text; only text files can be given to a model as context",
             where,
         ) from None
-    except OSError as error:
+    except (OSError, ValueError) as error:  # ValueError: a symlink out, too large, a FIFO
         raise reader.fail(f"cannot read {name}: {error}", where) from None
 
 
@@ -77,6 +78,7 @@ def context_files(
     if raw.get("input_file") is not None:
         named.append((raw["input_file"], (*path, "input_file")))
     files: list[tuple[str, str]] = []
+    read: set[Path] = set()
     for name, where in named:
         try:
             relative_path(name)
@@ -92,6 +94,10 @@ def context_files(
         target, tail = found
         if tail is not None:
             reader.note(f"{label}: file {name!r} is not where it says; read {tail} instead", where)
+        if target.resolve() in read:  # named twice: in the prompt once
+            reader.note(f"{label}: file {name!r} is listed again; it is given once", where)
+            continue
+        read.add(target.resolve())
         if not target.is_dir():
             files.append((name, _read(reader, name, target, where)))
             continue

@@ -11,7 +11,12 @@ must end quickly with data or one clear error, whatever it holds:
   that contains it is refused;
 * duplicate keys in a mapping are errors (the second would silently win);
 * only plain YAML types are built (``SafeConstructor``), never objects;
-* JSON's non-standard ``NaN`` and ``Infinity`` are refused.
+* JSON's non-standard ``NaN`` and ``Infinity`` are refused, and so is an integer too
+  large to be a float (over 308 digits), with its line;
+* numbers keep the text they were written as (:class:`SourceInt`,
+  :class:`SourceFloat`): a check that reads one as text reads ``3.10``, ``010`` and
+  ``1:30``, not ``3.1``, ``8`` and ``90``;
+* only regular files are read (a FIFO is refused, not waited on).
 
 YAML is composed by libyaml (aliases stay shared nodes there) and walked once,
 iteratively, to check the limits and note the lines before any data is built. JSON
@@ -32,13 +37,12 @@ import yaml
 
 import pytest_skills.gcpause as gcpause
 from pytest_skills.formats.data import FormatError, KeyPath
+from pytest_skills.formats.files import open_regular
 
 MAX_FILE_BYTES = 10 * 2**20
 MAX_DEPTH = 64
 MAX_ALIAS_NODES = 10_000
 MAX_ALIAS_CHARS = MAX_FILE_BYTES
-
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class DataError(Exception):
@@ -53,22 +57,89 @@ class DataError(Exception):
 def read_data(path: Path) -> tuple[Any, dict[KeyPath, int]]:
     """The file's data and the line of every key path; FormatError says what is wrong."""
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise FormatError(
-                path,
-                f"the file is {size / 2**20:.1f} MB; skill test files are limited to "
-                f"{MAX_FILE_BYTES // 2**20} MB (put large inputs in context files)",
-            )
-        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
+        with open_regular(path, "skill test file") as (handle, info):
+            if info.st_size > MAX_FILE_BYTES:
+                raise FormatError(path, _too_big(info.st_size))
+            data = handle.read(MAX_FILE_BYTES + 1)
+        if len(data) > MAX_FILE_BYTES:  # it grew since it was measured
+            raise FormatError(path, _too_big(len(data)))
+        text = data.decode("utf-8-sig")  # editors on Windows add a BOM
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        # ValueError: a NUL in the path; OSError: missing, unreadable, a directory.
+        # ValueError: a NUL in the path, a FIFO; OSError: missing, unreadable, a directory.
         raise FormatError(path, f"cannot read the file: {error}") from None
     try:
         with gcpause.paused():
             return load_json(text) if path.suffix == ".json" else load_yaml(text)
     except DataError as error:
         raise FormatError(path, error.message, error.line) from None
+
+
+def _too_big(size: int) -> str:
+    return (
+        f"the file is {size / 2**20:.1f} MB; skill test files are limited to "
+        f"{MAX_FILE_BYTES // 2**20} MB (put large inputs in context files)"
+    )
+
+
+# --- numbers that remember how they were written -----------------------------------------
+
+
+class SourceInt(int):
+    """An integer as written in the file: ``str()`` is its text (``010``, ``1:30``,
+    ``1_000``), everything else is the number. String checks read text, so a number
+    written in one means what it says."""
+
+    source: str
+
+    def __new__(cls, value: int, source: str) -> SourceInt:
+        made = super().__new__(cls, value)
+        made.source = source
+        return made
+
+    def __str__(self) -> str:
+        return self.source
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SourceInt, (int(self), self.source))
+
+
+class SourceFloat(float):
+    """A float as written in the file: ``str()`` is its text (``3.10``), everything
+    else is the number."""
+
+    source: str
+
+    def __new__(cls, value: float, source: str) -> SourceFloat:
+        made = super().__new__(cls, value)
+        made.source = source
+        return made
+
+    def __str__(self) -> str:
+        return self.source
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (SourceFloat, (float(self), self.source))
+
+
+class _TooLarge(Exception):
+    def __init__(self, source: str):
+        super().__init__(source)
+        self.source = source
+
+
+def _sized(value: int, source: str) -> SourceInt:
+    """``value``, unless it is too large for any use: a float cannot hold it, so every
+    comparison with a limit or conversion to seconds would fail."""
+    try:
+        float(value)
+    except OverflowError:
+        raise _TooLarge(source) from None
+    return SourceInt(value, source)
+
+
+def _too_large(source: str) -> str:
+    digits = sum(char.isdigit() for char in source)
+    return f"a number of {digits:,} digits is larger than any value a skill test file can use"
 
 
 # --- JSON ------------------------------------------------------------------------------
@@ -81,12 +152,27 @@ def _no_constant(name: str) -> Any:
 def load_json(text: str) -> tuple[Any, dict[KeyPath, int]]:
     lines = _json_lines(text)  # first: it bounds the depth before json.loads recurses
     try:
-        data = json.loads(text, parse_constant=_no_constant)
+        data = json.loads(
+            text,
+            parse_constant=_no_constant,
+            parse_int=lambda source: _sized(int(source), source),
+            parse_float=lambda source: SourceFloat(float(source), source),
+        )
+    except _TooLarge as error:
+        raise DataError(_too_large(error.source), _json_number_line(text, error.source)) from None
     except json.JSONDecodeError as error:
         raise DataError(f"invalid JSON: {error.msg} (column {error.colno})", error.lineno) from None
     except (ValueError, RecursionError) as error:  # e.g. an integer of 5,000 digits
         raise DataError(f"invalid JSON: {error}") from None
     return data, lines
+
+
+def _json_number_line(text: str, number: str) -> int | None:
+    """The line of the first ``number`` outside a string."""
+    for match in re.finditer(r'"(?:[^"\\]|\\.)*"|-?[0-9]+', text):
+        if match.group().lstrip("-") == number.lstrip("-"):
+            return text.count("\n", 0, match.start()) + 1
+    return None
 
 
 #: Strings and the structural characters; everything else (numbers, literals,
@@ -168,6 +254,30 @@ def _json_lines(text: str) -> dict[KeyPath, int]:
 
 
 # --- YAML ------------------------------------------------------------------------------
+
+
+_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_SafeLoader):  # type: ignore[misc,valid-type]
+    """The safe loader, with numbers that keep their text (constructors of its own)."""
+
+
+def _yaml_int(loader: Any, node: yaml.ScalarNode) -> SourceInt:
+    value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
+    try:
+        return _sized(value, node.value)
+    except _TooLarge:
+        raise DataError(_too_large(node.value), node.start_mark.line + 1) from None
+
+
+def _yaml_float(loader: Any, node: yaml.ScalarNode) -> SourceFloat:
+    value = yaml.constructor.SafeConstructor.construct_yaml_float(loader, node)
+    return SourceFloat(value, node.value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _yaml_float)
 
 
 def load_yaml(text: str) -> tuple[Any, dict[KeyPath, int]]:

@@ -135,6 +135,8 @@ class FileReader:
                 raise self.fail(
                     f"{key} must be a number (max_tokens a positive integer)", (*path, key)
                 )
+            if key == "seed" and value is not None and abs(value) >= 2**63:
+                raise self.fail("seed must fit in 64 bits (below 2**63)", (*path, key))
             if value is not None and not math.isfinite(value):
                 raise self.fail(f"{key} must be a finite number, not {value!r}", (*path, key))
             if key == "max_tokens" and value > MAX_TOKENS_LIMIT:

@@ -1,29 +1,41 @@
 """``SKILL.md``: front matter checked against the Agent Skills rules, and the body.
 
 Front matter problems are warnings, never errors: a skill that reads oddly can still
-be tested.
+be tested. A skill is read through ``files.py`` (confined to the project, bounded, a
+regular file) and made once per version of the file, however many test files,
+scenarios or cases name it: they share one :class:`Skill`.
 """
 
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pytest_skills.formats.data import FormatError, Skill
+from pytest_skills.formats.files import FileKey, read_keyed
 from pytest_skills.formats.loading import DataError, load_yaml
 
 NAME_RULE = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 
 
+#: Skills in use, by the version of the file read: a file named again, by any path or
+#: link, is the same Skill (with the path it was first named by).
+_skills: weakref.WeakValueDictionary[FileKey, Skill] = weakref.WeakValueDictionary()
+
+
 def load_skill(path: Path) -> Skill:
     """Read a SKILL.md; front matter problems become warnings, never errors."""
     try:
-        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
-    except (OSError, UnicodeDecodeError) as error:
+        text, key = read_keyed(path, "skill")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
         raise FormatError(path, f"cannot read the skill: {error}") from None
-    return parse_skill(text, path)
+    skill = _skills.get(key)
+    if skill is None:
+        skill = _skills[key] = parse_skill(text, path)
+    return skill
 
 
 def parse_skill(text: str, path: Path) -> Skill:

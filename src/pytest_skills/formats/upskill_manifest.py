@@ -9,20 +9,27 @@ scenario is a suite: its tests file's cases (upskill's bare list, ``{"cases": [.
 or ``{"tests": [...]}``) against every skill it lists, injected in order. The judge
 criteria become one ``judge`` check on every case, ANDed with the case's own checks.
 A scenario whose skill directory or tests file is missing fails alone; a manifest
-whose structure is wrong fails as a whole. Pure code: no pytest import.
+whose structure is wrong fails as a whole.
+
+A skill listed twice in one scenario is injected once (with a warning); a skill or
+tests file named by many scenarios is read and parsed once (per version of the
+file), however many scenarios name it. Pure code: no pytest import.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import CheckRegistry
+from pytest_skills.checks.builtin import pattern_budget
 from pytest_skills.checks.verify import relative_path
 from pytest_skills.formats.case_list import DESCRIPTIVE_KEYS, locate_cases
-from pytest_skills.formats.data import Case, KeyPath, Suite
+from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite
+from pytest_skills.formats.files import UnsafeFile, confined, generation, read_budget
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
@@ -139,43 +146,99 @@ def _judged(reader: FileReader, case: Case, criteria: tuple[str, ...]) -> Case:
     return replace(case, check=all_of(checks, ()))
 
 
+#: Tests files' data, by the file and its version: scenarios name a handful of files,
+#: each many times, and a file is parsed once. A few at a time, for one session.
+_tests_data: dict[tuple[Any, ...], tuple[Any, dict[KeyPath, int]] | FormatError] = {}
+_TESTS_DATA_KEPT = 4
+
+
 def load_scenario(source: Source, scenario: Scenario, registry: CheckRegistry) -> Suite:
     """One scenario's cases against its skills; a missing skill or file is an error."""
     manifest = FileReader(source.path, source.lines, registry)
     root = source.path.parent.parent
-    skills = []
+    with read_budget(), pattern_budget():
+        skills = _skills(manifest, scenario, root)
+        tests_path = root / scenario.tests
+        data, lines = _tests_data_of(manifest, scenario, tests_path)
+        reader = FileReader(tests_path, lines, registry)
+        at = locate_cases(tests_path, data, lines, TESTS_LISTS, CASE_KEYS, bare_list=True)
+        if at is None:
+            raise reader.fail(
+                f"scenario {scenario.id!r}: no 'cases' (or 'tests') list, nor a list of test cases"
+            )
+        top = data if isinstance(data, Mapping) else {}
+        metadata = reader.metadata(top, {*TESTS_LISTS, *DESCRIPTIVE_KEYS}, (), "the top level")
+        graded = bool(scenario.criteria)
+        cases = reader.cases(top[at[0]] if at else data, at, graded_elsewhere=graded)
+        if scenario.criteria:
+            cases = tuple(_judged(reader, case, scenario.criteria) for case in cases)
+    return Suite(
+        path=tests_path,
+        format=FORMAT,
+        skills=skills,
+        cases=cases,
+        warnings=(
+            *(f"in {source.path}, {note}" for note in manifest.warnings()),
+            *reader.warnings(),
+        ),
+        metadata={**metadata, "scenario": scenario.id, **scenario.metadata},
+    )
+
+
+def _tests_data_of(
+    manifest: FileReader, scenario: Scenario, tests_path: Path
+) -> tuple[Any, dict[KeyPath, int]]:
+    """The tests file's data and lines, parsed once per version of the file."""
+    if not tests_path.is_file():
+        raise manifest.fail(
+            f"scenario {scenario.id!r}: no tests file {scenario.tests} under "
+            f"{manifest.path.parent.parent}",
+            (*scenario.at, "tests"),
+        )
+    try:
+        real = confined(tests_path)
+        info = os.stat(real)
+    except (UnsafeFile, OSError) as error:
+        raise manifest.fail(
+            f"scenario {scenario.id!r}: tests file {scenario.tests}: {error}",
+            (*scenario.at, "tests"),
+        ) from None
+    key = (generation(), real, info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    parsed = _tests_data.pop(key, None)
+    if parsed is None:
+        try:
+            parsed = read_data(tests_path)
+        except FormatError as error:
+            parsed = error
+    _tests_data[key] = parsed  # last: the most recently used is kept longest
+    while len(_tests_data) > _TESTS_DATA_KEPT:
+        del _tests_data[next(iter(_tests_data))]
+    if isinstance(parsed, FormatError):  # a copy: each scenario reports its own
+        raise FormatError(parsed.path, parsed.message, parsed.line)
+    return parsed
+
+
+def _skills(manifest: FileReader, scenario: Scenario, root: Path) -> tuple[Skill, ...]:
+    """The scenario's skills in order, each once."""
+    skills: dict[int, Skill] = {}  # by identity: a file named by two paths is one Skill
     for index, directory in enumerate(scenario.skills):
+        where = (*scenario.at, "skills", index)
         skill_md = root / directory / "SKILL.md"
         if not skill_md.is_file():
             missing = "skill directory" if not skill_md.parent.is_dir() else "SKILL.md in"
             raise manifest.fail(
-                f"scenario {scenario.id!r}: no {missing} {directory} under {root}",
-                (*scenario.at, "skills", index),
+                f"scenario {scenario.id!r}: no {missing} {directory} under {root}", where
             )
-        skills.append(load_skill(skill_md))
-    tests_path = root / scenario.tests
-    if not tests_path.is_file():
-        raise manifest.fail(
-            f"scenario {scenario.id!r}: no tests file {scenario.tests} under {root}",
-            (*scenario.at, "tests"),
-        )
-    data, lines = read_data(tests_path)
-    reader = FileReader(tests_path, lines, registry)
-    at = locate_cases(tests_path, data, lines, TESTS_LISTS, CASE_KEYS, bare_list=True)
-    if at is None:
-        raise reader.fail(
-            f"scenario {scenario.id!r}: no 'cases' (or 'tests') list, nor a list of test cases"
-        )
-    top = data if isinstance(data, Mapping) else {}
-    metadata = reader.metadata(top, {*TESTS_LISTS, *DESCRIPTIVE_KEYS}, (), "the top level")
-    cases = reader.cases(top[at[0]] if at else data, at, graded_elsewhere=bool(scenario.criteria))
-    if scenario.criteria:
-        cases = tuple(_judged(reader, case, scenario.criteria) for case in cases)
-    return Suite(
-        path=tests_path,
-        format=FORMAT,
-        skills=tuple(skills),
-        cases=cases,
-        warnings=reader.warnings(),
-        metadata={**metadata, "scenario": scenario.id, **scenario.metadata},
-    )
+        try:
+            loaded = load_skill(skill_md)
+            if id(loaded) not in skills:
+                skills[id(loaded)] = loaded
+            else:
+                manifest.note(
+                    f"scenario {scenario.id!r} lists the skill {directory} again; "
+                    "it is injected once",
+                    where,
+                )
+        except FormatError as error:
+            raise manifest.fail(f"scenario {scenario.id!r}: {error}", where) from None
+    return tuple(skills.values())
