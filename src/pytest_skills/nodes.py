@@ -346,8 +346,8 @@ class SkillItem(pytest.Item):
         assert isinstance(parent, _CaseCollector) and parent.nodeid
         self.context: RunContext = parent.context
         #: Names the case in cache entries (``path::case-id``): replay misses look for it.
-        self.label = f"{parent.nodeid}::{case.id}"
-        self.systems = systems
+        self.label: str = f"{parent.nodeid}::{case.id}"
+        self.systems: Mapping[Arm, str | None] = systems
         # A skipped item asks nothing: its calls would be paid for and never graded.
         self.calls: tuple[tuple[str, Call], ...] = (
             planned_calls(self.context.settings, systems, suite, case, spec, self.label)

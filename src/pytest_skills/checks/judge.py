@@ -225,7 +225,8 @@ def without_judges(check: Check) -> tuple[Check | None, tuple[Rubric, ...]]:
         return None, tuple(rubrics(check))
     if check.kind != "all":
         return check, ()
-    kept, dropped = [], []
+    kept: list[Check] = []
+    dropped: list[Rubric] = []
     for child in check.value:
         rest, ungraded = without_judges(child)
         dropped.extend(ungraded)

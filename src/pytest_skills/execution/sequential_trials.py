@@ -12,7 +12,7 @@ the trials taken, and the report says where each comparison stopped. No pytest i
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -58,7 +58,7 @@ class Stopped:
 
 
 def take_trials(
-    items_by_model: dict[str, Sequence[TrialItem]],
+    items_by_model: Mapping[str, Sequence[TrialItem]],
     most: int,
     submit: Callable[[Sequence[Call]], None],
 ) -> list[Stopped]:
