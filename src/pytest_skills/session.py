@@ -23,6 +23,8 @@ from pytest_skills.backends import Backend, BackendError, BackendOptions
 from pytest_skills.backends.builtin import PROVIDERS, describe_parameters
 from pytest_skills.checks import Check, CheckRegistry
 from pytest_skills.checks.judge import JudgeCheck, register_judge_check
+from pytest_skills.checks.sandbox import describe as describe_sandbox
+from pytest_skills.checks.verify import use_sandbox_policy
 from pytest_skills.context import RunContext
 from pytest_skills.execution.cache import CacheError, ResponseCache
 from pytest_skills.execution.fingerprints import GGUFFingerprints
@@ -78,6 +80,7 @@ class SkillRun:
     def __post_init__(self) -> None:
         self.judge = JudgeCheck(self.settings.judge_model, self.ask)
         register_judge_check(self.registry, self.judge)
+        use_sandbox_policy(self.registry, self.settings.sandbox_policy)
         self.context = RunContext(
             settings=self.settings,
             ask=self.ask,
@@ -91,6 +94,7 @@ class SkillRun:
         registry = CheckRegistry()
         ihook.pytest_skills_register_checks(registry=registry)
         register_judge_check(registry, self.judge)
+        use_sandbox_policy(registry, self.settings.sandbox_policy)
         return registry
 
     @property
@@ -222,6 +226,7 @@ class SkillRun:
             f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
             f"concurrency {s.concurrency}, trials {s.trials}"
             + ("" if s.baseline else ", no baseline"),
+            f"skills: {describe_sandbox(s.sandbox_policy)}",
         ]
         # A base URL may carry a token in its query string.
         return [self.redact(line) for line in lines]

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from pytest_skills.backends import BackendOptions
+from pytest_skills.checks.sandbox import SANDBOX_MODES, SandboxPolicy
 from pytest_skills.models import (
     ALIASES_CHECKED,
     DEFAULT_ALIASES,
@@ -63,6 +64,14 @@ class Settings:
     #: The run's reasoning setting; a file's ``defaults`` and a case's ``reasoning`` win.
     reasoning: Reasoning | None = None
     hf_download: bool = False
+    #: ``--skill-verifier-sandbox``: auto (bubblewrap when it runs here), bwrap, none.
+    verifier_sandbox: str = "auto"
+    #: ``--skill-verifier-env``: variables passed to verifier commands, by name.
+    verifier_env: tuple[str, ...] = ()
+
+    @property
+    def sandbox_policy(self) -> SandboxPolicy:
+        return SandboxPolicy(self.verifier_sandbox, self.verifier_env)
 
     @property
     def required_passes(self) -> int:
@@ -212,6 +221,7 @@ def add_options(parser: pytest.Parser) -> None:
         help="download hf: models missing from the Hugging Face cache (HF_HUB_CACHE, "
         "else HF_HOME/hub; HF_HUB_OFFLINE forbids it). ini: skill_hf_download",
     )
+    _add_verifier_options(group, parser)
     parser.addini("skill_models", "models to run skill cases on", type="linelist", default=[])
     parser.addini(
         "skill_model_aliases",
@@ -239,6 +249,55 @@ def add_options(parser: pytest.Parser) -> None:
         type="paths",
         default=[],
     )
+
+
+def _add_verifier_options(group: pytest.OptionGroup, parser: pytest.Parser) -> None:
+    group.addoption(
+        "--skill-verifier-sandbox",
+        choices=SANDBOX_MODES,
+        default=None,
+        help="where upskill's command verifiers run: auto (default: bubblewrap, with no "
+        "network and only the workspace writable, when 'bwrap' works here, else without a "
+        "sandbox), bwrap (demand it), none. Either way commands get no secrets, limits, "
+        "and nothing they start outlives them. ini: skill_verifier_sandbox",
+    )
+    group.addoption(
+        "--skill-verifier-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass the environment variable NAME to verifier commands (they get only PATH, "
+        "the locale and HOME otherwise); repeatable. ini: skill_verifier_env",
+    )
+    parser.addini("skill_verifier_sandbox", "where command verifiers run", default="")
+    parser.addini(
+        "skill_verifier_env",
+        "environment variables passed to verifier commands",
+        type="linelist",
+        default=[],
+    )
+
+
+def _verifier_sandbox(config: pytest.Config) -> str:
+    cli = config.getoption("skill_verifier_sandbox")
+    if cli:
+        return str(cli)
+    ini = str(config.getini("skill_verifier_sandbox")).strip()
+    if ini and ini not in SANDBOX_MODES:
+        raise pytest.UsageError(
+            f"ini skill_verifier_sandbox = {ini!r}: choose one of {', '.join(SANDBOX_MODES)}"
+        )
+    return ini or DEFAULTS.verifier_sandbox
+
+
+def _verifier_env(config: pytest.Config) -> tuple[str, ...]:
+    names = [*config.getoption("skill_verifier_env"), *config.getini("skill_verifier_env")]
+    for name in names:
+        if not name or "=" in name or "\x00" in name:
+            raise pytest.UsageError(
+                f"--skill-verifier-env {name!r}: expected the name of an environment variable"
+            )
+    return tuple(dict.fromkeys(names))
 
 
 def _truthy(value: str | None) -> bool:
@@ -379,6 +438,8 @@ def resolve(config: pytest.Config) -> Settings:
         hf_download=bool(
             config.getoption("skill_hf_download") or config.getini("skill_hf_download")
         ),
+        verifier_sandbox=_verifier_sandbox(config),
+        verifier_env=_verifier_env(config),
     )
 
 
