@@ -160,6 +160,9 @@ def _transport_class(hx: ModuleType) -> type:
     class Refused(hx.RequestError, ResponseRefused):  # type: ignore[name-defined,misc]
         """A RequestError, so that every SDK version hands it on as a connection error."""
 
+        def __init__(self, message: str, *, request: Any) -> None:
+            hx.RequestError.__init__(self, message, request=request)
+
     class BoundedStream(hx.SyncByteStream):  # type: ignore[name-defined,misc]
         def __init__(
             self, inner: Any, decoder: _Decoder, deadline: _Deadline, max_bytes: int, request: Any
@@ -218,7 +221,9 @@ def _transport_class(hx: ModuleType) -> type:
         def _for(self, url: Any) -> Any:
             host = url.host or ""
             proxy = None
-            if not urllib.request.proxy_bypass_environment(host, self._proxies):
+            # Not in typeshed, but public since Python 3.0 (the function urllib uses itself).
+            bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]
+            if not bypass(host, self._proxies):
                 proxy = self._proxies.get(url.scheme)
             with self._lock:
                 if proxy not in self._inner:
