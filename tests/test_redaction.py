@@ -180,7 +180,8 @@ def test_values_of_password_auth_and_cookie_variables_are_redacted(
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("GIT_AUTHOR_NAME", "Jane Developer")  # AUTHOR is not AUTH
     provider_env.responder = lambda call: "leaked: " + " ".join(values.values()) + " Jane Developer"
-    write_skill(pytester.path, cases_yaml="cases:\n  - {id: a, input: a, expect: {equals: nothing}}\n")
+    cases = "cases:\n  - {id: a, input: a, expect: {equals: nothing}}\n"
+    write_skill(pytester.path, cases_yaml=cases)
     terminal, junit, report = outputs(
         pytester, tmp_path, "--skill-model", HAIKU, "--skill-cache=off", "--no-skill-baseline"
     )
