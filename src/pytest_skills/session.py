@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,7 @@ from pytest_skills.report.problems import find_problems
 from pytest_skills.report.records import ItemRecord, from_properties
 from pytest_skills.report.run_info import run_info
 from pytest_skills.report.summary import ModelSummary, gate_failures, summarise
+from pytest_skills.report.text import printable
 from pytest_skills.settings import Settings
 
 RUN_KEY = pytest.StashKey["SkillRun"]()
@@ -127,12 +128,13 @@ class SkillRun:
         Every text the plugin builds is redacted already; this catches what a test
         prints itself, e.g. ``assert answer.text == ...`` on an answer holding a key.
         """
-        if not self._secrets or report.longrepr is None:
+        if report.longrepr is None:
             return
         text = str(report.longrepr)
-        redacted = self.redact(text)
-        if redacted != text:
-            report.longrepr = redacted
+        # Answers and ids are untrusted: no escape sequence reaches the terminal.
+        cleaned = printable(self.redact(text))
+        if cleaned != text:
+            report.longrepr = cleaned
 
     @property
     def cache(self) -> ResponseCache:
@@ -308,21 +310,42 @@ class SkillRun:
             return
         reporter.write_sep("=", SECTION, bold=True)
         for line in lines:
-            reporter.write_line(self.redact(line), red=line.startswith("skills: GATE"))
+            shown = printable(self.redact(line))
+            reporter.write_line(shown, red=line.startswith("skills: GATE"))
 
     def finish(self, session: pytest.Session) -> None:
         s = self.settings
         models = self.summaries = summarise(self.records, s)
+        # Each writer on its own: one that fails says so in one line, the others write.
         if s.report_path is not None:
-            s.report_path.parent.mkdir(parents=True, exist_ok=True)
-            report = redact_data(export.to_json(models, self.records, s), self._secrets)
-            s.report_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        self._write_views(session, models)
+            self._write(session, "--skill-report", self._write_json, models)
+        if s.html_path is not None or s.workspace_dir is not None:
+            info = run_info(s)
+            if s.html_path is not None:
+                html_path = s.html_path
+
+                def write_html(models: list[ModelSummary]) -> None:
+                    html_path.parent.mkdir(parents=True, exist_ok=True)
+                    html_path.write_text(html.render(models, self.records, info), "utf-8")
+
+                self._write(session, "--skill-html", write_html, models)
+            if s.workspace_dir is not None:
+                directory = s.workspace_dir
+                self._write(
+                    session,
+                    "--skill-workspace",
+                    lambda models: workspace.write(directory, models, self.records, info),
+                    models,
+                )
         summary_file = os.environ.get("GITHUB_STEP_SUMMARY")
         if summary_file and self.records:
-            with open(summary_file, "a", encoding="utf-8") as handle:
-                markdown = export.markdown(models, self.records, find_problems(self.records))
-                handle.write(self.redact(markdown) + "\n")
+
+            def write_summary(models: list[ModelSummary]) -> None:
+                with open(summary_file, "a", encoding="utf-8", errors="replace") as handle:
+                    markdown = export.markdown(models, self.records, find_problems(self.records))
+                    handle.write(self.redact(markdown) + "\n")
+
+            self._write(session, "the step summary (GITHUB_STEP_SUMMARY)", write_summary, models)
         self.gate_messages = gate_failures(models, s)
         if self.gate_messages and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -330,21 +353,34 @@ class SkillRun:
         if self.whole_suite:
             self._find_unused()
 
-    def _write_views(self, session: pytest.Session, models: list[ModelSummary]) -> None:
-        """The HTML page and the skill-creator workspace, from the records as they are."""
-        s = self.settings
-        if s.html_path is None and s.workspace_dir is None:
-            return
-        info = run_info(s)
+    def _write_json(self, models: list[ModelSummary]) -> None:
+        path = self.settings.report_path
+        assert path is not None
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = redact_data(export.to_json(models, self.records, self.settings), self._secrets)
+        text = json.dumps(report, indent=2) + "\n"  # ASCII: surrogates are escaped
+        path.write_text(text, encoding="utf-8")
+
+    def _write(
+        self,
+        session: pytest.Session,
+        what: str,
+        writer: Callable[[list[ModelSummary]], object],
+        models: list[ModelSummary],
+    ) -> None:
+        """Run one report writer; whatever it raises is one red line, and a failed run."""
         try:
-            if s.html_path is not None:
-                s.html_path.parent.mkdir(parents=True, exist_ok=True)
-                s.html_path.write_text(html.render(models, self.records, info), encoding="utf-8")
-            if s.workspace_dir is not None:
-                workspace.write(s.workspace_dir, models, self.records, info)
-        except OSError as error:
+            writer(models)
+        except Exception as error:
+            said = str(error).strip().splitlines()
+            detail = said[0] if said else type(error).__name__
+            if not isinstance(error, OSError):
+                detail = f"{type(error).__name__}: {detail}"
+            hint = "; choose a writable path" if isinstance(error, OSError) else ""
+            message = printable(
+                self.redact(f"skills: cannot write the report: {what}: {detail}{hint}")
+            )
             reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-            message = f"skills: cannot write the report: {error}; choose a writable path"
             if reporter is not None:
                 reporter.write_line(message, red=True)
             if session.exitstatus == pytest.ExitCode.OK:

@@ -38,6 +38,7 @@ from pytest_skills.backends.base import (
     optional_text,
     recorded_now,
     sdk_error,
+    sendable,
     shape,
     token_count,
 )
@@ -91,13 +92,17 @@ class AnthropicBackend:
         anthropic = self._sdk
         base: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": [{"role": "user", "content": sendable(request.prompt)}],
         }
         if request.system is not None:
             # One cacheable block: the skill comes first and is identical across cases,
             # so every call after the first reads it from the prompt cache.
             base["system"] = [
-                {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
+                {
+                    "type": "text",
+                    "text": sendable(request.system),
+                    "cache_control": {"type": "ephemeral"},
+                }
             ]
         reasoning = request.sampling.reasoning
         started = time.perf_counter()

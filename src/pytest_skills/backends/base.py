@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -279,3 +280,12 @@ def token_count(obj: object, name: str, where: str, default: int = _NO_DEFAULT) 
         shown = f"the number {value}" if isinstance(value, int) and value < 10**20 else shape(value)
         raise MalformedBody(f"'{where}.{name}' is {shown}, not a token count")
     return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sendable(text: str) -> str:
+    """``text`` as it can be sent: a lone UTF-16 surrogate (half an emoji, from a JSON
+    ``\\u`` escape in a test file) has no UTF-8 form and is replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)

@@ -27,6 +27,7 @@ from pytest_skills.backends.base import (
     optional_text,
     recorded_now,
     sdk_error,
+    sendable,
     shape,
     split_reasoning,
     token_count,
@@ -111,8 +112,8 @@ class OpenAIBackend:
         if request.system is not None:
             # The skill goes first so the provider's automatic prefix cache (and a
             # local server's KV-cache reuse) covers it on every case after the first.
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+            messages.append({"role": "system", "content": sendable(request.system)})
+        messages.append({"role": "user", "content": sendable(request.prompt)})
         rules = self.rules(request)
         started = time.perf_counter()
         while True:
