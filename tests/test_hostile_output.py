@@ -56,7 +56,8 @@ def test_lone_surrogates_in_input_and_answer_do_not_break_the_reports(
     assert result.ret == pytest.ExitCode.OK
     shown = everything(result)
     assert "Traceback" not in shown and "cannot write" not in shown
-    assert "half an <mark class=\"mark-pass\">emoji</mark>: \ufffd" in html.read_text(encoding="utf-8")
+    page = html.read_text(encoding="utf-8")
+    assert 'half an <mark class="mark-pass">emoji</mark>: \ufffd' in page
     answers = [p.read_text(encoding="utf-8") for p in ws.rglob("answer.md")]
     assert "half an emoji: \ufffd" in answers
     assert json.loads(report.read_text())["results"]
