@@ -29,7 +29,7 @@ from pytest_skills.context import RunContext
 from pytest_skills.execution.cache import CacheError, ResponseCache
 from pytest_skills.execution.fingerprints import GGUFFingerprints
 from pytest_skills.execution.runner import Call, Outcome, Progress, Runner
-from pytest_skills.execution.secrets import redact, redact_data, secret_values, url_secrets_of
+from pytest_skills.execution.secrets import redact, redact_data, secret_values
 from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES, ModelSpec, cache_model
 from pytest_skills.models.specs import did_you_mean
 from pytest_skills.report import export, html, terminal, workspace
@@ -79,10 +79,6 @@ class SkillRun:
     _collected: set[Path] = field(default_factory=set)
 
     def __post_init__(self) -> None:
-        # Credentials in a model spec's base URL are secrets too (the environment's
-        # URLs are read by secret_values).
-        specs = [*self.settings.models, self.settings.judge_model]
-        self._secrets.update(url_secrets_of((s.base_url for s in specs if s), "--skill-model"))
         self.judge = JudgeCheck(self.settings.judge_model, self.ask)
         register_judge_check(self.registry, self.judge)
         use_sandbox_policy(self.registry, self.settings.sandbox_policy)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 import urllib.parse
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH", "COOKIE")
@@ -62,15 +62,6 @@ def url_secrets(url: str, name: str) -> dict[str, str]:
         for suffix, form in (("", value), (" decoded", urllib.parse.unquote(value))):
             if len(form) >= MIN_SECRET_LENGTH and form not in found.values():
                 found[f"{name} {label}{suffix}"] = form
-    return found
-
-
-def url_secrets_of(urls: Iterable[str | None], name: str) -> dict[str, str]:
-    """:func:`url_secrets` of every URL given (a model spec's base URLs)."""
-    found: dict[str, str] = {}
-    for url in urls:
-        if url:
-            found.update(url_secrets(url, name))
     return found
 
 
