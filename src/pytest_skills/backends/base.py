@@ -6,13 +6,13 @@ import email.utils
 import json
 import re
 import time
-import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pytest_skills.backends.transport import ResponseRefused, shown_url
 from pytest_skills.models import Request, Response
 
 
@@ -145,9 +145,6 @@ def sdk_error(
         )
     if isinstance(error, sdk.APIConnectionError):
         cause = error.__cause__ or error.message
-        # Imported here: the transport module is only needed once an SDK is.
-        from pytest_skills.backends.transport import ResponseRefused
-
         if isinstance(cause, ResponseRefused):
             return BackendError(f"{provider}: {cause}")
         url = str(error.request.url)
@@ -156,25 +153,6 @@ def sdk_error(
             retryable=True,
         )
     return BackendError(f"{provider}: {error}")
-
-
-def shown_url(url: str) -> str:
-    """``url`` without credentials: no ``user:password@``, and every query value hidden
-    (``?api-key=...``), so it can be shown in messages and reports."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        netloc = parts.hostname or ""
-        if ":" in netloc:  # an IPv6 address
-            netloc = f"[{netloc}]"
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-    except ValueError:
-        return "(a URL that cannot be parsed)"
-    query = "&".join(
-        f"{name}=***" if value else name
-        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def _without(text: str, url: str) -> str:

@@ -28,6 +28,7 @@ import math
 import socket
 import threading
 import time
+import urllib.parse
 import urllib.request
 import zlib
 from collections.abc import Iterator
@@ -296,6 +297,23 @@ def _timeout(hx: ModuleType, deadline: _Deadline, request: Any) -> Exception:
 
 
 def _shown_url(url: Any) -> str:
-    from pytest_skills.backends.base import shown_url
-
     return shown_url(str(url))
+
+
+def shown_url(url: str) -> str:
+    """``url`` without credentials: no ``user:password@``, and every query value hidden
+    (``?api-key=...``), so it can be shown in messages and reports."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        netloc = parts.hostname or ""
+        if ":" in netloc:  # an IPv6 address
+            netloc = f"[{netloc}]"
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+    except ValueError:
+        return "(a URL that cannot be parsed)"
+    query = "&".join(
+        f"{name}=***" if value else name
+        for name, value in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, ""))

@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
-from pytest_skills.checks import sandbox
 from pytest_skills.checks.registry import CheckRegistry, CheckResult, missing, string_list
 from pytest_skills.checks.sandbox import SandboxPolicy
+from pytest_skills.checks.sandbox import run as run_sandboxed
 
 VERIFIER_TYPES = ("command", "contains", "file_contains", "file_exists")
 DEFAULT_OUTPUT_FILE = "output.txt"
@@ -205,7 +205,7 @@ def run_command(
 ) -> tuple[int | None, str]:
     """Exit status (None on timeout) and output of a command run in ``cwd``, sandboxed
     as ``policy`` says (see :mod:`.sandbox`). Nothing it started outlives it."""
-    return sandbox.run(command, cwd, timeout, policy or SandboxPolicy())
+    return run_sandboxed(command, cwd, timeout, policy or SandboxPolicy())
 
 
 def _show(command: str | tuple[str, ...]) -> str:
