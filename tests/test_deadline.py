@@ -14,10 +14,11 @@ import pytest
 from pytest_skills.backends import Backend, BackendError, BackendOptions
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
-from pytest_skills.backends.transport import MAX_RESPONSE_BYTES
 from pytest_skills.models import ModelSpec, Request
 from tests.slow_server import MisbehavingServer
 
+#: The cap on a response body (backends/transport.py's MAX_RESPONSE_BYTES), in MB.
+CAP_MB = 16
 #: The outer guard: a call that is not bounded fails here instead of hanging the suite.
 GUARD_S = 60.0
 MakeBackend = Callable[[str, float], Backend]
@@ -53,14 +54,17 @@ def call(backend: Backend) -> BackendError:
         request = Request(provider="anthropic", model="claude-haiku-4-5", prompt="hi")
     else:
         request = Request(provider="openai", model="gpt-4.1-mini", prompt="hi")
-    with ThreadPoolExecutor(1) as pool:
-        future = pool.submit(backend.complete, request)
-        try:
-            future.result(timeout=GUARD_S)
-        except BackendError as error:
-            return error
-        except TimeoutError:
-            pytest.fail(f"the call was still running after {GUARD_S:g}s")
+    pool = ThreadPoolExecutor(1)
+    future = pool.submit(backend.complete, request)
+    try:
+        future.result(timeout=GUARD_S)
+    except BackendError as error:
+        return error
+    except TimeoutError:
+        # Not waited for: leaving the server's block stops its sending, which ends it.
+        pytest.fail(f"the call was still running after {GUARD_S:g}s")
+    finally:
+        pool.shutdown(wait=False)
     pytest.fail("the call succeeded")
 
 
@@ -81,6 +85,12 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: kilobytes
 
 
+def test_the_cap_is_what_the_tests_assume() -> None:
+    from pytest_skills.backends.transport import MAX_RESPONSE_BYTES
+
+    assert MAX_RESPONSE_BYTES == CAP_MB * 2**20
+
+
 @pytest.mark.parametrize(("make", "provider"), BACKENDS)
 def test_a_gzip_bomb_is_cut_at_the_cap_without_inflating_it(
     make: MakeBackend, provider: str
@@ -92,7 +102,7 @@ def test_a_gzip_bomb_is_cut_at_the_cap_without_inflating_it(
         before = peak_rss_bytes()
         error = call(make(server.url, 60.0))
         grown = peak_rss_bytes() - before
-    cap = MAX_RESPONSE_BYTES // 2**20
+    cap = CAP_MB
     assert error.message == (
         f"{provider}: the response from {server.url}/v1/"
         f"{'messages' if provider == 'Anthropic' else 'chat/completions'} is larger than "
@@ -107,9 +117,7 @@ def test_an_uncompressed_body_over_the_cap_is_refused(make: MakeBackend, provide
     with MisbehavingServer("big") as server:
         error = call(make(server.url, 60.0))
     assert error.message.startswith(f"{provider}: the response from http://127.0.0.1:")
-    assert error.message.endswith(
-        f"is larger than {MAX_RESPONSE_BYTES // 2**20} MB; it was not read further"
-    )
+    assert error.message.endswith(f"is larger than {CAP_MB} MB; it was not read further")
 
 
 @pytest.mark.parametrize(("make", "provider"), BACKENDS)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.report.text import printable, without_surrogates
 from tests.conftest import HAIKU, SKILL_MD
 from tests.conftest import output as everything
 from tests.loopback import LoopbackServer
@@ -25,6 +24,8 @@ def write_meta(root: Path, tests: list[dict[str, object]]) -> None:
 
 
 def test_text_helpers() -> None:
+    from pytest_skills.report.text import printable, without_surrogates
+
     assert without_surrogates(f"a{HALF_EMOJI}b") == "a\ufffdb"
     assert without_surrogates("a\U0001f600b") == "a\U0001f600b"  # a whole emoji stays
     assert printable("\x1b[2J\x1b[32m== 20 passed ==\x1b[0m") == "== 20 passed =="
