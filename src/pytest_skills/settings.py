@@ -157,7 +157,8 @@ def add_options(parser: pytest.Parser) -> None:
         type=float,
         default=None,
         metavar="SECONDS",
-        help=f"timeout of one model call (default {DEFAULTS.timeout:g})",
+        help="deadline of one remote model call, from connecting to the last byte of the "
+        f"answer (default {DEFAULTS.timeout:g}); each retry gets its own",
     )
     group.addoption(
         "--skill-trials",
