@@ -17,9 +17,10 @@ from pytest_skills.checks import CheckError, CheckRegistry, CheckSpecError, regi
 from pytest_skills.checks.registry import MAX_CHECK_DEPTH
 from pytest_skills.checks.verify import run_command
 from pytest_skills.formats.loading import MAX_DEPTH, DataError, load_json, load_yaml
-from tests.conftest import HAIKU, SKILL_MD, wait_until_gone
+from tests.conftest import HAIKU, SKILL_MD
 from tests.conftest import output as everything
 from tests.loopback import LoopbackServer
+from tests.test_sandbox import none_left
 
 #: 435 bytes of nested anchors that stand for 10**9 strings (the "billion laughs").
 BILLION_LAUGHS = "lol: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
@@ -258,12 +259,12 @@ def test_deep_nesting_is_refused_while_reading(loader) -> None:
 
 
 def test_detached_verifier_processes_do_not_outlive_the_check(tmp_path: Path) -> None:
-    pid_file = tmp_path / "pid"
-    command = f"setsid sh -c 'echo $$ > {pid_file}; exec sleep 300' > /dev/null 2>&1 & sleep 30"
+    # Found by its command line: in bubblewrap's PID namespace a pid means nothing outside.
+    token = "300.424242"
+    command = f"setsid sh -c 'exec sleep {token}' > /dev/null 2>&1 & sleep 30"
     status, _ = run_command(command, tmp_path, timeout=1.0)
     assert status is None
-    pid = int(pid_file.read_text())
-    assert wait_until_gone(pid), "the detached sleep outlived its verifier"
+    assert none_left(token), "the detached sleep outlived its verifier"
 
 
 # --- answers that would hang a check or flood the terminal ----------------------------

@@ -19,8 +19,9 @@ from pytest_skills.checks.verify import (
     parse_verifier,
 )
 from pytest_skills.formats import load_suite
-from tests.conftest import HAIKU, SKILL_MD, wait_until_gone
+from tests.conftest import HAIKU, SKILL_MD
 from tests.loopback import Call, LoopbackServer
+from tests.test_sandbox import none_left
 
 PY = sys.executable
 CHECK_JSON = [PY, "-c", "import json; print(json.load(open('out.json')))"]
@@ -137,14 +138,14 @@ def test_command_runs_in_the_workspace_and_shows_output_on_failure() -> None:
     assert "JSONDecodeError" in leaf.actual
 
 
-def test_command_timeout_kills_the_whole_command(tmp_path: Path) -> None:
-    pid_file = tmp_path / "sleep.pid"
+def test_command_timeout_kills_the_whole_command() -> None:
+    token = "300.123789"  # a sleep no one else runs: found by its command line
     # The shell waits on a child; the timeout must end the child too, not just the shell.
-    command = f"echo started; sleep 300 & echo $! > {pid_file}; wait"
+    command = f"echo started; sleep {token} & wait"
     result = verify("x", Verifier("command", command=command, timeout=0.5))
     (leaf,) = result.failures()
     assert leaf.actual == "timed out after 0.5s; output:\n      started"
-    assert wait_until_gone(int(pid_file.read_text())), "the command's child outlived it"
+    assert none_left(token), "the command's child outlived it"
 
 
 def test_verifiers_are_anded_with_expected_at_parse_time(tmp_path: Path) -> None:

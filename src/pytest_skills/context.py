@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.checks.judge import JudgeCheck, register_judge_check
+from pytest_skills.checks.sandbox import SandboxPolicy
+from pytest_skills.checks.verify import use_sandbox_policy
 
 if TYPE_CHECKING:
     import pytest
@@ -28,6 +30,8 @@ class Registries:
     judge. Skill files and ``skill_model`` tests in one directory share one registry."""
 
     judge: JudgeCheck
+    #: Where upskill's command verifiers run (handed to the built-in ``verify`` kind).
+    sandbox: SandboxPolicy
     _by_directory: dict[Path, CheckRegistry] = field(default_factory=dict)
 
     def for_node(self, node: pytest.Item | pytest.Collector) -> CheckRegistry:
@@ -38,6 +42,7 @@ class Registries:
             # The node's hook relay holds the conftests of its directory and above.
             node.ihook.pytest_skills_register_checks(registry=registry)
             register_judge_check(registry, self.judge)
+            use_sandbox_policy(registry, self.sandbox)
             self._by_directory[directory] = registry
         return registry
 

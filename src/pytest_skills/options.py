@@ -154,6 +154,7 @@ def choice(choices: tuple[str, ...]) -> Callable[[Any], str]:
 
 CACHE_MODES = ("auto", "replay", "refresh", "off")
 MULTIPLICITY = ("holm", "bh", "none")
+SANDBOX_MODES = ("auto", "bwrap", "none")
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -294,7 +295,8 @@ OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "timeout",
-        "timeout of one model call, in seconds",
+        "deadline of one remote model call, from connecting to the last byte of the answer; "
+        "each retry gets its own",
         flag="--skill-timeout",
         ini="skill_timeout",
         kind=Kind.NUMBER,
@@ -383,6 +385,30 @@ OPTIONS: tuple[Option, ...] = (
         ini="skill_gguf_dirs",
         kind=Kind.PATHS,
         env="PYTEST_SKILLS_GGUF_DIR",
+    ),
+)
+
+OPTIONS += (
+    Option(
+        "verifier_sandbox",
+        "where upskill's command verifiers run: auto (bubblewrap, with no network and only "
+        "the workspace writable, when 'bwrap' works here, else without a sandbox), bwrap "
+        "(demand it), none. Either way commands get no secrets, limits, and nothing they "
+        "start outlives them",
+        flag="--skill-verifier-sandbox",
+        ini="skill_verifier_sandbox",
+        choices=SANDBOX_MODES,
+        parse=choice(SANDBOX_MODES),
+    ),
+    Option(
+        "verifier_env",
+        "pass the environment variable NAME to verifier commands (they get only PATH, the "
+        "locale and HOME otherwise); repeatable",
+        flag="--skill-verifier-env",
+        ini="skill_verifier_env",
+        kind=Kind.LINES,
+        metavar="NAME",
+        repeat=True,
     ),
 )
 

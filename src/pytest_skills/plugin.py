@@ -38,6 +38,7 @@ from pytest_skills.nodes import (
 )
 from pytest_skills.report.header import header_lines
 from pytest_skills.report.records import to_properties
+from pytest_skills.report.text import printable
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
 
@@ -192,11 +193,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     # Outermost, so the report's outcome is final (xfail applied) when the record is made.
     report = yield
     run = item.config.stash[RUN_KEY]
-    if item.get_closest_marker("skill") is not None and report.longrepr is not None:
+    if report.longrepr is not None and item.get_closest_marker("skill") is not None:
         # What a test prints itself (``assert answer.text == ...``) may hold a key.
         text = str(report.longrepr)
-        if run.redact(text) != text:
-            report.longrepr = run.redact(text)
+        # Answers and ids are untrusted too: no escape sequence reaches the terminal.
+        cleaned = printable(run.redact(text))
+        if cleaned != text:
+            report.longrepr = cleaned
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     record = record or fixture.record_of(item, report)
     if record is not None and hasattr(report, "wasxfail"):

@@ -35,6 +35,7 @@ from pytest_skills.execution.window import CallWindow
 from pytest_skills.models import ModelSpec
 from pytest_skills.report.records import ItemRecord, from_properties
 from pytest_skills.report.summary import RunSummary, summarise_run
+from pytest_skills.report.text import printable
 from pytest_skills.settings import Settings
 
 RUN_KEY = pytest.StashKey["SkillSession"]()
@@ -70,7 +71,7 @@ class SkillSession:
             settings=settings,
             calls=self.calls,
             redact=self.redact,
-            registries=Registries(judge),
+            registries=Registries(judge, settings.sandbox_policy),
             judge=judge,
             arm_prompts=ArmPrompts(config.rootpath),
         )
@@ -268,7 +269,8 @@ class SkillSession:
         if self.summary is not None:
             lines += [f"skills: GATE FAILED: {message}" for message in self.summary.gates]
         lines += self.written
-        return [self.redact(line) for line in lines]
+        # Answers and ids are untrusted: no escape sequence reaches the terminal.
+        return [printable(self.redact(line)) for line in lines]
 
     def close(self) -> None:
         self.calls.close()

@@ -16,6 +16,7 @@ import pytest
 
 from pytest_skills.arms import AA, BASELINE, DEFAULT_ARMS, SKILL, Arm, ArmError, parse_arms
 from pytest_skills.backends import BackendOptions
+from pytest_skills.checks.sandbox import SandboxPolicy
 from pytest_skills.models import (
     ALIASES_CHECKED,
     DEFAULT_ALIASES,
@@ -81,6 +82,14 @@ class Settings:
     #: The run's reasoning setting; a file's ``defaults`` and a case's ``reasoning`` win.
     reasoning: Reasoning | None = None
     hf_download: bool = False
+    #: ``--skill-verifier-sandbox``: auto (bubblewrap when it runs here), bwrap, none.
+    verifier_sandbox: str = "auto"
+    #: ``--skill-verifier-env``: variables passed to verifier commands, by name.
+    verifier_env: tuple[str, ...] = ()
+
+    @property
+    def sandbox_policy(self) -> SandboxPolicy:
+        return SandboxPolicy(self.verifier_sandbox, self.verifier_env)
 
     @property
     def baseline(self) -> bool:
@@ -255,6 +264,17 @@ def _arms(config: pytest.Config) -> tuple[Arm, ...]:
     return arms
 
 
+def _verifier_env(config: pytest.Config) -> tuple[str, ...]:
+    given = _given(config, BY_NAME["verifier_env"])
+    names = [str(name) for name in given[0]] if given else []
+    for name in names:
+        if not name or "=" in name or "\x00" in name:
+            raise pytest.UsageError(
+                f"--skill-verifier-env {name!r}: expected the name of an environment variable"
+            )
+    return tuple(dict.fromkeys(names))
+
+
 def _aliases(config: pytest.Config) -> dict[str, str]:
     return {**DEFAULT_ALIASES, **parse_aliases(config.getini("skill_model_aliases"))}
 
@@ -307,6 +327,8 @@ def resolve(config: pytest.Config) -> Settings:
         gguf_dirs=tuple(env_dirs + ini_dirs),
         reasoning=_reasoning(config),
         hf_download=bool(_value(config, "hf_download")),
+        verifier_sandbox=_value(config, "verifier_sandbox"),
+        verifier_env=_verifier_env(config),
     )
 
 

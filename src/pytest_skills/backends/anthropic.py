@@ -31,11 +31,18 @@ from typing import Any
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
+    MalformedBody,
     MissingCredentials,
     body_excerpt,
+    field_text,
+    optional_text,
     recorded_now,
     sdk_error,
+    sendable,
+    shape,
+    token_count,
 )
+from pytest_skills.backends.transport import http_client
 from pytest_skills.models import ModelSpec, Reasoning, Request, Response, Usage
 
 PROVIDER = "Anthropic"
@@ -70,8 +77,12 @@ class AnthropicBackend:
         self.spec = spec
         self._timeout = options.timeout
         # base_url None lets the SDK fall back to ANTHROPIC_BASE_URL, then the public API.
+        # Our HTTP client: a deadline on the whole call and a cap on the body it reads.
         self._client = anthropic.Anthropic(
-            base_url=spec.base_url or None, timeout=options.timeout, max_retries=0
+            base_url=spec.base_url or None,
+            timeout=options.timeout,
+            max_retries=0,
+            http_client=http_client(anthropic, options.timeout),
         )
         # The thinking form the server asked for with a 400, once learned: shared by calls.
         self._adaptive: bool | None = None
@@ -81,13 +92,17 @@ class AnthropicBackend:
         anthropic = self._sdk
         base: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": [{"role": "user", "content": sendable(request.prompt)}],
         }
         if request.system is not None:
             # One cacheable block: the skill comes first and is identical across cases,
             # so every call after the first reads it from the prompt cache.
             base["system"] = [
-                {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
+                {
+                    "type": "text",
+                    "text": sendable(request.system),
+                    "cache_control": {"type": "ephemeral"},
+                }
             ]
         reasoning = request.sampling.reasoning
         started = time.perf_counter()
@@ -106,27 +121,20 @@ class AnthropicBackend:
             except anthropic.AnthropicError as error:
                 raise self._backend_error(error) from None
         latency = time.perf_counter() - started
-
-        usage = message.usage
-        details = usage.output_tokens_details
-        thoughts = [
-            block.thinking if block.type == "thinking" else "[redacted thinking]"
-            for block in message.content
-            if block.type in ("thinking", "redacted_thinking")
-        ]
+        try:
+            text, thoughts, usage = _read_message(message, anthropic.types.Message)
+        except MalformedBody as error:
+            raise BackendError(
+                f"{PROVIDER}: the response for {request.model} is not a Messages API answer: "
+                f"{error}"
+            ) from None
         return Response(
-            text="".join(block.text for block in message.content if block.type == "text"),
-            usage=Usage(
-                input_tokens=usage.input_tokens,
-                output_tokens=usage.output_tokens,
-                cache_read_tokens=usage.cache_read_input_tokens or 0,
-                cache_write_tokens=usage.cache_creation_input_tokens or 0,
-                reasoning_tokens=details.thinking_tokens if details is not None else 0,
-            ),
-            reasoning="\n\n".join(thoughts) or None,
+            text=text,
+            usage=usage,
+            reasoning=thoughts,
             latency_s=latency,
-            stop_reason=message.stop_reason,
-            reported_model=message.model,
+            stop_reason=optional_text(message, "stop_reason"),
+            reported_model=optional_text(message, "model"),
             recorded_at=recorded_now(),
             extra={"adapted": _adapted_note(learned)} if learned is not None else {},
         )
@@ -190,6 +198,45 @@ def describe_thinking(model: str, reasoning: Reasoning | None) -> str | None:
         effort = EFFORTS[reasoning.effort]
         return f"adaptive thinking, effort {effort}, max_tokens + {budget}"
     return f"thinking with budget_tokens {budget} (max_tokens + {budget})"
+
+
+def _read_message(message: Any, kind: type) -> tuple[str, str | None, Usage]:
+    """Answer, thinking and usage of a Messages API response; MalformedBody names the
+    first thing of the wrong shape (the SDK builds its objects without checking)."""
+    if not isinstance(message, kind):
+        raise MalformedBody(f"the body is {shape(message)}, not a message object")
+    content = getattr(message, "content", None)
+    if not isinstance(content, list):
+        raise MalformedBody(f"'content' is {shape(content)}, not a list of blocks")
+    texts: list[str] = []
+    thoughts: list[str] = []
+    for index, block in enumerate(content):
+        kind_of = getattr(block, "type", None)
+        if kind_of == "text":
+            texts.append(field_text(block, "text", f"content[{index}]"))
+        elif kind_of == "thinking":
+            thoughts.append(field_text(block, "thinking", f"content[{index}]"))
+        elif kind_of == "redacted_thinking":
+            thoughts.append("[redacted thinking]")
+    usage = getattr(message, "usage", None)
+    if usage is None or isinstance(usage, (str, int, float, list, dict)):
+        raise MalformedBody(f"'usage' is {shape(usage)}, not an object")
+    details = getattr(usage, "output_tokens_details", None)
+    return (
+        "".join(texts),
+        "\n\n".join(thoughts) or None,
+        Usage(
+            input_tokens=token_count(usage, "input_tokens", "usage"),
+            output_tokens=token_count(usage, "output_tokens", "usage"),
+            cache_read_tokens=token_count(usage, "cache_read_input_tokens", "usage", 0),
+            cache_write_tokens=token_count(usage, "cache_creation_input_tokens", "usage", 0),
+            reasoning_tokens=(
+                token_count(details, "thinking_tokens", "usage.output_tokens_details", 0)
+                if details is not None
+                else 0
+            ),
+        ),
+    )
 
 
 def _adapted_note(adaptive: bool) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -11,6 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pytest_skills.backends.transport import ResponseRefused, shown_url
 from pytest_skills.models import Request, Response
 
 
@@ -137,15 +139,25 @@ def sdk_error(
         )
     if isinstance(error, sdk.APITimeoutError):  # before its base class
         return BackendError(
-            f"{provider}: no answer within {timeout:g}s from {error.request.url}",
+            f"{provider}: no answer within {timeout:g}s from {shown_url(str(error.request.url))} "
+            "(--skill-timeout bounds each call, from connecting to the last byte)",
             retryable=True,
         )
     if isinstance(error, sdk.APIConnectionError):
         cause = error.__cause__ or error.message
+        if isinstance(cause, ResponseRefused):
+            return BackendError(f"{provider}: {cause}")
+        url = str(error.request.url)
         return BackendError(
-            f"{provider}: cannot reach {error.request.url}: {cause}", retryable=True
+            f"{provider}: cannot reach {shown_url(url)}: {_without(str(cause), url)}",
+            retryable=True,
         )
     return BackendError(f"{provider}: {error}")
+
+
+def _without(text: str, url: str) -> str:
+    """``text`` with ``url`` (as given, credentials and all) shown without credentials."""
+    return text.replace(url, shown_url(url)) if url else text
 
 
 def is_retryable(status: int, headers: Mapping[str, str]) -> bool:
@@ -190,3 +202,68 @@ def body_excerpt(body: object) -> str | None:
         text = json.dumps(body, default=str)
     text = " ".join(text.split())
     return text[:200] or None
+
+
+# --- provider bodies of the wrong shape ------------------------------------------------
+
+#: Token counts above this are no provider's: refused rather than summed into reports.
+MAX_TOKEN_COUNT = 2**53
+
+
+class MalformedBody(Exception):
+    """A provider response of the wrong shape; the message names what was wrong."""
+
+
+def shape(value: object) -> str:
+    """What ``value`` is, in a few words, for a message about a malformed body."""
+    if value is None:
+        return "missing (or null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, str):
+        excerpt = body_excerpt(value) or ""
+        return f"the string {excerpt[:60]!r}" + ("…" if len(excerpt) > 60 else "")
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__}"
+
+
+def field_text(obj: object, name: str, where: str) -> str:
+    """The string field ``name`` of ``obj`` (at ``where`` in the body)."""
+    value = getattr(obj, name, None)
+    if not isinstance(value, str):
+        raise MalformedBody(f"'{where}.{name}' is {shape(value)}, not a string")
+    return value
+
+
+def optional_text(obj: object, name: str) -> str | None:
+    """An informative string field (a stop reason, the model's name): None if not one."""
+    value = getattr(obj, name, None)
+    return value if isinstance(value, str) else None
+
+
+_NO_DEFAULT: Any = object()
+
+
+def token_count(obj: object, name: str, where: str, default: int = _NO_DEFAULT) -> int:
+    """The token count ``name`` of ``obj``: a whole number from 0 to MAX_TOKEN_COUNT."""
+    value = getattr(obj, name, None)
+    if value is None and default is not _NO_DEFAULT:
+        return int(default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
+        shown = f"the number {value}" if isinstance(value, int) and value < 10**20 else shape(value)
+        raise MalformedBody(f"'{where}.{name}' is {shown}, not a token count")
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def sendable(text: str) -> str:
+    """``text`` as it can be sent: a lone UTF-16 surrogate (half an emoji, from a JSON
+    ``\\u`` escape in a test file) has no UTF-8 form and is replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)

@@ -21,11 +21,16 @@ from typing import TYPE_CHECKING, Any
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
+    MalformedBody,
     MissingCredentials,
     body_excerpt,
+    optional_text,
     recorded_now,
     sdk_error,
+    sendable,
+    shape,
     split_reasoning,
+    token_count,
 )
 from pytest_skills.backends.openai_rules import (
     Adaptation,
@@ -33,6 +38,7 @@ from pytest_skills.backends.openai_rules import (
     adaptation_for,
     parameter_rules,
 )
+from pytest_skills.backends.transport import http_client
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -70,11 +76,13 @@ class OpenAIBackend:
         self._confirmed = False
         self._probe_lock = threading.Lock()
         # base_url None lets the SDK fall back to OPENAI_BASE_URL, then the public API.
+        # Our HTTP client: a deadline on the whole call and a cap on the body it reads.
         self._client = openai.OpenAI(
             api_key=api_key,
             base_url=spec.base_url or None,
             timeout=options.timeout,
             max_retries=0,
+            http_client=http_client(openai, options.timeout),
         )
 
     @property
@@ -104,8 +112,8 @@ class OpenAIBackend:
         if request.system is not None:
             # The skill goes first so the provider's automatic prefix cache (and a
             # local server's KV-cache reuse) covers it on every case after the first.
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+            messages.append({"role": "system", "content": sendable(request.system)})
+        messages.append({"role": "user", "content": sendable(request.prompt)})
         rules = self.rules(request)
         started = time.perf_counter()
         while True:
@@ -123,20 +131,23 @@ class OpenAIBackend:
             except openai.OpenAIError as error:
                 raise self._backend_error(error) from None
         latency = time.perf_counter() - started
-
-        if not completion.choices:
-            raise BackendError(f"{PROVIDER}: the response for {request.model} has no choices")
-        choice = completion.choices[0]
-        text, reasoning = _answer_and_reasoning(choice.message)
+        try:
+            choice = _first_choice(completion, openai.types.chat.ChatCompletion)
+            text, reasoning = _answer_and_reasoning(choice.message)
+            usage = _usage(getattr(completion, "usage", None))
+        except MalformedBody as error:
+            raise BackendError(
+                f"{PROVIDER}: the response for {request.model} is not a chat completion: {error}"
+            ) from None
         extra: dict[str, Any] = {}
         if adapted:
             extra["adapted"] = "; ".join(a.note for a in adapted)
         return Response(
             text=text,
-            usage=_usage(completion.usage),
+            usage=usage,
             latency_s=latency,
-            stop_reason=choice.finish_reason,
-            reported_model=completion.model,
+            stop_reason=optional_text(choice, "finish_reason"),
+            reported_model=optional_text(completion, "model"),
             recorded_at=recorded_now(),
             extra=extra,
             reasoning=reasoning,
@@ -167,6 +178,25 @@ class OpenAIBackend:
 def _error_body(error: Any) -> dict[str, Any]:
     body = error.body
     return body if isinstance(body, dict) else {}
+
+
+def _first_choice(completion: Any, kind: type) -> Any:
+    """The first choice of a completion; MalformedBody names what is of the wrong shape
+    (the SDK builds its objects without checking)."""
+    if not isinstance(completion, kind):
+        raise MalformedBody(f"the body is {shape(completion)}, not a completion object")
+    choices = getattr(completion, "choices", None)
+    if not isinstance(choices, list):
+        raise MalformedBody(f"'choices' is {shape(choices)}, not a list")
+    if not choices:
+        raise MalformedBody("'choices' is empty")
+    message = getattr(choices[0], "message", None)
+    if message is None or isinstance(message, (str, int, float, list, dict)):
+        raise MalformedBody(f"'choices[0].message' is {shape(message)}, not an object")
+    content = getattr(message, "content", None)
+    if content is not None and not isinstance(content, str):
+        raise MalformedBody(f"'choices[0].message.content' is {shape(content)}, not a string")
+    return choices[0]
 
 
 def _answer_and_reasoning(message: ChatCompletionMessage) -> tuple[str, str | None]:
@@ -201,17 +231,22 @@ def _usage(usage: CompletionUsage | None) -> Usage:
     """Map Chat Completions usage; absent on some compatible servers, hence zeros."""
     if usage is None:
         return Usage()
-    details = usage.prompt_tokens_details
-    output_details = usage.completion_tokens_details
-    reasoning = (output_details.reasoning_tokens or 0) if output_details is not None else 0
-    cached = (details.cached_tokens or 0) if details is not None else 0
+    if isinstance(usage, (str, int, float, list, dict)):
+        raise MalformedBody(f"'usage' is {shape(usage)}, not an object")
+    details = getattr(usage, "prompt_tokens_details", None)
+    output_details = getattr(usage, "completion_tokens_details", None)
+    where, out_where = "usage.prompt_tokens_details", "usage.completion_tokens_details"
+    reasoning = (
+        token_count(output_details, "reasoning_tokens", out_where, 0) if output_details else 0
+    )
+    cached = token_count(details, "cached_tokens", where, 0) if details is not None else 0
     # cache_write_tokens is recent (openai 3.x); older SDKs do not have the field.
-    written = (getattr(details, "cache_write_tokens", None) or 0) if details is not None else 0
+    written = token_count(details, "cache_write_tokens", where, 0) if details is not None else 0
     # prompt_tokens counts every prompt token, cached or not; subtract so that
     # input_tokens means uncached input, as it does for Anthropic.
     return Usage(
-        input_tokens=max(usage.prompt_tokens - cached - written, 0),
-        output_tokens=usage.completion_tokens,
+        input_tokens=max(token_count(usage, "prompt_tokens", "usage", 0) - cached - written, 0),
+        output_tokens=token_count(usage, "completion_tokens", "usage", 0),
         cache_read_tokens=cached,
         cache_write_tokens=written,
         reasoning_tokens=reasoning,

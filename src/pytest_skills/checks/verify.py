@@ -13,33 +13,29 @@ verifier there:
   ignoring case;
 * ``{"type": "command", "command": ..., "timeout": 30}``: the command (a shell string or
   an argument list) exits with status 0 within the timeout; its output shows on failure.
+  Commands run as :mod:`.sandbox` says: no secrets in their environment, limits, and
+  (with bubblewrap) no network and only the workspace writable.
 
 Pure code: no pytest import.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
-import secrets
-import signal
-import subprocess
 import tempfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pytest_skills.checks.registry import CheckRegistry, CheckResult, missing, string_list
+from pytest_skills.checks.sandbox import SandboxPolicy
+from pytest_skills.checks.sandbox import run as run_sandboxed
 
 VERIFIER_TYPES = ("command", "contains", "file_contains", "file_exists")
 DEFAULT_OUTPUT_FILE = "output.txt"
 DEFAULT_TIMEOUT_S = 30.0
 MAX_TIMEOUT_S = 3600.0
-#: Set in a command's environment, and inherited by everything it starts: what a
-#: command left running (even in a session of its own) is found and killed by it.
-RUN_MARKER = "PYTEST_SKILLS_VERIFIER_RUN"
 #: The tail of a command's output shown on failure.
 OUTPUT_LIMIT = 2000
 
@@ -201,91 +197,31 @@ def _indented(text: str) -> str:
     return "\n".join("      " + line for line in text.splitlines()) if text else "      (none)"
 
 
-def _kill(process: subprocess.Popen[bytes]) -> None:
-    # The command runs in its own session: kill its children too, or they keep the
-    # output pipe open and reading it never ends.
-    with contextlib.suppress(OSError):
-        if os.name == "posix":
-            os.killpg(process.pid, signal.SIGKILL)
-        else:
-            process.kill()
-
-
-def _kill_marked(marker: str) -> None:
-    """Kill every process whose environment carries ``marker`` (Linux: read from /proc).
-
-    A command that detaches (``setsid``, a double fork) leaves its process group, so
-    killing the group misses it; the environment it inherited still names the run.
-    """
-    wanted = f"{RUN_MARKER}={marker}".encode()
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return
-    for entry in proc.iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            environment = (entry / "environ").read_bytes()
-        except OSError:  # gone already, or another user's
-            continue
-        if wanted in environment.split(b"\0"):
-            with contextlib.suppress(OSError):
-                os.kill(int(entry.name), signal.SIGKILL)
-
-
 def run_command(
-    command: str | tuple[str, ...], cwd: Path, timeout: float
+    command: str | tuple[str, ...],
+    cwd: Path,
+    timeout: float,
+    policy: SandboxPolicy | None = None,
 ) -> tuple[int | None, str]:
-    """Exit status (None on timeout) and combined output of a command run in ``cwd``.
-
-    Whatever the command leaves running when it ends (or times out) is killed.
-    """
-    marker = secrets.token_hex(8)
-    try:
-        process = subprocess.Popen(
-            command if isinstance(command, str) else list(command),
-            shell=isinstance(command, str),
-            cwd=cwd,
-            env={**os.environ, RUN_MARKER: marker},
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=os.name == "posix",
-        )
-    except (OSError, ValueError) as error:  # ValueError: a NUL in a command from a plugin
-        return -1, f"cannot start the command: {error}"
-    try:
-        output, _ = process.communicate(timeout=timeout)
-        status: int | None = process.returncode
-    except subprocess.TimeoutExpired:
-        _kill(process)
-        _kill_marked(marker)
-        try:
-            output, _ = process.communicate(timeout=5)
-        except subprocess.TimeoutExpired:  # a process we could not find holds the pipe
-            process.kill()
-            output = b""
-        status = None
-    except BaseException:
-        _kill(process)
-        raise
-    finally:
-        _kill_marked(marker)
-    return status, (output or b"").decode("utf-8", "replace")
+    """Exit status (None on timeout) and output of a command run in ``cwd``, sandboxed
+    as ``policy`` says (see :mod:`.sandbox`). Nothing it started outlives it."""
+    return run_sandboxed(command, cwd, timeout, policy or SandboxPolicy())
 
 
 def _show(command: str | tuple[str, ...]) -> str:
     return command if isinstance(command, str) else " ".join(command)
 
 
-def _run_one(verifier: Verifier, root: Path, answer: str, output_file: str) -> CheckResult:
+def _run_one(
+    verifier: Verifier, root: Path, answer: str, output_file: str, policy: SandboxPolicy
+) -> CheckResult:
     kind = f"{verifier.type} verifier"
     if verifier.type == "contains":
         expected = "the answer contains " + ", ".join(map(repr, verifier.values))
         return _all_present(kind, expected, verifier.values, answer, in_answer=True)
     if verifier.type == "command":
         assert verifier.command is not None
-        status, output = run_command(verifier.command, root, verifier.timeout)
+        status, output = run_command(verifier.command, root, verifier.timeout, policy)
         expected = f"`{_show(verifier.command)}` exits with status 0 within {verifier.timeout:g}s"
         if status == 0:
             return CheckResult(kind, True, expected, "exit status 0")
@@ -330,8 +266,11 @@ def _write(root: Path, name: str, text: str) -> None:
     target.write_text(text, encoding="utf-8")
 
 
-def evaluate_verification(verification: Verification, answer: str) -> CheckResult:
+def evaluate_verification(
+    verification: Verification, answer: str, policy: SandboxPolicy | None = None
+) -> CheckResult:
     """Write the answer into a fresh workspace and run every verifier there."""
+    policy = policy or SandboxPolicy()
     count = len(verification.verifiers)
     expected = f"{count} verifier(s) pass"
     with tempfile.TemporaryDirectory(prefix="pytest-skills-verify-") as directory:
@@ -343,16 +282,33 @@ def evaluate_verification(verification: Verification, answer: str) -> CheckResul
         except OSError as error:
             return CheckResult("verify", False, expected, f"cannot write the workspace: {error}")
         children = tuple(
-            _run_one(v, root, answer, verification.output_file) for v in verification.verifiers
+            _run_one(v, root, answer, verification.output_file, policy)
+            for v in verification.verifiers
         )
     passed = sum(child.passed for child in children)
     return CheckResult("verify", passed == count, expected, f"{passed} of {count} passed", children)
 
 
-def register_verify_check(registry: CheckRegistry) -> None:
+@dataclass(frozen=True)
+class VerifyCheck:
+    """The ``verify`` kind's evaluator, with the run's sandbox policy."""
+
+    policy: SandboxPolicy = field(default_factory=SandboxPolicy)
+
+    def __call__(self, verification: Verification, answer: str) -> CheckResult:
+        return evaluate_verification(verification, answer, self.policy)
+
+
+def register_verify_check(registry: CheckRegistry, policy: SandboxPolicy | None = None) -> None:
     registry.register(
         "verify",
-        evaluate_verification,
+        VerifyCheck(policy or SandboxPolicy()),
         validate=parse_verification,
-        description="upskill's verifiers, run on the answer in a workspace",
+        description="upskill's verifiers, run on the answer in a sandboxed workspace",
     )
+
+
+def use_sandbox_policy(registry: CheckRegistry, policy: SandboxPolicy) -> None:
+    """Give the built-in ``verify`` kind the run's policy (a plugin's own kind is kept)."""
+    if isinstance(registry.evaluator("verify"), VerifyCheck):
+        register_verify_check(registry, policy)

@@ -1,29 +1,68 @@
 """Secret values in the environment: kept off disk and out of every report.
 
 A secret is the value (8 characters or more) of any variable whose name holds KEY,
-TOKEN or SECRET. Read :func:`secret_values` once, on the main thread: iterating
-``os.environ`` while pytest sets ``PYTEST_CURRENT_TEST`` on another thread can fail.
+TOKEN, SECRET, PASSWORD, PASS, CREDENTIAL, AUTH (not as part of AUTHOR) or COOKIE, and
+the credentials inside any variable's URL value (``https://user:password@host``,
+``?api-key=...``), such as ``OPENAI_BASE_URL``'s. Read :func:`secret_values` once, on
+the main thread: iterating ``os.environ`` while pytest sets ``PYTEST_CURRENT_TEST`` on
+another thread can fail.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET")
+SECRET_NAME_PARTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "CREDENTIAL", "AUTH", "COOKIE")
+#: Names that hold a part above without being secret: GIT_AUTHOR_NAME is no credential.
+_NOT_SECRET = re.compile(r"AUTHOR(?!IZ)")
+#: PASS as a word of the name (DB_PASS, PGPASS, PASSWD, PASSPHRASE), not inside another
+#: word (PASSENGER_APP_ENV, COMPASS_HOME, BYPASS_CACHE).
+_PASS_WORD = re.compile(r"(^|_)[A-Z]*PASS(WD|PHRASE)?($|_)")
 #: Shorter values ("1", "true") would match everywhere and say nothing about secrets.
 MIN_SECRET_LENGTH = 8
 
 
+def is_secret_name(name: str) -> bool:
+    upper = _NOT_SECRET.sub("", name.upper())
+    return any(part in upper for part in SECRET_NAME_PARTS) or bool(_PASS_WORD.search(upper))
+
+
 def secret_values(environ: Mapping[str, str] | None = None) -> dict[str, str]:
     environ = os.environ if environ is None else environ
-    return {
+    found = {
         name: value
         for name, value in environ.items()
-        if any(part in name.upper() for part in SECRET_NAME_PARTS)
-        and len(value) >= MIN_SECRET_LENGTH
+        if is_secret_name(name) and len(value) >= MIN_SECRET_LENGTH
     }
+    for name, value in environ.items():
+        if "://" in value and name not in found:
+            found.update(url_secrets(value, name))
+    return found
+
+
+def url_secrets(url: str, name: str) -> dict[str, str]:
+    """The credentials in ``url`` (its password, user name with a password, and query
+    values), named after ``name``, in the forms they may be shown (as written, decoded)."""
+    try:
+        parts = urllib.parse.urlsplit(url.strip())
+        user, password = parts.username, parts.password
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    except ValueError:
+        return {}
+    # A user name alone can be the credential (https://TOKEN@host), so it counts too.
+    values = [("password", password or ""), ("user", user or "")]
+    values += [(f"query {key}", value) for key, value in query]
+    found: dict[str, str] = {}
+    for label, value in values:
+        # As written in the URL, and decoded (as a client sends it, or an error shows it).
+        for suffix, form in (("", value), (" decoded", urllib.parse.unquote(value))):
+            if len(form) >= MIN_SECRET_LENGTH and form not in found.values():
+                found[f"{name} {label}{suffix}"] = form
+    return found
 
 
 def find_secret(text: str, secrets: Mapping[str, str]) -> str | None:

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 from pytest_skills.arms import DEFAULT_ARMS
 from pytest_skills.backends.builtin import describe_parameters
+from pytest_skills.checks.sandbox import describe as describe_sandbox
 from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES
 
 if TYPE_CHECKING:
@@ -30,6 +31,7 @@ def header_lines(s: Settings) -> list[str]:
         described = describe_parameters(m, s.reasoning)
         if described:
             lines.append(f"skills: {m.name}: {described}")
+    lines.append(f"skills: {describe_sandbox(s.sandbox_policy)}")
     lines.append(
         f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
         f"concurrency {s.concurrency}, trials {s.trials}" + ("" if s.baseline else ", no baseline")

@@ -24,6 +24,7 @@ from pytest_skills.checks.registry import CheckResult
 from pytest_skills.report.records import CallResult, ItemRecord, sorted_records
 from pytest_skills.report.run_info import RunInfo
 from pytest_skills.report.summary import ModelSummary
+from pytest_skills.report.text import without_surrogates
 
 TEMPLATES = "templates"
 TEMPLATE = "report.html.j2"
@@ -443,7 +444,7 @@ def render(models: Sequence[ModelSummary], records: Sequence[ItemRecord], info: 
     environment.filters.update(FILTERS)
     style, script = _asset("report.css"), _asset("report.js")
     groups = cases(records, info, [m.model for m in models])
-    return environment.get_template(TEMPLATE).render(
+    page = environment.get_template(TEMPLATE).render(
         info=info,
         models=models,
         forest=forest_plot(models),
@@ -461,3 +462,5 @@ def render(models: Sequence[ModelSummary], records: Sequence[ItemRecord], info: 
             "base-uri 'none'; form-action 'none'"
         ),
     )
+    # A lone surrogate from an id, input or answer cannot be written as UTF-8.
+    return without_surrogates(page)

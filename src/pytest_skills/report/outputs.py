@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from pytest_skills.execution.secrets import Redactor
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.summary import RunSummary
+from pytest_skills.report.text import printable
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
@@ -28,6 +29,8 @@ class Written:
     """One output: where it went, or why it could not be written."""
 
     what: str
+    #: The option that asked for it.
+    option: str
     path: Path
     error: str | None = None
 
@@ -35,9 +38,7 @@ class Written:
     def line(self) -> str:
         if self.error is None:
             return f"skills: {self.what} written to {self.path}"
-        return (
-            f"skills: cannot write the report: {self.error} ({self.what}); choose a writable path"
-        )
+        return f"skills: cannot write the report: {self.option}: {self.error}"
 
 
 def write_outputs(
@@ -47,27 +48,34 @@ def write_outputs(
     redact: Redactor,
 ) -> list[Written]:
     """Write every output the settings ask for; report each one."""
-    jobs: list[tuple[str, Path, Callable[[Path], None]]] = []
+    jobs: list[tuple[str, str, Path, Callable[[Path], None]]] = []
     if settings.report_path is not None:
-        jobs.append(
-            ("JSON report", settings.report_path, _json(summary, records, settings, redact))
-        )
+        write_json = _json(summary, records, settings, redact)
+        jobs.append(("JSON report", "--skill-report", settings.report_path, write_json))
     if settings.html_path is not None:
-        jobs.append(("HTML report", settings.html_path, _html(summary, records, settings)))
+        write_html = _html(summary, records, settings)
+        jobs.append(("HTML report", "--skill-html", settings.html_path, write_html))
     if settings.workspace_dir is not None:
-        jobs.append(("workspace", settings.workspace_dir, _workspace(summary, records, settings)))
+        write_workspace = _workspace(summary, records, settings)
+        jobs.append(("workspace", "--skill-workspace", settings.workspace_dir, write_workspace))
     step_summary = os.environ.get(STEP_SUMMARY_ENV)
     if step_summary and records:
-        jobs.append(("step summary", Path(step_summary), _markdown(summary, records, redact)))
+        write_markdown = _markdown(summary, records, redact)
+        option = f"the step summary ({STEP_SUMMARY_ENV})"
+        jobs.append(("step summary", option, Path(step_summary), write_markdown))
     written = []
-    for what, path, write in jobs:
+    for what, option, path, write in jobs:
         try:
             write(path)
-        except (OSError, ValueError) as error:
-            # ValueError: text a codec refuses. Anything else is a bug and shows as one.
-            written.append(Written(what, path, redact(str(error))))
+        except Exception as error:  # one writer failing must not cost the others
+            said = str(error).strip().splitlines()
+            detail = said[0] if said else type(error).__name__
+            if not isinstance(error, OSError):
+                detail = f"{type(error).__name__}: {detail}"
+            hint = "; choose a writable path" if isinstance(error, OSError) else ""
+            written.append(Written(what, option, path, printable(redact(detail + hint))))
         else:
-            written.append(Written(what, path))
+            written.append(Written(what, option, path))
     return written
 
 
@@ -124,7 +132,7 @@ def _markdown(
         from pytest_skills.report import export
 
         text = export.markdown(summary.models, records, summary.problems)
-        with open(path, "a", encoding="utf-8") as handle:
+        with open(path, "a", encoding="utf-8", errors="replace") as handle:
             handle.write(redact(text) + "\n")
 
     return write

@@ -33,6 +33,7 @@ from pytest_skills.formats.data import user_message
 from pytest_skills.report.records import GRADED_BY_OUTCOME, CallResult, ItemRecord, sorted_records
 from pytest_skills.report.run_info import RunInfo
 from pytest_skills.report.summary import ModelSummary
+from pytest_skills.report.text import without_surrogates
 
 #: Our conditions under skill-creator's configuration names (its viewer keys on them).
 CONFIGURATIONS = (("with_skill", "with_skill"), ("baseline", "without_skill"))
@@ -63,7 +64,8 @@ REVIEWER_FILES = ("feedback.json",)
 
 def _dump(path: Path, data: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    path.write_text(without_surrogates(text), encoding="utf-8")
 
 
 def _round(value: float) -> float:
@@ -170,12 +172,12 @@ def _write_run(run_dir: Path, result: CallResult, metadata: dict[str, Any]) -> d
     outputs = run_dir / "outputs"
     outputs.mkdir(parents=True, exist_ok=True)
     if result.output is not None:
-        (outputs / ANSWER_FILE).write_text(result.output, encoding="utf-8")
+        (outputs / ANSWER_FILE).write_text(without_surrogates(result.output), encoding="utf-8")
     if result.error is not None:
-        (outputs / "error.txt").write_text(result.error, encoding="utf-8")
+        (outputs / "error.txt").write_text(without_surrogates(result.error), encoding="utf-8")
     reasoning = getattr(result, "reasoning", None)
     if reasoning:
-        (outputs / "reasoning.md").write_text(reasoning, encoding="utf-8")
+        (outputs / "reasoning.md").write_text(without_surrogates(reasoning), encoding="utf-8")
     summary = graded["summary"]
     return {
         "pass_rate": summary["pass_rate"],
@@ -384,7 +386,9 @@ def write(
         root = directory / names[model]
         kept = _clear(root)
         root.mkdir(parents=True, exist_ok=True)
-        (root / MARKER).write_text(f"written by pytest-skills for model {model}\n", "utf-8")
+        (root / MARKER).write_text(
+            without_surrogates(f"written by pytest-skills for model {model}\n"), "utf-8"
+        )
         _write_model(root, summaries.get(model), by_model[model], eval_ids, eval_names, info)
         for name, content in kept.items():
             (root / name).write_bytes(content)
