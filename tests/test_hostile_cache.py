@@ -215,14 +215,17 @@ def test_unknown_settings_are_refused_before_writing(tmp_path: Path) -> None:
         db.execute("INSERT INTO Settings VALUES ('sqlite_writable_schema', 1)")
     db.close()
     again = ResponseCache(tmp_path)
-    assert again.get(request) == Response("hello", cached=True, extra={})
-    with pytest.raises(CacheError, match=r"sqlite_writable_schema.*not made by pytest-skills"):
+    # Not read either: a cache with a setting of anyone else's is not ours at all.
+    with pytest.raises(CacheError, match=r"not one pytest-skills wrote(.|\n)*sqlite_writable"):
+        again.get(request)
+    with pytest.raises(CacheError, match=r"not one pytest-skills wrote(.|\n)*sqlite_writable"):
         again.put(Request("anthropic", "claude-haiku-4-5", "other"), Response("x"), "f::d")
 
 
 def test_pickled_keys_are_never_decoded(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    with diskcache.Cache(str(tmp_path)) as raw:
+    # With pytest-skills' settings: diskcache's defaults (an eviction policy) are not ours.
+    with diskcache.Cache(str(tmp_path), eviction_policy="none", size_limit=2**40) as raw:
         raw.set(_RunsCode(f"touch {marker}"), "value")  # a pickled *key*
         raw.set("plain", "value")
     cache = ResponseCache(tmp_path)

@@ -133,6 +133,9 @@ class SkillRun:
                 self.settings.cache_dir,
                 read_only=self.settings.cache_mode == "replay",
                 secrets=self._secrets,
+                # A refresh is how a cache is cleaned: one that is not ours is rebuilt.
+                rebuild_untrusted=self.settings.cache_mode == "refresh",
+                announce=self.announce,
             )
         return self._cache
 
@@ -294,6 +297,9 @@ class SkillRun:
             verb = "removed" if self.settings.cache_prune else "unused by this run"
             hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
             lines.append(f"skills: {len(self.unused_keys)} cache entries {verb}{hint}")
+        unrecorded = self._cache.unrecorded if self._cache is not None else None
+        if unrecorded is not None:
+            lines.append(f"skills: {unrecorded[0]} answer(s) not recorded: {unrecorded[1]}")
         lines += [f"skills: GATE FAILED: {message}" for message in self.gate_messages]
         if not lines:
             return
@@ -360,21 +366,30 @@ class SkillRun:
         used = {key for record in self.records for key in record.cache_keys}
         files = {record.file for record in self.records}
         models = {(m.provider, cache_model(m)) for m in self.settings.models}
+        # A prune cleans the cache: one that is not ours is rebuilt before it is read.
+        store = self.cache
+        if self.settings.cache_prune:
+            store = ResponseCache(
+                self.settings.cache_dir,
+                secrets=self._secrets,
+                rebuild_untrusted=True,
+                announce=self.announce,
+            )
         try:
             unused = [
                 entry.key
-                for entry in self.cache.entries(skip=used)
+                for entry in store.entries(skip=used)
                 if entry.label.rpartition("::")[0] in files
                 and (entry.fields.get("provider"), entry.fields.get("model")) in models
             ]
             if unused and self.settings.cache_prune:
-                writable = ResponseCache(self.settings.cache_dir, secrets=self._secrets)
-                try:
-                    writable.delete(unused)
-                finally:
-                    writable.close()
+                store.delete(unused)
         except CacheError:
             return
+        finally:
+            if store is not self.cache:
+                with contextlib.suppress(CacheError):
+                    store.close()
         self.unused_keys = unused
 
     def close(self) -> None:

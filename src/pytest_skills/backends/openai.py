@@ -129,6 +129,12 @@ class OpenAIBackend:
         choice = completion.choices[0]
         text, reasoning = _answer_and_reasoning(choice.message)
         extra: dict[str, Any] = {}
+        refusal = getattr(choice.message, "refusal", None)
+        if isinstance(refusal, str) and refusal.strip():
+            # A refusal comes instead of the answer (content null): it is what the model
+            # said, so checks grade it; the entry keeps it apart as well.
+            extra["refusal"] = refusal
+            text = text or refusal
         if adapted:
             extra["adapted"] = "; ".join(a.note for a in adapted)
         return Response(

@@ -31,6 +31,7 @@ from pytest_skills.execution.cache import (
     SecretInEntry,
     UnreadableEntry,
 )
+from pytest_skills.execution.entries import normalised
 from pytest_skills.models import ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
@@ -173,7 +174,8 @@ class Runner:
                 self._finish(key, Outcome(error=str(error), unreadable_entry=True))
                 return
             except CacheError as error:
-                self._finish(key, Outcome(error=str(error)))
+                # The cache as a whole: every call shares it, so the summary says it once.
+                self._finish(key, Outcome(error=str(error), model_unavailable=True))
                 return
             if hit is not None:
                 warning = self.replay_check(call.spec, hit) if self.replay_check else None
@@ -279,6 +281,8 @@ class Runner:
                 problem = _not_a_response(response)
                 if problem:
                     return Outcome(error=f"{call.spec.name}: the backend returned {problem}")
+                # As the cache stores it, so the live run and its replay show the same.
+                response = normalised(response)
                 break
             except BackendError as error:
                 if error.model_unavailable:
