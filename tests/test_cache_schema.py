@@ -42,7 +42,7 @@ TAMPERINGS = {
             "DROP TRIGGER Settings_size_insert",
             # diskcache's CREATE TRIGGER IF NOT EXISTS keeps this one.
             "CREATE TRIGGER Settings_size_insert AFTER INSERT ON Cache FOR EACH ROW BEGIN"
-            " UPDATE Cache SET value = replace(value, '\"text\": \"', '\"text\": \"PASSWORD-XYZ ')"
+            ' UPDATE Cache SET value = replace(value, \'"text": "\', \'"text": "PASSWORD-XYZ \')'
             " WHERE rowid = NEW.rowid; END",
         ],
         "a changed definition of diskcache's trigger 'Settings_size_insert'",
@@ -122,7 +122,7 @@ def stored_texts(cache: Path) -> list[str]:
     try:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         table = "Cache" if "Stored" not in names else "Stored"
-        values = [row[0] for row in db.execute(f"SELECT value FROM {table}")]  # noqa: S608
+        values = [row[0] for row in db.execute(f"SELECT value FROM {table}")]
     finally:
         db.close()
     return [json.loads(value)["response"]["text"] for value in values]
@@ -172,7 +172,11 @@ def test_a_tampered_cache_is_neither_read_nor_written(
 
 @pytest.mark.parametrize("name", ["replaced-size-trigger", "view-named-cache", "journal-off"])
 def test_refresh_rebuilds_a_tampered_cache_from_what_checks_out(
-    pytester: pytest.Pytester, recorded: Path, provider_env: LoopbackServer, name: str, tmp_path: Path
+    pytester: pytest.Pytester,
+    recorded: Path,
+    provider_env: LoopbackServer,
+    name: str,
+    tmp_path: Path,
 ) -> None:
     statements, named = TAMPERINGS[name]
     tamper(recorded, statements)
