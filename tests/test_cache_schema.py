@@ -249,7 +249,7 @@ def test_a_value_file_that_is_a_fifo_is_refused_at_once(
         "--skill-cache=replay",
         "-p",
         "no:cacheprovider",
-        timeout=300,
+        timeout=120,
     )
     result.assert_outcomes(passed=0, failed=2)
     result.stdout.fnmatch_lines(
