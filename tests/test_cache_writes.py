@@ -19,7 +19,6 @@ from typing import Any
 
 import pytest
 
-from pytest_skills.execution import entries
 from tests.conftest import HAIKU, plugin_subprocess, write_skill
 from tests.loopback import Call, LoopbackServer, echo
 
@@ -105,6 +104,8 @@ def test_an_entry_over_the_limit_is_refused_when_written_not_when_replayed(
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
+    from pytest_skills.execution import entries  # new with the limit shared by both sides
+
     monkeypatch.setattr(entries, "MAX_ENTRY_BYTES", 2000)  # both sides read this one limit
     long_input = "word " * 400
     write_skill(

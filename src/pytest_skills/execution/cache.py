@@ -426,7 +426,7 @@ class _Guard:
 
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
-    ) -> bool:
+    ) -> None:
         if isinstance(error, UntrustedCache):
             raise CacheError(untrusted_message(self.directory, error)) from None
         if isinstance(error, (sqlite3.Error, OSError)):
@@ -435,4 +435,3 @@ class _Guard:
                 "If it is corrupt, delete the directory and record again; to run without it, "
                 "use --skill-cache=off."
             ) from None
-        return False

@@ -73,7 +73,9 @@ def normalised(response: Response) -> Response:
     shows the same figures as the live run.
     """
     usage = Usage(**{name: _count(getattr(response.usage, name, 0)) for name in _USAGE_FIELDS})
-    texts = {name: _optional_text(getattr(response, name)) for name in _OPTIONAL_TEXTS}
+    texts: dict[str, Any] = {
+        name: _optional_text(getattr(response, name)) for name in _OPTIONAL_TEXTS
+    }
     fixed = dataclasses.replace(
         response,
         text=clean_text(response.text if isinstance(response.text, str) else str(response.text)),
@@ -211,7 +213,7 @@ def _response(data: Any) -> Response:
     # Compared, never converted: float(10**400) would raise, and NaN compares false.
     if type(latency) not in (int, float) or not 0 <= latency <= MAX_LATENCY_S:
         raise ValueError(f"its 'latency_s' is not a number of seconds: {_shown(latency)}")
-    texts: dict[str, str | None] = {}
+    texts: dict[str, Any] = {}
     for name in _OPTIONAL_TEXTS:
         value = data.get(name)
         if value is not None and not isinstance(value, str):
@@ -236,7 +238,7 @@ def _response(data: Any) -> Response:
         latency_s=float(latency),
         cached=True,
         extra=extra if extra else _NO_EXTRA,
-        **texts,  # type: ignore[arg-type]
+        **texts,
     )
 
 
