@@ -1,8 +1,10 @@
 """The on-disk response cache: a diskcache directory meant to be committed.
 
-Entries are JSON text (never pickles) keyed by :attr:`Request.key`, and are read back
-only as that JSON, checked field by field: anything else is an unreadable entry (see
-``store.py`` for what a committed cache can and cannot do). Each entry keeps a
+Entries are JSON text (never pickles) keyed by :attr:`Request.key`, written and read
+back by the one format of ``entries.py``: anything else is an unreadable entry. A
+cache whose ``cache.db`` is not diskcache's own is not used at all (``schema.py``),
+except by a refresh or a prune, which rebuild it first (``rebuild.py``); see
+``store.py`` for what a committed cache can and cannot do. Each entry keeps a
 fingerprint of the key's fields, so that a replay miss can say what differs from the
 nearest recorded entry for the same case and model. diskcache writes through SQLite
 transactions, so concurrent xdist workers and a run killed mid-way never leave a
@@ -11,7 +13,6 @@ half-written entry.
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import sqlite3
 import threading
@@ -19,6 +20,16 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_skills.execution.cache_errors import (
+    CacheError,
+    Guard,
+    SecretInEntry,
+    StopRecording,
+    UnreadableEntry,
+    stop_reason,
+    stops_recording,
+    untrusted_message,
+)
 from pytest_skills.execution.entries import Entry, EntryRefused, decode, encode, normalised
 from pytest_skills.execution.rebuild import rebuild
 from pytest_skills.execution.secrets import find_secret, secret_values
@@ -63,32 +74,6 @@ FIELD_LABELS = {
 }
 
 
-class CacheError(Exception):
-    """The cache directory cannot be used; the message says how to recover."""
-
-
-class UnreadableEntry(CacheError):
-    """One entry that is not the JSON this package writes; recording it again fixes it."""
-
-    def __init__(self, directory: Path, key: str, reason: str):
-        super().__init__(
-            f"cache entry {key[:12]} in {directory} is unreadable: {reason}. It was refused, "
-            "not loaded; recording this answer again replaces it"
-        )
-        self.key = key
-        self.reason = reason
-
-
-class SecretInEntry(Exception):
-    """Raised instead of writing an entry that holds the value of a secret variable."""
-
-    def __init__(self, variable: str):
-        super().__init__(
-            f"not cached: the answer contains the value of ${variable}; secrets never reach disk"
-        )
-        self.variable = variable
-
-
 def fingerprint(request: Request) -> dict[str, Any]:
     """The key's fields with long texts replaced by digests: small, comparable, readable."""
     fields = request.key_fields()
@@ -99,21 +84,6 @@ def fingerprint(request: Request) -> dict[str, Any]:
 
 
 _NOT_FETCHED: Any = object()
-#: Write failures that end recording for the run: each later one would fail the same way.
-_FULL = ("database or disk is full", "disk i/o error")
-_READ_ONLY = ("readonly database", "read-only", "unable to open database file")
-_STOP_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACCES})
-
-
-def untrusted_message(directory: Path, problem: object) -> str:
-    """What a cache that is not diskcache's own means, on three lines: the first for
-    each item, the rest once in the summary."""
-    return (
-        f"the response cache at {directory} is not one pytest-skills wrote, so nothing was "
-        f"read from it or written to it\n{problem}\nif you trust where it came from, run "
-        "with --skill-cache=refresh to rebuild it from the entries that check out; "
-        "otherwise delete the directory and record again"
-    )
 
 
 class ResponseCache:
@@ -233,7 +203,7 @@ class ResponseCache:
 
     def _open_writer(self) -> Any:
         if self.directory.is_dir() and not writable(self.directory):
-            raise _Stop(
+            raise StopRecording(
                 f"the response cache at {self.directory} is read-only here: its answers "
                 "are replayed, but this run records none; record where it is writable"
             )
@@ -245,8 +215,8 @@ class ResponseCache:
         except UntrustedCache as problem:
             raise CacheError(untrusted_message(self.directory, problem)) from None
         except (OSError, sqlite3.Error) as error:
-            if _stops_recording(error):
-                raise _Stop(_stop_reason(self.directory, error)) from None
+            if stops_recording(error):
+                raise StopRecording(stop_reason(self.directory, error)) from None
             raise CacheError(
                 f"cannot open the response cache at {self.directory}: {error}. "
                 "Check its permissions, point --skill-cache-dir elsewhere, or delete the "
@@ -254,7 +224,7 @@ class ResponseCache:
             ) from None
 
     def _guard(self, action: str) -> Any:
-        return _Guard(self.directory, action)
+        return Guard(self.directory, action)
 
     def get(self, request: Request) -> Response | None:
         """The recorded response, None when there is none; UnreadableEntry for an entry
@@ -303,10 +273,10 @@ class ResponseCache:
                     try:
                         self._writing().set(request.key, payload)
                     except (OSError, sqlite3.Error) as error:
-                        if _stops_recording(error):
-                            raise _Stop(_stop_reason(self.directory, error)) from None
+                        if stops_recording(error):
+                            raise StopRecording(stop_reason(self.directory, error)) from None
                         raise
-            except _Stop as stop:
+            except StopRecording as stop:
                 self._stopped = str(stop)
                 self._unrecorded += 1
                 raise CacheError(
@@ -386,52 +356,3 @@ class ResponseCache:
             with self._guard("close"):
                 writer.close()
                 fold_log(self.directory)
-
-
-class _Stop(CacheError):
-    """Recording is over for this run: ``str()`` says why."""
-
-
-def _stops_recording(error: OSError | sqlite3.Error) -> bool:
-    """Whether every later write would fail the same way (no space, no permission)."""
-    if isinstance(error, OSError):
-        return error.errno in _STOP_ERRNOS
-    text = str(error).lower()
-    return any(part in text for part in (*_FULL, *_READ_ONLY))
-
-
-def _stop_reason(directory: Path, error: OSError | sqlite3.Error) -> str:
-    text = str(error).lower()
-    full = isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-    if full or any(part in text for part in _FULL):
-        return (
-            f"the disk holding the response cache at {directory} is full ({error}): this "
-            "run records no more answers; free space and run again to record them"
-        )
-    return (
-        f"the response cache at {directory} cannot be written here ({error}): its answers "
-        "are replayed, but this run records none; record where it is writable"
-    )
-
-
-class _Guard:
-    """Turn SQLite and OS errors into a CacheError that names the way out."""
-
-    def __init__(self, directory: Path, action: str):
-        self.directory = directory
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
-    ) -> None:
-        if isinstance(error, UntrustedCache):
-            raise CacheError(untrusted_message(self.directory, error)) from None
-        if isinstance(error, (sqlite3.Error, OSError)):
-            raise CacheError(
-                f"cannot {self.action} the response cache at {self.directory}: {error}. "
-                "If it is corrupt, delete the directory and record again; to run without it, "
-                "use --skill-cache=off."
-            ) from None
