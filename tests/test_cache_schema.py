@@ -196,6 +196,20 @@ def test_refresh_rebuilds_a_tampered_cache_from_what_checks_out(
     run(pytester, recorded, "--skill-cache=replay").assert_outcomes(passed=1, failed=1)
 
 
+def test_xdist_workers_that_find_a_tampered_cache_rebuild_it_once(
+    pytester: pytest.Pytester, recorded: Path, tmp_path: Path
+) -> None:
+    statements, _ = TAMPERINGS["deleting-trigger"]
+    tamper(recorded, statements)
+    # Each worker records, so each finds the cache untrusted; one rebuilds, one waits.
+    result = run(pytester, recorded, "--skill-cache=refresh", "-n", "2")
+    result.assert_outcomes(passed=1, failed=1)
+    assert schema(recorded / "cache.db") == diskcaches_own(tmp_path)
+    assert len(stored_texts(recorded)) == 4
+    assert not list(recorded.glob(".rebuild-*"))
+    run(pytester, recorded, "--skill-cache=replay").assert_outcomes(passed=1, failed=1)
+
+
 def test_prune_rebuilds_a_tampered_cache_too(
     pytester: pytest.Pytester, recorded: Path, tmp_path: Path
 ) -> None:
