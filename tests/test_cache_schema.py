@@ -99,7 +99,7 @@ def tamper(cache: Path, statements: list[str]) -> None:
 
 
 def schema(path: Path) -> set[tuple[str, str, str, str | None]]:
-    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
     try:
         return set(db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master"))
     finally:
@@ -118,7 +118,7 @@ def digest(path: Path) -> str:
 
 
 def stored_texts(cache: Path) -> list[str]:
-    db = sqlite3.connect(f"{(cache / 'cache.db').as_uri()}?mode=ro", uri=True)
+    db = sqlite3.connect(f"{(cache / 'cache.db').as_uri()}?mode=ro&immutable=1", uri=True)
     try:
         names = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         table = "Cache" if "Stored" not in names else "Stored"
@@ -164,6 +164,7 @@ def test_a_tampered_cache_is_neither_read_nor_written(
     result.stdout.fnmatch_lines([f"  {HAIKU}: 6 call(s) not made: the response cache at *"])
     assert digest(recorded / "cache.db") == before, "something was written into it"
     assert schema(recorded / "cache.db") == objects
+    assert sorted(path.name for path in recorded.iterdir()) == ["cache.db"]
 
     replay = run(pytester, recorded, "--skill-cache=replay")
     replay.assert_outcomes(failed=3)
@@ -246,7 +247,9 @@ def test_a_value_file_that_is_a_fifo_is_refused_at_once(
     pytester: pytest.Pytester, recorded: Path
 ) -> None:
     db = sqlite3.connect(recorded / "cache.db")
-    (key,) = db.execute("SELECT key FROM Cache WHERE value LIKE '%skill: demo%' LIMIT 1").fetchone()
+    (key,) = db.execute(
+        "SELECT key FROM Cache WHERE value LIKE '%echo: Tell me about the topic | skill:%'"
+    ).fetchone()
     with db:
         db.execute(
             "UPDATE Cache SET mode = 3, filename = 'ab/cd/answer.val', value = NULL WHERE key = ?",

@@ -44,6 +44,7 @@ from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW, MODE_TEXT
 
 from pytest_skills.execution import entries
 from pytest_skills.execution.schema import (
+    COMPANIONS,
     DB_NAME,
     WRITER_SETTINGS,
     UntrustedCache,
@@ -216,28 +217,37 @@ class StoreReader:
         if self._db is None:
             try:
                 check_files(self.directory)
-                db = self._connect()
+                present = {name for name in COMPANIONS if (self.directory / name).exists()}
+                # Examined through a read-only connection: one that may write would fold
+                # a committed log into the file on closing, even if the file is refused.
+                db = self._connect(read_only=True, shared=not self.read_only)
+                try:
+                    check_schema(db)
+                    if not self.read_only and writable(self.directory):
+                        db.close()
+                        db = self._connect(read_only=False)
+                except BaseException:
+                    # Closed at once: nothing of it is used, and it must not hold the
+                    # file open while a refresh rebuilds it; the log and index files
+                    # SQLite made to read it go too.
+                    db.close()
+                    _remove_new_companions(self.directory, present)
+                    raise
             except UntrustedCache as error:
-                self._untrusted = error
-                raise
-            try:
-                check_schema(db)
-            except UntrustedCache as error:
-                # Closed at once: nothing of it is used, and it must not hold the file
-                # open while a refresh rebuilds it.
-                db.close()
                 self._untrusted = error
                 raise
             self._db = db
         return self._db
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, *, read_only: bool, shared: bool = False) -> sqlite3.Connection:
+        """A connection that may write, or one that never does: immutable when no log is
+        pending, unless ``shared`` (other xdist workers may be writing the file)."""
         path = self.directory / DB_NAME
         wal = self.directory / f"{DB_NAME}-wal"
         pending = wal.is_file() and wal.stat().st_size > 0
-        if not (self.read_only or not writable(self.directory)):
+        if not read_only:
             query = "mode=rw"
-        elif not pending:
+        elif not pending and not (shared and writable(self.directory)):
             query = "mode=ro&immutable=1"
         elif writable(self.directory) or (self.directory / f"{DB_NAME}-shm").is_file():
             query = "mode=ro"
@@ -320,6 +330,16 @@ class StoreReader:
             if self._snapshot is not None:
                 shutil.rmtree(self._snapshot, ignore_errors=True)
                 self._snapshot = None
+
+
+def _remove_new_companions(directory: Path, present: set[str]) -> None:
+    """Remove the empty log and its index that reading a refused file created."""
+    for name in set(COMPANIONS) - present:
+        path = directory / name
+        with contextlib.suppress(OSError):
+            if name.endswith("-wal") and path.stat().st_size:
+                continue  # something was written to it: not ours to remove
+            path.unlink()
 
 
 def _being_created(error: sqlite3.OperationalError) -> bool:
