@@ -245,3 +245,32 @@ def test_a_full_disk_is_one_warning_with_a_count(tmp_path: Path) -> None:
         r"skills: (\d+) answer\(s\) not recorded: the disk holding", result.stdout
     )
     assert unrecorded is not None and 0 < int(unrecorded[1]) < 24
+
+
+def test_values_a_plugin_backend_returns_are_stored_as_a_replay_reads_them(
+    tmp_path: Path,
+) -> None:
+    from pytest_skills.execution.cache import ResponseCache
+    from pytest_skills.models import Request, Response, Usage
+
+    odd = Response(
+        "answer \ud83d",
+        usage=Usage(input_tokens=5.0, output_tokens=-3, reasoning_tokens=10**400),  # type: ignore[arg-type]
+        latency_s=float("inf"),
+        reported_model=123,  # type: ignore[arg-type]
+        reasoning=["thought"],  # type: ignore[arg-type]
+        extra={"adapted": ["a", "b"], "own": {1, 2}},
+    )
+    request = Request("anthropic", "claude-haiku-4-5", "hi")
+    cache = ResponseCache(tmp_path)
+    cache.put(request, odd, "f::c")
+    cache.close()
+    replayed = ResponseCache(tmp_path, read_only=True).get(request)
+    assert replayed is not None
+    assert replayed.text == "answer \ufffd"
+    assert replayed.usage == Usage(input_tokens=5, output_tokens=0, reasoning_tokens=0)
+    assert type(replayed.usage.input_tokens) is int
+    assert replayed.latency_s == 0.0
+    assert replayed.reported_model == "123"
+    assert replayed.reasoning == "['thought']"
+    assert replayed.extra == {"adapted": "['a', 'b']", "own": "{1, 2}"}

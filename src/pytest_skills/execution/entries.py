@@ -84,7 +84,8 @@ def normalised(response: Response) -> Response:
         extra=_extra(response.extra),
         **texts,
     )
-    return response if fixed == response else fixed
+    # Always the copy: an equal response can still hold 5.0 where the reader wants 5.
+    return fixed
 
 
 def encode(label: str, fields: Mapping[str, Any], response: Response) -> str:
@@ -120,6 +121,8 @@ def _count(value: Any) -> int:
 def _seconds(value: Any) -> float:
     if type(value) not in (int, float) or not value >= 0:  # NaN compares false
         return 0.0
+    if type(value) is float and math.isinf(value):
+        return 0.0  # no measurement at all, unlike a long one
     return float(min(value, MAX_LATENCY_S))
 
 
