@@ -16,7 +16,8 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from pytest_skills.execution.cache import ResponseCache
+from pytest_skills.execution.cache import ResponseCache, UnreadableEntry
+from pytest_skills.models import Request, Response
 from tests.conftest import HAIKU, write_skill
 from tests.conftest import output as everything
 from tests.loopback import LoopbackServer
@@ -275,8 +276,6 @@ def test_a_value_file_that_is_a_fifo_is_refused_at_once(
 
 
 def test_the_cache_only_reads_text_that_is_utf8(tmp_path: Path) -> None:
-    from pytest_skills.models import Request, Response
-
     cache = ResponseCache(tmp_path)
     good, bad = (Request("anthropic", "claude-haiku-4-5", prompt) for prompt in ("a", "b"))
     cache.put(good, Response("fine"), "f::a")
@@ -289,5 +288,5 @@ def test_the_cache_only_reads_text_that_is_utf8(tmp_path: Path) -> None:
     again = ResponseCache(tmp_path, read_only=True)
     assert [entry.key for entry in again.entries()] == [good.key]
     assert again.get(good) is not None
-    with pytest.raises(Exception, match="is unreadable: it holds bytes, not text"):
+    with pytest.raises(UnreadableEntry, match="is unreadable: it holds bytes, not text"):
         again.get(bad)
