@@ -334,7 +334,8 @@ def test_a_cache_file_another_worker_is_still_creating_reads_as_empty(
     # The moment between another xdist worker's diskcache creating cache.db and making
     # its Cache table, held still: a read then must find nothing, not fail the item.
     db = sqlite3.connect(tmp_path / "cache.db")
-    db.execute("CREATE TABLE Settings (key TEXT NOT NULL UNIQUE, value)")
+    # diskcache's own statement, to the space: anything else is a schema not its own.
+    db.execute("CREATE TABLE IF NOT EXISTS Settings ( key TEXT NOT NULL UNIQUE, value)")
     db.commit()
     db.close()
     cache = ResponseCache(tmp_path, read_only=read_only)

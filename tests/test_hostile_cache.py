@@ -158,6 +158,39 @@ ODD_VALUES = [
         "its 'latency_s' is not a number of seconds: 'slow'",
         id="latency-not-a-number",
     ),
+    # Values that once ended the session with a traceback and no report.
+    pytest.param(
+        '{"label": "x", "fields": {}, "response": {"text": "a", "extra": {"adapted": ["a"]}}}',
+        "its extra.adapted is not a string",
+        id="adapted-a-list",
+    ),
+    pytest.param(
+        '{"label": "x", "fields": {}, "response": {"text": "a", "latency_s": 1e308}}',
+        "its 'latency_s' is not a number of seconds: 1e+308",
+        id="latency-1e308",
+    ),
+    pytest.param(
+        '{"label": "x", "fields": {}, "response": {"text": "a", "latency_s": NaN}}',
+        "it holds NaN, which is not a JSON number",
+        id="latency-nan",
+    ),
+    pytest.param(
+        '{"label": "x", "fields": {}, "response": {"text": "a", "usage": {"output_tokens": 1'
+        + "0" * 400
+        + "}}}",
+        "its usage.output_tokens is not a whole number of tokens: an integer of about 401 digits",
+        id="tokens-10**400",
+    ),
+    pytest.param(
+        '{"label": "x", "fields": {}, "response": {"text": "a", "reasoning": 42}}',
+        "its 'reasoning' is not a string",
+        id="reasoning-not-a-string",
+    ),
+    pytest.param(
+        '{"label": "x", "fields": {"provider": ["anthropic"]}, "response": {"text": "a"}}',
+        "its fields.provider is a list, not a value",
+        id="fields-provider-a-list",
+    ),
 ]
 
 
@@ -172,9 +205,17 @@ def test_an_odd_entry_fails_its_item_and_names_the_way_out(
     yaml_file.write_text(
         yaml_file.read_text() + "  - {id: fresh, input: brand new, expect: {contains: echo}}\n"
     )
-    report = tmp_path / "report.json"
-    result = run(pytester, recorded, "--skill-cache=replay", f"--skill-report={report}")
+    report, page = tmp_path / "report.json", tmp_path / "report.html"
+    result = run(
+        pytester,
+        recorded,
+        "--skill-cache=replay",
+        f"--skill-report={report}",
+        f"--skill-html={page}",
+        f"--skill-workspace={tmp_path / 'workspace'}",
+    )
     result.assert_outcomes(passed=1, failed=2)
+    assert page.is_file()
     text = everything(result)
     assert "INTERNALERROR" not in text and "Traceback" not in text
     result.stdout.fnmatch_lines(
@@ -191,6 +232,29 @@ def test_an_odd_entry_fails_its_item_and_names_the_way_out(
     )
     result.stdout.fnmatch_lines(["*not in the cache (nothing is recorded for this case*"])
     assert json.loads(report.read_text())["models"][0]["errors"] >= 1
+
+
+def test_a_lone_surrogate_in_a_recorded_answer_is_replaced_not_fatal(
+    pytester: pytest.Pytester, recorded: Path, tmp_path: Path
+) -> None:
+    key = keys_of(recorded, "echoes")[0]
+    entry = json.loads(stored_value(recorded, key))
+    entry["response"]["text"] += " \ud83d"  # half an emoji: no UTF-8 writer takes it
+    set_rows(recorded, [key], value=json.dumps(entry))
+    page, report = tmp_path / "report.html", tmp_path / "report.json"
+    result = run(
+        pytester,
+        recorded,
+        "--skill-cache=replay",
+        f"--skill-html={page}",
+        f"--skill-report={report}",
+        f"--skill-workspace={tmp_path / 'workspace'}",
+    )
+    result.assert_outcomes(passed=2)
+    assert "INTERNALERROR" not in everything(result)
+    outputs = [r["output"] for r in json.loads(report.read_text())["results"]]
+    assert any(output.endswith(" \ufffd") for output in outputs)
+    assert "\ufffd" in page.read_text(encoding="utf-8")
 
 
 def test_an_odd_entry_in_auto_mode_fails_the_item_too(
@@ -215,14 +279,17 @@ def test_unknown_settings_are_refused_before_writing(tmp_path: Path) -> None:
         db.execute("INSERT INTO Settings VALUES ('sqlite_writable_schema', 1)")
     db.close()
     again = ResponseCache(tmp_path)
-    assert again.get(request) == Response("hello", cached=True, extra={})
-    with pytest.raises(CacheError, match=r"sqlite_writable_schema.*not made by pytest-skills"):
+    # Not read either: a cache with a setting of anyone else's is not ours at all.
+    with pytest.raises(CacheError, match=r"not one pytest-skills wrote(.|\n)*sqlite_writable"):
+        again.get(request)
+    with pytest.raises(CacheError, match=r"not one pytest-skills wrote(.|\n)*sqlite_writable"):
         again.put(Request("anthropic", "claude-haiku-4-5", "other"), Response("x"), "f::d")
 
 
 def test_pickled_keys_are_never_decoded(tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
-    with diskcache.Cache(str(tmp_path)) as raw:
+    # With pytest-skills' settings: diskcache's defaults (an eviction policy) are not ours.
+    with diskcache.Cache(str(tmp_path), eviction_policy="none", size_limit=2**40) as raw:
         raw.set(_RunsCode(f"touch {marker}"), "value")  # a pickled *key*
         raw.set("plain", "value")
     cache = ResponseCache(tmp_path)

@@ -16,13 +16,14 @@ Each step's work is done by the module that owns it; this class only keeps the o
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_skills.arms import ArmPrompts
+from pytest_skills.arms import DEFAULT_ARMS, ArmPrompts
 from pytest_skills.backends.base import Backend
 from pytest_skills.backends.provision import BackendProvider, UnknownProviderError
 from pytest_skills.checks.judge import JudgeCheck
@@ -228,14 +229,29 @@ class SkillSession:
         return bool(self.records) and not narrowed and self.settings.cache_mode != "off"
 
     def _find_unused(self) -> None:
-        from pytest_skills.execution.pruning import prune, unused_entries
+        from pytest_skills.execution.cache import ResponseCache
+        from pytest_skills.execution.pruning import unused_entries
 
+        # A prune cleans the cache: one that is not ours is rebuilt before it is read,
+        # and it is written to (a replay's own cache is read-only).
+        store = self.calls.cache
+        if self.settings.cache_prune:
+            store = ResponseCache(
+                self.settings.cache_dir,
+                secrets=self.redact.secrets,
+                rebuild_untrusted=True,
+                announce=self.announce,
+            )
         try:
-            unused = unused_entries(self.calls.cache, self.records, self.settings.models)
+            unused = unused_entries(store, self.records, self.settings.models)
             if unused and self.settings.cache_prune:
-                prune(self.settings.cache_dir, unused, self.redact.secrets)
+                store.delete(unused)
         except CacheError:
             return
+        finally:
+            if store is not self.calls.cache:
+                with contextlib.suppress(CacheError):
+                    store.close()
         self.unused_keys = unused
 
     def summary_lines(self, verbose: bool) -> list[str]:
@@ -245,8 +261,11 @@ class SkillSession:
         lines: list[str] = []
         progress = self.calls.progress
         if progress is not None and progress.total:
+            # By arm only when comparing versions or controls: "24 live (skill), 24 from
+            # the cache (ref:main)"; the default pair needs no breakdown.
             arms = [arm.name for arm in self.settings.arms]
-            lines.append(terminal.progress_text(progress, arms))
+            shown = arms if self.settings.arms != DEFAULT_ARMS else []
+            lines.append(terminal.progress_text(progress, shown))
         if self.records:
             summary = self.summary or summarise_run(self.records, self.settings)
             lines += terminal.table(summary.models, verbose=verbose, records=self.records)
@@ -266,6 +285,9 @@ class SkillSession:
             verb = "removed" if self.settings.cache_prune else "unused by this run"
             hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
             lines.append(f"skills: {len(self.unused_keys)} cache entries {verb}{hint}")
+        unrecorded = self.calls.unrecorded
+        if unrecorded is not None:
+            lines.append(f"skills: {unrecorded[0]} answer(s) not recorded: {unrecorded[1]}")
         if self.summary is not None:
             lines += [f"skills: GATE FAILED: {message}" for message in self.summary.gates]
         lines += self.written

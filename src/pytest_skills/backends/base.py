@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import math
 import re
 import time
 from collections.abc import Callable, Mapping
@@ -250,10 +251,19 @@ _NO_DEFAULT: Any = object()
 
 
 def token_count(obj: object, name: str, where: str, default: int = _NO_DEFAULT) -> int:
-    """The token count ``name`` of ``obj``: a whole number from 0 to MAX_TOKEN_COUNT."""
+    """The token count ``name`` of ``obj``: a whole number from 0 to MAX_TOKEN_COUNT.
+
+    An odd number (negative, fractional, not finite) is no reason to lose the answer: it
+    is read as the cache would store it (0, or rounded). Anything else is malformed."""
     value = getattr(obj, name, None)
     if value is None and default is not _NO_DEFAULT:
         return int(default)
+    if isinstance(value, float):
+        if not math.isfinite(value) or value < 0:
+            return 0
+        value = round(value)
+    elif isinstance(value, int) and not isinstance(value, bool) and value < 0:
+        return 0
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
         shown = f"the number {value}" if isinstance(value, int) and value < 10**20 else shape(value)
         raise MalformedBody(f"'{where}.{name}' is {shown}, not a token count")

@@ -140,6 +140,12 @@ class OpenAIBackend:
                 f"{PROVIDER}: the response for {request.model} is not a chat completion: {error}"
             ) from None
         extra: dict[str, Any] = {}
+        refusal = getattr(choice.message, "refusal", None)
+        if isinstance(refusal, str) and refusal.strip():
+            # A refusal comes instead of the answer (content null): it is what the model
+            # said, so checks grade it; the entry keeps it apart as well.
+            extra["refusal"] = refusal
+            text = text or refusal
         if adapted:
             extra["adapted"] = "; ".join(a.note for a in adapted)
         return Response(

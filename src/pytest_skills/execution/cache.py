@@ -1,8 +1,10 @@
 """The on-disk response cache: a diskcache directory meant to be committed.
 
-Entries are JSON text (never pickles) keyed by :attr:`Request.key`, and are read back
-only as that JSON, checked field by field: anything else is an unreadable entry (see
-``store.py`` for what a committed cache can and cannot do). Each entry keeps a
+Entries are JSON text (never pickles) keyed by :attr:`Request.key`, written and read
+back by the one format of ``entries.py``: anything else is an unreadable entry. A
+cache whose ``cache.db`` is not diskcache's own is not used at all (``schema.py``),
+except by a refresh or a prune, which rebuild it first (``rebuild.py``); see
+``store.py`` for what a committed cache can and cannot do. Each entry keeps a
 fingerprint of the key's fields, so that a replay miss can say what differs from the
 nearest recorded entry for the same case and model. diskcache writes through SQLite
 transactions, so concurrent xdist workers and a run killed mid-way never leave a
@@ -11,38 +13,49 @@ half-written entry.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
-import json
-import math
 import sqlite3
-import sys
 import threading
-from collections.abc import Container, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from pytest_skills.execution.cache_errors import (
+    CacheError,
+    Guard,
+    SecretInEntry,
+    StopRecording,
+    UnreadableEntry,
+    stop_reason,
+    stops_recording,
+    untrusted_message,
+)
+from pytest_skills.execution.entries import Entry, EntryRefused, decode, encode, normalised
+from pytest_skills.execution.rebuild import rebuild
 from pytest_skills.execution.secrets import find_secret, secret_values
 from pytest_skills.execution.store import (
     DB_NAME,
     StoreReader,
-    UnknownSetting,
     UnreadableValue,
+    UntrustedCache,
     fold_log,
     open_writer,
     value_text,
+    writable,
 )
-from pytest_skills.models import Request, Response, Usage
+from pytest_skills.models import Request, Response
 
 __all__ = [
     "CacheError",
     "Entry",
+    "EntryRefused",
     "ResponseCache",
     "SecretInEntry",
     "UnreadableEntry",
+    "decode",
     "find_secret",
     "fingerprint",
+    "normalised",
 ]
 
 FIELD_LABELS = {
@@ -61,32 +74,6 @@ FIELD_LABELS = {
 }
 
 
-class CacheError(Exception):
-    """The cache directory cannot be used; the message says how to recover."""
-
-
-class UnreadableEntry(CacheError):
-    """One entry that is not the JSON this package writes; recording it again fixes it."""
-
-    def __init__(self, directory: Path, key: str, reason: str):
-        super().__init__(
-            f"cache entry {key[:12]} in {directory} is unreadable: {reason}. It was refused, "
-            "not loaded; recording this answer again replaces it"
-        )
-        self.key = key
-        self.reason = reason
-
-
-class SecretInEntry(Exception):
-    """Raised instead of writing an entry that holds the value of a secret variable."""
-
-    def __init__(self, variable: str):
-        super().__init__(
-            f"not cached: the answer contains the value of ${variable}; secrets never reach disk"
-        )
-        self.variable = variable
-
-
 def fingerprint(request: Request) -> dict[str, Any]:
     """The key's fields with long texts replaced by digests: small, comparable, readable."""
     fields = request.key_fields()
@@ -96,60 +83,7 @@ def fingerprint(request: Request) -> dict[str, Any]:
     return fields
 
 
-@dataclass(frozen=True)
-class Entry:
-    key: str
-    label: str
-    fields: Mapping[str, Any]
-    response: Response
-
-
 _NOT_FETCHED: Any = object()
-_USAGE_FIELDS = frozenset(field.name for field in dataclasses.fields(Usage))
-_OPTIONAL_TEXTS = ("stop_reason", "reported_model", "recorded_at")
-
-
-def decode(key: str, text: str) -> Entry:
-    """The entry ``text`` holds; ValueError says what makes it unreadable."""
-    try:
-        data = json.loads(text)
-    except (ValueError, RecursionError):
-        raise ValueError("it is not JSON") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"it holds a JSON {type(data).__name__}, not an entry")
-    label, fields, response = data.get("label", ""), data.get("fields"), data.get("response")
-    if not isinstance(label, str) or not isinstance(fields, dict):
-        raise ValueError("its 'label' or 'fields' is missing or of the wrong type")
-    return Entry(key, label, fields, _response(response))
-
-
-def _response(data: Any) -> Response:
-    if not isinstance(data, dict):
-        raise ValueError("it has no 'response' object")
-    if not isinstance(data.get("text"), str):
-        raise ValueError("its answer ('text') is not a string")
-    usage = data.get("usage", {})
-    if not isinstance(usage, dict) or not set(usage) <= _USAGE_FIELDS:
-        raise ValueError(f"its 'usage' is not an object of {', '.join(sorted(_USAGE_FIELDS))}")
-    for name, count in usage.items():
-        if type(count) is not int or count < 0:
-            raise ValueError(f"its usage.{name} is not a whole number of tokens: {count!r}")
-    latency = data.get("latency_s", 0.0)
-    if type(latency) not in (int, float) or not math.isfinite(latency) or latency < 0:
-        raise ValueError(f"its 'latency_s' is not a number of seconds: {latency!r}")
-    for name in _OPTIONAL_TEXTS:
-        value = data.get(name)
-        if isinstance(value, str):
-            # Interned: thousands of answers share a few models, stop reasons, seconds.
-            data[name] = sys.intern(value)
-        elif value is not None:
-            raise ValueError(f"its '{name}' is not a string")
-    if not isinstance(data.get("extra", {}), dict):
-        raise ValueError("its 'extra' is not an object")
-    try:
-        return Response.from_json(data, cached=True)
-    except (TypeError, ValueError, KeyError) as error:
-        raise ValueError(f"its response does not load: {error}") from None
 
 
 class ResponseCache:
@@ -160,6 +94,12 @@ class ResponseCache:
     that records nothing leaves ``cache.db`` as it was. :meth:`prefetch` reads the
     entries of many requests in one pass; a key it did not find is looked up again
     (unless read-only), so answers other xdist workers recorded since are used.
+
+    A cache whose schema is not diskcache's own is refused whole (:func:`untrusted_message`);
+    with ``rebuild_untrusted`` (refresh, prune) it is first rebuilt from the entries
+    that check out, and ``announce`` says so. A directory this process cannot write is
+    replayed from; the first answer it cannot record says why, and the answers after it
+    are only counted (:attr:`unrecorded`), as are those after a full disk.
     """
 
     def __init__(
@@ -168,11 +108,15 @@ class ResponseCache:
         *,
         read_only: bool = False,
         secrets: Mapping[str, str] | None = None,
+        rebuild_untrusted: bool = False,
+        announce: Callable[[str], None] | None = None,
     ):
         self.directory = directory
         #: Read here, on the constructing (main) thread; writes happen on pool threads.
         self.secrets = dict(secret_values() if secrets is None else secrets)
         self.read_only = read_only
+        self.rebuild_untrusted = rebuild_untrusted
+        self.announce = announce
         self._reader = StoreReader(directory, read_only=read_only)
         #: Entries read ahead by prefetch(): a response, the reason it is unreadable,
         #: or None (not recorded when prefetched). Each key is asked for once.
@@ -182,6 +126,16 @@ class ResponseCache:
         self._lock = threading.Lock()
         #: One write at a time in this process: SQLite would make the others wait anyway.
         self._write_lock = threading.Lock()
+        self._vetted = False
+        self._vet_lock = threading.Lock()
+        #: Why nothing more is recorded this run (a read-only directory, a full disk).
+        self._stopped: str | None = None
+        self._unrecorded = 0
+
+    @property
+    def unrecorded(self) -> tuple[int, str] | None:
+        """How many answers were not recorded after recording stopped, and why."""
+        return (self._unrecorded, self._stopped) if self._stopped else None
 
     def _check_directory(self) -> bool:
         """True when there is a cache file to read; CacheError when the path is unusable."""
@@ -194,7 +148,28 @@ class ResponseCache:
                     "file, not a directory; point --skill-cache-dir at a directory"
                 )
             return False
-        return self._reader.exists
+        if not self._reader.exists:
+            return False
+        if self.rebuild_untrusted and not self._vetted:
+            self._rebuild_if_untrusted()
+        return True
+
+    def _rebuild_if_untrusted(self) -> None:
+        with self._vet_lock:
+            if self._vetted:
+                return
+            try:
+                self._reader.verify()
+            except UntrustedCache:
+                self._reader.close()  # nothing may hold the old file open while it goes
+                rebuilt = rebuild(self.directory)
+                if rebuilt is not None and self.announce is not None:
+                    self.announce(
+                        f"the response cache at {self.directory} was not one pytest-skills "
+                        f"wrote ({rebuilt.problem}): rebuilt it from the {rebuilt.kept} "
+                        f"entries that check out ({rebuilt.refused} refused)"
+                    )
+            self._vetted = True
 
     def prefetch(self, requests: Iterable[Request]) -> None:
         """Read the entries of ``requests`` in one pass over the table, decoding each as
@@ -227,17 +202,21 @@ class ResponseCache:
             return self._writer
 
     def _open_writer(self) -> Any:
+        if self.directory.is_dir() and not writable(self.directory):
+            raise StopRecording(
+                f"the response cache at {self.directory} is read-only here: its answers "
+                "are replayed, but this run records none; record where it is writable"
+            )
         try:
-            if self._check_directory():
-                self._reader.check_settings()
+            self._check_directory()
+            if self._reader.exists:
+                self._reader.verify()
             return open_writer(self.directory)
-        except UnknownSetting as setting:
-            raise CacheError(
-                f"the response cache at {self.directory} holds a setting diskcache never "
-                f"writes ({setting}), so it was not made by pytest-skills; delete the "
-                "directory and record again"
-            ) from None
+        except UntrustedCache as problem:
+            raise CacheError(untrusted_message(self.directory, problem)) from None
         except (OSError, sqlite3.Error) as error:
+            if stops_recording(error):
+                raise StopRecording(stop_reason(self.directory, error)) from None
             raise CacheError(
                 f"cannot open the response cache at {self.directory}: {error}. "
                 "Check its permissions, point --skill-cache-dir elsewhere, or delete the "
@@ -245,7 +224,7 @@ class ResponseCache:
             ) from None
 
     def _guard(self, action: str) -> Any:
-        return _Guard(self.directory, action)
+        return Guard(self.directory, action)
 
     def get(self, request: Request) -> Response | None:
         """The recorded response, None when there is none; UnreadableEntry for an entry
@@ -272,15 +251,37 @@ class ResponseCache:
             raise UnreadableEntry(self.directory, key, str(error)) from None
 
     def put(self, request: Request, response: Response, label: str) -> None:
-        payload = json.dumps(
-            {"label": label, "fields": fingerprint(request), "response": response.to_json()},
-            sort_keys=True,
-        )
+        """Record ``response`` as a replay will read it (see :func:`~.entries.encode`).
+
+        SecretInEntry or CacheError say why it was not recorded. When recording stops
+        (a read-only directory, a full disk), the first answer's CacheError says so
+        and later answers are only counted: one warning, not one per answer.
+        """
+        try:
+            payload = encode(label, fingerprint(request), normalised(response))
+        except EntryRefused as refused:
+            raise CacheError(str(refused)) from None
         leaked = find_secret(payload, self.secrets)
         if leaked:
             raise SecretInEntry(leaked)
-        with self._guard("write"), self._write_lock:
-            self._writing().set(request.key, payload)
+        with self._write_lock:
+            if self._stopped is not None:
+                self._unrecorded += 1
+                return
+            try:
+                with self._guard("write"):
+                    try:
+                        self._writing().set(request.key, payload)
+                    except (OSError, sqlite3.Error) as error:
+                        if stops_recording(error):
+                            raise StopRecording(stop_reason(self.directory, error)) from None
+                        raise
+            except StopRecording as stop:
+                self._stopped = str(stop)
+                self._unrecorded += 1
+                raise CacheError(
+                    f"not cached: {stop}; the skills summary counts the answers not recorded"
+                ) from None
 
     def entries(self, skip: Container[str] = ()) -> Iterator[Entry]:
         """Every readable entry, except those whose key is in ``skip`` (never decoded)."""
@@ -355,25 +356,3 @@ class ResponseCache:
             with self._guard("close"):
                 writer.close()
                 fold_log(self.directory)
-
-
-class _Guard:
-    """Turn SQLite and OS errors into a CacheError that names the way out."""
-
-    def __init__(self, directory: Path, action: str):
-        self.directory = directory
-        self.action = action
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
-    ) -> bool:
-        if isinstance(error, (sqlite3.Error, OSError)):
-            raise CacheError(
-                f"cannot {self.action} the response cache at {self.directory}: {error}. "
-                "If it is corrupt, delete the directory and record again; to run without it, "
-                "use --skill-cache=off."
-            ) from None
-        return False

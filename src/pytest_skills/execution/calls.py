@@ -50,6 +50,9 @@ class CallService:
                 self._cache_dir,
                 read_only=self._mode == "replay",
                 secrets=self._redact.secrets,
+                # A refresh is how a cache is cleaned: one that is not ours is rebuilt.
+                rebuild_untrusted=self._mode == "refresh",
+                announce=self._announce,
             )
         return self._cache
 
@@ -67,6 +70,11 @@ class CallService:
                 redact=self._redact,
             )
         return self._runner
+
+    @property
+    def unrecorded(self) -> tuple[int, str] | None:
+        """Answers the cache could not record (a read-only directory, a full disk)."""
+        return self._cache.unrecorded if self._cache is not None else None
 
     @property
     def progress(self) -> Progress | None:

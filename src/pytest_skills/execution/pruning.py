@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 
-from pytest_skills.execution.cache import CacheError, ResponseCache
+from pytest_skills.execution.cache import ResponseCache
 from pytest_skills.models import ModelSpec, cache_model
 from pytest_skills.report.records import ItemRecord
 
@@ -29,13 +27,3 @@ def unused_entries(
         if entry.label.rpartition("::")[0] in files
         and (entry.fields.get("provider"), entry.fields.get("model")) in wanted
     ]
-
-
-def prune(cache_dir: Path, keys: Sequence[str], secrets: Mapping[str, str]) -> None:
-    """Delete ``keys``, through a cache opened for writing (a replay's is read-only)."""
-    writable = ResponseCache(cache_dir, secrets=secrets)
-    try:
-        writable.delete(keys)
-    finally:
-        with contextlib.suppress(CacheError):
-            writable.close()

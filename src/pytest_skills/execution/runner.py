@@ -31,6 +31,7 @@ from pytest_skills.execution.cache import (
     SecretInEntry,
     UnreadableEntry,
 )
+from pytest_skills.execution.entries import normalised
 from pytest_skills.models import ErrorKind, ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
@@ -226,7 +227,8 @@ class Runner:
         except UnreadableEntry as error:
             return Outcome(error=str(error), kind=ErrorKind.UNREADABLE_ENTRY)
         except CacheError as error:
-            return Outcome(error=str(error), kind=ErrorKind.CALL_FAILED)
+            # The cache as a whole: every call shares it, so the summary says it once.
+            return Outcome(error=str(error), kind=ErrorKind.MODEL_UNAVAILABLE)
         if hit is not None:
             warning = self.replay_check(call.spec, hit) if self.replay_check else None
             return Outcome(response=hit, warnings=(warning,) if warning else ())
@@ -333,6 +335,8 @@ class Runner:
                 problem = _not_a_response(response)
                 if problem:
                     return Outcome(error=f"{call.spec.name}: the backend returned {problem}")
+                # As the cache stores it, so the live run and its replay show the same.
+                response = normalised(response)
                 break
             except BackendError as error:
                 if error.model_unavailable:

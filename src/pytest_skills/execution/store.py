@@ -12,43 +12,73 @@ request. What that lets them do is fixed here:
 * Writes go through diskcache with :class:`SafeDisk`, which stores only text, never
   unpickles, and never reads or deletes a file outside the directory (diskcache
   would delete whatever file an overwritten row names).
-* Before writing, the ``Settings`` table may only hold settings diskcache itself
-  writes (some become SQLite pragmas, others attributes of the cache object), and
-  ours override the file's.
-* Every connection runs with ``trusted_schema`` off, so a view or trigger hidden in
-  the file cannot call functions with side effects.
+* Before anything is read or written, ``cache.db`` must hold exactly the schema diskcache
+  creates (see ``schema.py``): a trigger, a view or a ``Settings`` row of anyone
+  else's makes the whole cache untrusted, and it must be a regular file, as must its
+  write-ahead log. Value files are read only when they are regular files: a FIFO or
+  a device is refused at once, never opened in a way that waits.
+* Every connection runs with ``trusted_schema`` off, so even a schema under
+  examination cannot call functions with side effects.
 
-Replays read without writing a byte: immutably when no write-ahead log is pending,
-else read-only through the log, so answers a killed run committed are seen.
+Replays, and any run whose cache directory is read-only, read without writing a byte:
+immutably when no write-ahead log is pending, else read-only through the log, so
+answers a killed run committed are seen (from a private copy when the directory is
+read-only and SQLite could not share the log there).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 import sqlite3
+import stat
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import diskcache
-from diskcache.core import DEFAULT_SETTINGS, METADATA, MODE_BINARY, MODE_PICKLE, MODE_RAW, MODE_TEXT
+from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW, MODE_TEXT
 
-DB_NAME = "cache.db"
-#: A value file larger than this is refused rather than read into memory.
-MAX_VALUE_FILE_BYTES = 64 * 2**20
-#: diskcache's settings with ours: no eviction, no size limit worth the name.
-WRITER_SETTINGS = {**DEFAULT_SETTINGS, "eviction_policy": "none", "size_limit": 2**40}
+from pytest_skills.execution import entries
+from pytest_skills.execution.schema import (
+    COMPANIONS,
+    DB_NAME,
+    WRITER_SETTINGS,
+    UntrustedCache,
+    check_files,
+    check_schema,
+)
+
+__all__ = [
+    "DB_NAME",
+    "WRITER_SETTINGS",
+    "SafeDisk",
+    "StoreReader",
+    "UnreadableValue",
+    "UntrustedCache",
+    "fold_log",
+    "open_writer",
+    "sqlite_text",
+    "value_text",
+    "writable",
+]
 
 #: A row as stored: (mode, filename, value).
 Row = tuple[Any, Any, Any]
+#: Opens a value file without following a link and without waiting on a FIFO.
+_OPEN_FLAGS = (
+    os.O_RDONLY
+    | getattr(os, "O_NONBLOCK", 0)
+    | getattr(os, "O_NOFOLLOW", 0)
+    | getattr(os, "O_CLOEXEC", 0)
+)
 
 
 class UnreadableValue(Exception):
     """A stored value this package refuses to read; ``str()`` says what it is."""
-
-
-class UnknownSetting(Exception):
-    """The file holds a setting diskcache never writes: it was not made by a cache."""
 
 
 def value_text(directory: Path, row: Row) -> str:
@@ -56,6 +86,8 @@ def value_text(directory: Path, row: Row) -> str:
     mode, filename, value = row
     if mode == MODE_RAW:
         if isinstance(value, str):
+            if len(value) > entries.MAX_ENTRY_BYTES:
+                raise UnreadableValue(f"it is larger than {entries.size(entries.MAX_ENTRY_BYTES)}")
             return value
         kind = "bytes" if isinstance(value, bytes) else type(value).__name__
         raise UnreadableValue(f"it holds {kind}, not text")
@@ -79,11 +111,18 @@ def _value_file(directory: Path, filename: Any) -> str:
     if target == root or not target.is_relative_to(root):
         raise UnreadableValue(f"its value file {filename!r} lies outside the cache directory")
     try:
-        if target.stat().st_size > MAX_VALUE_FILE_BYTES:
-            raise UnreadableValue(
-                f"its value file {filename!r} is larger than {MAX_VALUE_FILE_BYTES // 2**20} MB"
-            )
-        return target.read_text(encoding="utf-8")
+        # Examined before it is opened: opening a FIFO to read waits for a writer.
+        if not stat.S_ISREG(os.lstat(target).st_mode):
+            raise UnreadableValue(f"its value file {filename!r} is not a regular file")
+        descriptor = os.open(target, _OPEN_FLAGS)
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                raise UnreadableValue(f"its value file {filename!r} is not a regular file")
+            data = handle.read(entries.MAX_ENTRY_BYTES + 1)
+        if len(data) > entries.MAX_ENTRY_BYTES:
+            limit = entries.size(entries.MAX_ENTRY_BYTES)
+            raise UnreadableValue(f"its value file {filename!r} is larger than {limit}")
+        return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise UnreadableValue(f"its value file {filename!r} cannot be read: {error}") from None
 
@@ -117,44 +156,125 @@ class SafeDisk(diskcache.Disk):
         if _inside(self._directory, file_path):
             super().remove(file_path)
 
+    def _write(self, full_path: str, iterator: Any, mode: str, encoding: Any = None) -> Any:
+        # A committed symlink in place of a value file's subdirectory would put the
+        # answer wherever it points.
+        if not _inside(self._directory, full_path):
+            raise OSError(f"the value file {full_path} would lie outside the cache directory")
+        return super()._write(full_path, iterator, mode, encoding)
+
+
+def writable(directory: Path) -> bool:
+    """Whether this process may write ``cache.db`` and its log in ``directory``."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return False
+    database = directory / DB_NAME
+    return not database.exists() or os.access(database, os.W_OK)
+
+
+def sqlite_text(data: bytes) -> str | bytes:
+    """SQLite text as str; text that is not UTF-8 stays bytes, which no reader accepts
+    (the sqlite3 module would raise for the whole query instead)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data
+
 
 class StoreReader:
-    """Rows of ``cache.db`` through a connection of its own.
+    """Rows of ``cache.db`` through a connection of its own, once its schema is checked.
 
-    ``read_only`` (a replay) never writes: immutable when no write-ahead log is
-    pending (no ``-wal``/``-shm`` files appear), else read-only through the log.
-    Otherwise the connection may write, though it never does: closing it as the
-    last connection folds a log a killed run left into ``cache.db``.
+    ``read_only`` (a replay), or a directory this process cannot write, never writes:
+    immutable when no write-ahead log is pending (no ``-wal``/``-shm`` files appear),
+    else read-only through the log. Otherwise the connection may write, though it
+    never does: closing it as the last connection folds a log a killed run left into
+    ``cache.db``. The first connection checks the files and the schema; a cache that
+    fails is :class:`UntrustedCache` for every later call too.
     """
 
     def __init__(self, directory: Path, *, read_only: bool):
         self.directory = directory
         self.read_only = read_only
         self._db: sqlite3.Connection | None = None
+        self._untrusted: UntrustedCache | None = None
+        #: A private copy of cache.db and its log, when the directory could not share it.
+        self._snapshot: Path | None = None
         self._lock = threading.Lock()
 
     @property
     def exists(self) -> bool:
-        return (self.directory / DB_NAME).is_file()
+        # lexists: a dangling cache.db symlink is there (and refused), not absent.
+        return os.path.lexists(self.directory / DB_NAME)
+
+    def verify(self) -> None:
+        """UntrustedCache unless the cache's files and schema are diskcache's own."""
+        with self._lock:
+            self._connection()
 
     def _connection(self) -> sqlite3.Connection:
+        if self._untrusted is not None:
+            raise self._untrusted
         if self._db is None:
-            path = self.directory / DB_NAME
-            if self.read_only:
-                wal = self.directory / f"{DB_NAME}-wal"
-                pending = wal.is_file() and wal.stat().st_size > 0
-                query = "mode=ro" if pending else "mode=ro&immutable=1"
-            else:
-                query = "mode=rw"
-            db = sqlite3.connect(
-                f"{path.resolve().as_uri()}?{query}", uri=True, check_same_thread=False
-            )
+            try:
+                check_files(self.directory)
+                present = {name for name in COMPANIONS if (self.directory / name).exists()}
+                # Examined through a read-only connection: one that may write would fold
+                # a committed log into the file on closing, even if the file is refused.
+                db = self._connect(read_only=True, shared=not self.read_only)
+                try:
+                    check_schema(db)
+                    if not self.read_only and writable(self.directory):
+                        db.close()
+                        db = self._connect(read_only=False)
+                except BaseException:
+                    # Closed at once: nothing of it is used, and it must not hold the
+                    # file open while a refresh rebuilds it; the log and index files
+                    # SQLite made to read it go too.
+                    db.close()
+                    _remove_new_companions(self.directory, present)
+                    raise
+            except UntrustedCache as error:
+                self._untrusted = error
+                raise
+            self._db = db
+        return self._db
+
+    def _connect(self, *, read_only: bool, shared: bool = False) -> sqlite3.Connection:
+        """A connection that may write, or one that never does: immutable when no log is
+        pending, unless ``shared`` (other xdist workers may be writing the file)."""
+        path = self.directory / DB_NAME
+        wal = self.directory / f"{DB_NAME}-wal"
+        pending = wal.is_file() and wal.stat().st_size > 0
+        if not read_only:
+            query = "mode=rw"
+        elif not pending and not (shared and writable(self.directory)):
+            query = "mode=ro&immutable=1"
+        elif writable(self.directory) or (self.directory / f"{DB_NAME}-shm").is_file():
+            query = "mode=ro"
+        else:
+            # SQLite reads a log only with its -shm index, which it cannot create in a
+            # read-only directory: read a private copy of both instead.
+            path, query = self._copy(path, wal), "mode=ro"
+        db = sqlite3.connect(
+            f"{path.resolve().as_uri()}?{query}", uri=True, check_same_thread=False
+        )
+        try:
+            db.text_factory = sqlite_text
             db.execute("PRAGMA trusted_schema = OFF")
             db.execute("PRAGMA query_only = ON")
             # Entries are read once, in one pass: a page cache would only hold memory.
             db.execute("PRAGMA cache_size = 64")
-            self._db = db
-        return self._db
+        except sqlite3.Error:
+            db.close()
+            raise
+        return db
+
+    def _copy(self, database: Path, wal: Path) -> Path:
+        self._snapshot = Path(tempfile.mkdtemp(prefix="pytest-skills-cache-"))
+        copy = self._snapshot / DB_NAME
+        shutil.copyfile(database, copy)
+        shutil.copyfile(wal, self._snapshot / wal.name)
+        return copy
 
     def _execute(self, sql: str, parameters: tuple[Any, ...] = ()) -> sqlite3.Cursor | None:
         """The query's cursor; None while another xdist worker is still creating the
@@ -200,22 +320,26 @@ class StoreReader:
             if isinstance(key, str)
         ]
 
-    def check_settings(self) -> None:
-        """UnknownSetting unless every setting is one diskcache writes."""
-        known = set(DEFAULT_SETTINGS) | set(METADATA)
-        try:
-            names = [name for (name,) in self._query("SELECT key FROM Settings")]
-        except sqlite3.OperationalError:  # unreadable: opening diskcache will say why
-            return
-        for name in names:
-            if name not in known:
-                raise UnknownSetting(name)
-
     def close(self) -> None:
+        """Close the connection; a cache found untrusted is examined afresh next time."""
         with self._lock:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+            self._untrusted = None
+            if self._snapshot is not None:
+                shutil.rmtree(self._snapshot, ignore_errors=True)
+                self._snapshot = None
+
+
+def _remove_new_companions(directory: Path, present: set[str]) -> None:
+    """Remove the empty log and its index that reading a refused file created."""
+    for name in set(COMPANIONS) - present:
+        path = directory / name
+        with contextlib.suppress(OSError):
+            if name.endswith("-wal") and path.stat().st_size:
+                continue  # something was written to it: not ours to remove
+            path.unlink()
 
 
 def _being_created(error: sqlite3.OperationalError) -> bool:
@@ -225,7 +349,9 @@ def _being_created(error: sqlite3.OperationalError) -> bool:
 
 
 def open_writer(directory: Path) -> diskcache.Cache:
+    """diskcache on ``directory``; its schema, when it has one, was checked first."""
     directory.mkdir(parents=True, exist_ok=True)
+    check_files(directory)
     return diskcache.Cache(str(directory), disk=SafeDisk, **WRITER_SETTINGS)
 
 
@@ -234,9 +360,11 @@ def fold_log(directory: Path) -> None:
     connection still uses it (that one's close will)."""
     if not (directory / f"{DB_NAME}-wal").exists():
         return
-    db = sqlite3.connect(str(directory / DB_NAME))
-    try:
-        db.execute("PRAGMA trusted_schema = OFF")
-        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    finally:
-        db.close()
+    with contextlib.suppress(UntrustedCache):
+        check_files(directory)
+        db = sqlite3.connect(str(directory / DB_NAME))
+        try:
+            db.execute("PRAGMA trusted_schema = OFF")
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        finally:
+            db.close()

@@ -20,7 +20,7 @@ def progress_text(progress: Progress, arm_order: Sequence[str] = ()) -> str:
     done = f"{progress.done}/{progress.total}" if progress.done < progress.total else progress.total
     counts = [live, progress.cached, progress.failed]
     parts = [f"{count} {word}" for count, word in zip(counts, _PROGRESS_WORDS, strict=True)]
-    if len(progress.by_arm) > 1:
+    if arm_order and len(progress.by_arm) > 1:
         # Which arms called a model and which were replayed: "24 live (skill)".
         for index, part in enumerate(parts):
             rank = {arm: i for i, arm in enumerate(arm_order)}
