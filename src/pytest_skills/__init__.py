@@ -4,29 +4,40 @@ What users and plugin authors need is exported here: the ``skill_model`` fixture
 types, the check results and registry (for ``pytest_skills_register_checks``), the
 request/response types and the backend protocol (for ``pytest_skills_make_backend``),
 and the base of every error the plugin raises.
+
+The names load when first used: pytest imports this package in every run of a project
+that installs the plugin, skill tests or not.
 """
 
 from __future__ import annotations
 
-from importlib import metadata
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from pytest_skills.backends.base import Backend, BackendError, BackendOptions
-from pytest_skills.checks.registry import Check, CheckError, CheckRegistry, CheckResult
-from pytest_skills.errors import SkillsError
-from pytest_skills.fixture import Answer, SkillModel
-from pytest_skills.models import ErrorKind, ModelSpec, Request, Response, Usage
+if TYPE_CHECKING:
+    from pytest_skills.backends.base import Backend, BackendError, BackendOptions
+    from pytest_skills.checks.registry import Check, CheckError, CheckRegistry, CheckResult
+    from pytest_skills.errors import SkillsError
+    from pytest_skills.fixture import Answer, SkillModel
+    from pytest_skills.models import ErrorKind, ModelSpec, Request, Response, Usage
 
-
-def __getattr__(name: str) -> str:
-    # Read when asked for: the package metadata lookup is not free, and pytest imports
-    # this package on every run of a project that installs it.
-    if name == "__version__":
-        try:
-            return metadata.version("pytest-skills")
-        except metadata.PackageNotFoundError:  # a source tree that was never installed
-            return "0+unknown"
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+_WHERE = {
+    "Answer": "pytest_skills.fixture",
+    "Backend": "pytest_skills.backends.base",
+    "BackendError": "pytest_skills.backends.base",
+    "BackendOptions": "pytest_skills.backends.base",
+    "Check": "pytest_skills.checks.registry",
+    "CheckError": "pytest_skills.checks.registry",
+    "CheckRegistry": "pytest_skills.checks.registry",
+    "CheckResult": "pytest_skills.checks.registry",
+    "ErrorKind": "pytest_skills.models",
+    "ModelSpec": "pytest_skills.models",
+    "Request": "pytest_skills.models",
+    "Response": "pytest_skills.models",
+    "SkillModel": "pytest_skills.fixture",
+    "SkillsError": "pytest_skills.errors",
+    "Usage": "pytest_skills.models",
+}
 
 __all__ = [
     "Answer",
@@ -46,3 +57,16 @@ __all__ = [
     "Usage",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib import metadata
+
+        try:
+            return metadata.version("pytest-skills")
+        except metadata.PackageNotFoundError:  # a source tree that was never installed
+            return "0+unknown"
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

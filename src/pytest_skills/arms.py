@@ -21,9 +21,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from pytest_skills.formats import FormatError, Skill, Suite, parse_skill
 from pytest_skills.models.specs import did_you_mean
+
+if TYPE_CHECKING:
+    from pytest_skills.formats import Skill, Suite
 
 
 class ArmKind(Enum):
@@ -152,6 +155,8 @@ def placebo_body(tokens: int) -> str:
 
 def placebo(skill: Skill) -> Skill:
     """The skill's placebo: same name and heading, neutral body of the same length."""
+    from pytest_skills.formats import Skill
+
     return Skill(skill.name, skill.description, placebo_body(count_tokens(skill.body)), skill.path)
 
 
@@ -271,6 +276,8 @@ class ArmPrompts:
         return Unavailable(f"the {arm.name} arm is not available in this version")
 
     def _at_ref(self, arm: Arm, suite: Suite) -> str | Unavailable:
+        from pytest_skills.formats import parse_skill
+
         skills = []
         for skill in suite.skills:
             try:
@@ -289,6 +296,8 @@ class ArmPrompts:
         return path if path.is_absolute() else self.root / path
 
     def _in_dir(self, arm: Arm, suite: Suite) -> str | Unavailable:
+        from pytest_skills.formats import FormatError, parse_skill
+
         target = self._dir(arm) / "SKILL.md"
         try:
             candidate = parse_skill(target.read_text(encoding="utf-8-sig"), target)

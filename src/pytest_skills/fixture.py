@@ -42,9 +42,7 @@ from pytest_skills.report.records import (
     call_result,
 )
 from pytest_skills.settings import NO_MODEL_REASON
-
-FIXTURE = "skill_model"
-MARKER = "skill"
+from pytest_skills.stash import MARKER, MODEL_KEY
 
 _SKILLS_KEY = pytest.StashKey[dict[Path, Skill]]()
 
@@ -358,25 +356,7 @@ def case_name(item: pytest.Item, spec: ModelSpec) -> str:
     return f"{base}[{ids}]" if ids else base
 
 
-# --- hooks' helpers ------------------------------------------------------------------------
-
-
-def parametrize(metafunc: pytest.Metafunc, models: tuple[ModelSpec, ...]) -> None:
-    """One test per configured model, with the model's name as the id."""
-    if FIXTURE not in metafunc.fixturenames or not models:
-        return
-    metafunc.parametrize(
-        FIXTURE, [pytest.param(spec, id=spec.name) for spec in models], indirect=True
-    )
-
-
-def mark(item: pytest.Item, models: tuple[ModelSpec, ...]) -> None:
-    """Tests that ask models are skill tests (``-m "not skill"``); skipped without a model."""
-    if FIXTURE not in getattr(item, "fixturenames", ()):
-        return
-    item.add_marker(MARKER)
-    if not models:
-        item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
+# --- made by the plugin's fixture ---------------------------------------------------------
 
 
 def _test_outcome(report: pytest.TestReport) -> bool | None:
@@ -389,22 +369,17 @@ def _test_outcome(report: pytest.TestReport) -> bool | None:
 
 def record_of(item: pytest.Item, report: pytest.TestReport) -> ItemRecord | None:
     """The record of a test that asked models, made when its call phase is reported."""
-    model = item.stash.get(_MODEL_KEY, None)
+    model = item.stash.get(MODEL_KEY, None)
     if model is None or not model.asked or report.when != "call":
         return None
     return model.record(_test_outcome(report))
 
 
-_MODEL_KEY = pytest.StashKey[SkillModel]()
-CONTEXT_KEY = pytest.StashKey[RunContext]()
-
-
-@pytest.fixture
-def skill_model(request: pytest.FixtureRequest) -> SkillModel:
-    """A configured model; ``skill_model.ask(prompt, skill=..., baseline=...)``."""
+def make_skill_model(request: pytest.FixtureRequest, context: RunContext) -> SkillModel:
+    """The ``skill_model`` fixture's value (the fixture itself is in ``plugin.py``)."""
     spec = getattr(request, "param", None)
     if not isinstance(spec, ModelSpec):
         pytest.skip(NO_MODEL_REASON)
-    model = SkillModel(spec, request.config.stash[CONTEXT_KEY], request.node)
-    request.node.stash[_MODEL_KEY] = model
+    model = SkillModel(spec, context, request.node)
+    request.node.stash[MODEL_KEY] = model
     return model

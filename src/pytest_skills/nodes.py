@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import os
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,21 +30,17 @@ from pytest_skills.formats import (
     read_scenarios,
 )
 from pytest_skills.formats.notices import Notice, line_of
-from pytest_skills.formats.upskill_manifest import MANIFEST_DIR
 from pytest_skills.models import ErrorKind, ModelSpec, Sampling, request_for
 from pytest_skills.report.records import GRADED_BY_CHECK, ItemRecord, call_result
 from pytest_skills.settings import NO_MODEL_REASON, Settings
+from pytest_skills.stash import RECORD_KEY
 
 T = TypeVar("T")
-RECORD_KEY = pytest.StashKey[ItemRecord]()
+
 NO_JUDGE_SKIP = (
     "every check of this case needs a judge model: name one with --skill-judge-model SPEC "
     "(or ini skill_judge_model)"
 )
-
-
-#: Files named like skill test files that hold no cases (listed under -v).
-NOT_COLLECTED_KEY = pytest.StashKey[list[Path]]()
 
 
 class SkillCollectError(Exception):
@@ -74,18 +69,6 @@ def warn_at(path: Path, warning: str) -> None:
     warnings.warn_explicit(
         pytest.PytestWarning(str(warning)), None, str(path), line_of(warning) or 1
     )
-
-
-def is_scenario_dir(path: Path) -> bool:
-    """upskill's ``.upskill/`` holding a scenario manifest."""
-    return path.name == MANIFEST_DIR and (path / "evals.json").is_file()
-
-
-def user_ignored(path: Path, config: pytest.Config) -> bool:
-    """``path`` is named by --ignore or --ignore-glob."""
-    ignored = [Path(os.path.abspath(p)) for p in config.getoption("ignore") or []]
-    globs = [os.path.abspath(p) for p in config.getoption("ignore_glob") or []]
-    return path in ignored or any(fnmatch.fnmatch(str(path), glob) for glob in globs)
 
 
 def planned_calls(

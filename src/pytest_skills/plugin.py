@@ -1,50 +1,35 @@
-"""pytest entry point: thin hooks that hand off to :class:`~pytest_skills.session.SkillSession`."""
+"""pytest entry point: thin hooks that hand off to :class:`~pytest_skills.session.SkillSession`.
+
+Every pytest run of a project that installs the plugin imports this module and calls
+these hooks, skill tests or not; so it imports only what those runs need (options,
+settings, file names). Collecting a skill file, asking a model or writing a report
+loads the rest when it happens (``benchmarks/bench_startup.py`` measures the cost).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-import pytest_skills.fixture as fixture
 import pytest_skills.hookspecs as hookspecs
-from pytest_skills.backends import Backend
-from pytest_skills.backends.builtin import make_builtin_backend
-from pytest_skills.checks import CheckRegistry, register_builtin_checks
-from pytest_skills.execution.runner import Call
-from pytest_skills.fixture import skill_model  # noqa: F401  (the fixture, found by pytest here)
-from pytest_skills.formats import (
-    ForeignFile,
-    FormatError,
-    Source,
-    files,
-    is_skill_test_file,
-    open_source,
-)
-from pytest_skills.formats.notices import Notice
-from pytest_skills.models import ModelSpec
-from pytest_skills.nodes import (
-    NOT_COLLECTED_KEY,
-    RECORD_KEY,
-    SkillFile,
-    SkillItem,
-    is_scenario_dir,
-    not_collected_lines,
-    user_ignored,
-    warn_at,
-)
-from pytest_skills.report.header import header_lines
-from pytest_skills.report.records import to_properties
-from pytest_skills.report.text import printable
+from pytest_skills.discovery import is_scenario_dir, is_skill_test_file, user_ignored
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
-from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
+from pytest_skills.settings import NO_MODEL_REASON, SETTINGS_KEY, add_options, resolve
+from pytest_skills.stash import FIXTURE, MARKER, MODEL_KEY, NOT_COLLECTED_KEY, RECORD_KEY
+
+if TYPE_CHECKING:
+    from pytest_skills.backends import Backend
+    from pytest_skills.checks import CheckRegistry
+    from pytest_skills.execution.runner import Call
+    from pytest_skills.fixture import SkillModel
+    from pytest_skills.formats import FormatError, Source
+    from pytest_skills.models import ModelSpec
 
 SECTION = "skills"
-
-_PREVIOUS_ROOT_KEY = pytest.StashKey[Path | None]()
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -57,11 +42,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_skills_register_checks(registry: CheckRegistry) -> None:
+    from pytest_skills.checks import register_builtin_checks
+
     register_builtin_checks(registry)
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_skills_make_backend(spec: ModelSpec, config: pytest.Config) -> Backend | None:
+    from pytest_skills.backends.builtin import make_builtin_backend
+
     settings = config.stash[SETTINGS_KEY]
     options = dataclasses.replace(settings.backend_options, announce=config.stash[RUN_KEY].announce)
     return make_builtin_backend(spec, options)
@@ -74,23 +63,17 @@ def pytest_configure(config: pytest.Config) -> None:
         "the test file), the skill that the skill_model fixture asks with",
     )
     settings = config.stash[SETTINGS_KEY] = resolve(config)
-    # Skills and context files reached through a symlink must stay in the project.
-    config.stash[_PREVIOUS_ROOT_KEY] = files.set_project_root(config.rootpath)
     run = config.stash[RUN_KEY] = SkillSession(config, settings)
-    config.stash[fixture.CONTEXT_KEY] = run.context
     if not config.option.skill_models_list:
         run.check_providers()
     if not is_xdist_worker(config):
         config.pluginmanager.register(WorkerRecords(run), "pytest-skills-worker-records")
 
 
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if _PREVIOUS_ROOT_KEY in config.stash:  # an in-process run (pytester) restores its caller's
-        files.set_project_root(config.stash[_PREVIOUS_ROOT_KEY])
-
-
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if config.option.skill_models_list:
+        from pytest_skills.settings import models_list
+
         for line in models_list(config, resolve(config)):
             print(line)
         return 0
@@ -99,9 +82,13 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     # A base URL may carry a token in its query string.
+    from pytest_skills.arms import DEFAULT_ARMS
+    from pytest_skills.report.header import header_lines
+
     run, settings = config.stash[RUN_KEY], config.stash[SETTINGS_KEY]
     lines = header_lines(settings)
-    lines += [f"skills: {line}" for line in run.context.arm_prompts.problems(settings.arms)]
+    if settings.arms != DEFAULT_ARMS:
+        lines += [f"skills: {line}" for line in run.context.arm_prompts.problems(settings.arms)]
     return [run.redact(line) for line in lines]
 
 
@@ -109,14 +96,20 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Any:
     ignored = yield
     # norecursedirs skips dot-directories, but upskill keeps its manifest in .upskill/.
-    if ignored and is_scenario_dir(collection_path) and not user_ignored(collection_path, config):
-        return False
+    if ignored and is_scenario_dir(collection_path):
+        named = config.getoption("ignore") or [], config.getoption("ignore_glob") or []
+        if not user_ignored(collection_path, *named):
+            return False
     return ignored
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
     if not is_skill_test_file(file_path):
         return None
+    from pytest_skills.formats import ForeignFile, FormatError, open_source
+    from pytest_skills.formats.notices import Notice
+    from pytest_skills.nodes import SkillFile, warn_at
+
     run = parent.config.stash[RUN_KEY]
     if not run.first_sight(file_path):  # reached again through a symlink loop
         return None
@@ -137,15 +130,35 @@ def pytest_report_collectionfinish(config: pytest.Config, start_path: Path) -> l
     if config.option.verbose <= 0:
         return []
     not_collected: list[Path] = config.stash.get(NOT_COLLECTED_KEY, [])
+    if not not_collected:
+        return []
+    from pytest_skills.nodes import not_collected_lines
+
     return not_collected_lines(not_collected, start_path)
 
 
+@pytest.fixture
+def skill_model(request: pytest.FixtureRequest) -> SkillModel:
+    """A configured model; ``skill_model.ask(prompt, skill=..., baseline=...)``."""
+    from pytest_skills.fixture import make_skill_model
+
+    return make_skill_model(request, request.config.stash[RUN_KEY].context)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    fixture.parametrize(metafunc, metafunc.config.stash[SETTINGS_KEY].models)
+    # One test per configured model, with the model's name as the id.
+    models = metafunc.config.stash[SETTINGS_KEY].models
+    if FIXTURE in metafunc.fixturenames and models:
+        params = [pytest.param(spec, id=spec.name) for spec in models]
+        metafunc.parametrize(FIXTURE, params, indirect=True)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    fixture.mark(item, item.config.stash[SETTINGS_KEY].models)
+    # Tests that ask models are skill tests (-m "not skill"); skipped without a model.
+    if FIXTURE in getattr(item, "fixturenames", ()):
+        item.add_marker(MARKER)
+        if not item.config.stash[SETTINGS_KEY].models:
+            item.add_marker(pytest.mark.skip(reason=NO_MODEL_REASON))
 
 
 def pytest_deselected(items: Sequence[pytest.Item]) -> None:
@@ -154,11 +167,14 @@ def pytest_deselected(items: Sequence[pytest.Item]) -> None:
 
 
 def _plan(item: Any) -> Sequence[Call]:
-    return item.planned if isinstance(item, SkillItem) else ()
+    """The calls a skill item will make (``SkillItem.planned``); none for other items."""
+    planned: Sequence[Call] = getattr(item, "planned", ())
+    return planned
 
 
 def _followups(item: Any) -> Sequence[Call] | None:
-    return item.gradings() if isinstance(item, SkillItem) else ()
+    gradings = getattr(item, "gradings", None)
+    return gradings() if callable(gradings) else ()
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -167,7 +183,9 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if session.config.option.collectonly:
         return None
     run, settings = session.config.stash[RUN_KEY], session.config.stash[SETTINGS_KEY]
-    skill_items = [item for item in session.items if isinstance(item, SkillItem)]
+    skill_items = [item for item in session.items if getattr(item, "planned", None) is not None]
+    if not skill_items and not settings.plan:
+        return None  # nothing to plan: fixture tests ask as they run
     if settings.plan:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:
@@ -196,15 +214,22 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.longrepr is not None and item.get_closest_marker("skill") is not None:
         # What a test prints itself (``assert answer.text == ...``) may hold a key.
         text = str(report.longrepr)
+        from pytest_skills.report.text import printable
+
         # Answers and ids are untrusted too: no escape sequence reaches the terminal.
         cleaned = printable(run.redact(text))
         if cleaned != text:
             report.longrepr = cleaned
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
-    record = record or fixture.record_of(item, report)
+    if record is None and MODEL_KEY in item.stash:
+        from pytest_skills.fixture import record_of
+
+        record = record_of(item, report)
     if record is not None and hasattr(report, "wasxfail"):
         record = dataclasses.replace(record, xfail=report.wasxfail)
     if record is not None:
+        from pytest_skills.report.records import to_properties
+
         properties = to_properties(record, whole=run.record_property_read)
         # The call report was made from the item's properties already; the teardown
         # report, which JUnit XML reads them from, is made later from the item's.

@@ -18,26 +18,29 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Hashable, Sequence
+from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from pytest_skills.arms import DEFAULT_ARMS, ArmPrompts
-from pytest_skills.backends.base import Backend
-from pytest_skills.backends.provision import BackendProvider, UnknownProviderError
-from pytest_skills.checks.judge import JudgeCheck
-from pytest_skills.context import Registries, RunContext
-from pytest_skills.execution.cache import CacheError
-from pytest_skills.execution.calls import CallService
-from pytest_skills.execution.runner import Call
+from pytest_skills.arms import DEFAULT_ARMS
 from pytest_skills.execution.secrets import Redactor
-from pytest_skills.execution.window import CallWindow
-from pytest_skills.models import ModelSpec
-from pytest_skills.report.records import ItemRecord, from_properties
-from pytest_skills.report.summary import RunSummary, summarise_run
-from pytest_skills.report.text import printable
 from pytest_skills.settings import Settings
+
+if TYPE_CHECKING:
+    from pytest_skills.backends.base import Backend
+    from pytest_skills.backends.provision import BackendProvider
+    from pytest_skills.context import RunContext
+    from pytest_skills.execution.calls import CallService
+    from pytest_skills.execution.runner import Call
+    from pytest_skills.execution.window import CallWindow
+    from pytest_skills.models import ModelSpec
+    from pytest_skills.report.records import ItemRecord
+    from pytest_skills.report.summary import RunSummary
+
+# The services below are made when a skill file or a skill test first needs them: a
+# project that installs the plugin pays nothing for them in its other test runs.
 
 RUN_KEY = pytest.StashKey["SkillSession"]()
 
@@ -56,26 +59,6 @@ class SkillSession:
         self.config = config
         self.settings = settings
         self.redact = Redactor()
-        self.backends = BackendProvider(self._backend_from_hook)
-        self.calls = CallService(
-            cache_dir=settings.cache_dir,
-            cache_mode=settings.cache_mode,
-            concurrency=settings.concurrency,
-            retries=settings.retries,
-            gguf_dirs=settings.gguf_dirs,
-            backend_factory=self.backends,
-            redact=self.redact,
-            announce=self.announce,
-        )
-        judge = JudgeCheck(settings.judge_model, self.calls.ask)
-        self.context = RunContext(
-            settings=settings,
-            calls=self.calls,
-            redact=self.redact,
-            registries=Registries(judge, settings.sandbox_policy),
-            judge=judge,
-            arm_prompts=ArmPrompts(config.rootpath),
-        )
         self.records: list[ItemRecord] = []
         self.deselected = 0
         self.summary: RunSummary | None = None
@@ -90,12 +73,59 @@ class SkillSession:
         self.sequential: list[Any] = []
         #: Real paths of the skill test files collected so far.
         self._collected: set[Path] = set()
+        self._previous_root: Path | None = None
+
+    @cached_property
+    def backends(self) -> BackendProvider:
+        from pytest_skills.backends.provision import BackendProvider
+
+        return BackendProvider(self._backend_from_hook)
+
+    @cached_property
+    def calls(self) -> CallService:
+        from pytest_skills.execution.calls import CallService
+
+        s = self.settings
+        return CallService(
+            cache_dir=s.cache_dir,
+            cache_mode=s.cache_mode,
+            concurrency=s.concurrency,
+            retries=s.retries,
+            gguf_dirs=s.gguf_dirs,
+            backend_factory=self.backends,
+            redact=self.redact,
+            announce=self.announce,
+        )
+
+    @cached_property
+    def context(self) -> RunContext:
+        """What nodes and the fixture are handed when they are made."""
+        from pytest_skills.arms import ArmPrompts
+        from pytest_skills.checks.judge import JudgeCheck
+        from pytest_skills.context import Registries, RunContext
+        from pytest_skills.formats import files
+
+        # Skills and context files reached through a symlink must stay in the project.
+        self._previous_root = files.set_project_root(self.config.rootpath)
+        judge = JudgeCheck(self.settings.judge_model, self.calls.ask)
+        return RunContext(
+            settings=self.settings,
+            calls=self.calls,
+            redact=self.redact,
+            registries=Registries(judge, self.settings.sandbox_policy),
+            judge=judge,
+            arm_prompts=ArmPrompts(self.config.rootpath),
+        )
 
     # --- configure ----------------------------------------------------------------------
 
     def check_providers(self) -> None:
         """Refuse, once and before anything runs, a model whose provider nothing serves."""
+        from pytest_skills.backends.provision import UnknownProviderError
+
         specs = [*self.settings.models, *filter(None, [self.settings.judge_model])]
+        if not specs:
+            return
         try:
             self.backends.check(specs)
         except UnknownProviderError as error:
@@ -181,7 +211,7 @@ class SkillSession:
         """``item`` is about to run; ``upcoming``: the calls of it and of the next item."""
         if self._window is not None:
             self._window.before(item)
-        else:
+        elif upcoming:
             self.calls.submit(upcoming)
 
     def keep(self, record: ItemRecord) -> None:
@@ -198,7 +228,11 @@ class SkillSession:
 
     def finish(self, session: pytest.Session) -> list[str]:
         """Figures, outputs and gates once every item ran; the lines to say about them."""
+        s = self.settings
+        if not self.records and not (s.report_path or s.html_path or s.workspace_dir):
+            return []  # no skill test ran and no report was asked for
         from pytest_skills.report.outputs import write_outputs
+        from pytest_skills.report.summary import summarise_run
 
         summary = self.summary = summarise_run(self.records, self.settings)
         written = write_outputs(summary, self.records, self.settings, self.redact)
@@ -229,7 +263,7 @@ class SkillSession:
         return bool(self.records) and not narrowed and self.settings.cache_mode != "off"
 
     def _find_unused(self) -> None:
-        from pytest_skills.execution.cache import ResponseCache
+        from pytest_skills.execution.cache import CacheError, ResponseCache
         from pytest_skills.execution.pruning import unused_entries
 
         # A prune cleans the cache: one that is not ours is rebuilt before it is read,
@@ -256,10 +290,15 @@ class SkillSession:
 
     def summary_lines(self, verbose: bool) -> list[str]:
         """The ``skills`` section of the terminal summary."""
+        calls: CallService | None = self.__dict__.get("calls")
+        if calls is None and not self.records and not self.written:
+            return []  # nothing asked, nothing to say
         from pytest_skills.report import terminal
+        from pytest_skills.report.summary import summarise_run
+        from pytest_skills.report.text import printable
 
         lines: list[str] = []
-        progress = self.calls.progress
+        progress = calls.progress if calls is not None else None
         if progress is not None and progress.total:
             # By arm only when comparing versions or controls: "24 live (skill), 24 from
             # the cache (ref:main)"; the default pair needs no breakdown.
@@ -285,7 +324,7 @@ class SkillSession:
             verb = "removed" if self.settings.cache_prune else "unused by this run"
             hint = "" if self.settings.cache_prune else "; --skill-cache-prune removes them"
             lines.append(f"skills: {len(self.unused_keys)} cache entries {verb}{hint}")
-        unrecorded = self.calls.unrecorded
+        unrecorded = calls.unrecorded if calls is not None else None
         if unrecorded is not None:
             lines.append(f"skills: {unrecorded[0]} answer(s) not recorded: {unrecorded[1]}")
         if self.summary is not None:
@@ -295,7 +334,12 @@ class SkillSession:
         return [printable(self.redact(line)) for line in lines]
 
     def close(self) -> None:
-        self.calls.close()
+        if "calls" in self.__dict__:
+            self.calls.close()
+        if "context" in self.__dict__:
+            from pytest_skills.formats import files
+
+            files.set_project_root(self._previous_root)  # an in-process run's caller's
 
 
 class WorkerRecords:
@@ -307,7 +351,13 @@ class WorkerRecords:
         self.run = run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "call" and is_xdist_controller(self.run.config):
+        if (
+            report.when == "call"
+            and report.user_properties
+            and is_xdist_controller(self.run.config)
+        ):
+            from pytest_skills.report.records import from_properties
+
             record = from_properties(report.user_properties)
             if record is not None:
                 self.run.keep(record)

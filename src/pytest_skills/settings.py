@@ -10,13 +10,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+if TYPE_CHECKING:
+    from pytest_skills.backends import BackendOptions
+    from pytest_skills.checks.sandbox import SandboxPolicy
+
 from pytest_skills.arms import AA, BASELINE, DEFAULT_ARMS, SKILL, Arm, ArmError, parse_arms
-from pytest_skills.backends import BackendOptions
-from pytest_skills.checks.sandbox import SandboxPolicy
 from pytest_skills.models import (
     ALIASES_CHECKED,
     DEFAULT_ALIASES,
@@ -89,6 +91,8 @@ class Settings:
 
     @property
     def sandbox_policy(self) -> SandboxPolicy:
+        from pytest_skills.checks.sandbox import SandboxPolicy
+
         return SandboxPolicy(self.verifier_sandbox, self.verifier_env)
 
     @property
@@ -111,6 +115,8 @@ class Settings:
 
     @property
     def backend_options(self) -> BackendOptions:
+        from pytest_skills.backends import BackendOptions
+
         return BackendOptions(
             timeout=self.timeout, gguf_dirs=self.gguf_dirs, hf_download=self.hf_download
         )

@@ -15,6 +15,13 @@ from typing import Any
 
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.checks.builtin import pattern_budget
+from pytest_skills.discovery import (
+    is_evals_file,
+    is_manifest_file,
+    is_native_file,
+    is_skill_meta_file,
+    is_skill_test_file,
+)
 from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manifest
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
 from pytest_skills.formats.files import read_budget
@@ -48,10 +55,10 @@ SCENARIOS = upskill_manifest.FORMAT
 Sniff = Callable[[Path, Any, dict[KeyPath, int]], "str | None"]
 #: By file name: which format a file may hold.
 _BY_NAME: tuple[tuple[Callable[[Path], bool], Sniff], ...] = (
-    (upskill_manifest.is_manifest_file, upskill_manifest.sniff),
-    (agent_evals.is_evals_file, agent_evals.sniff),
-    (native.is_native_file, native.sniff),
-    (skill_meta.is_skill_meta_file, skill_meta.sniff),
+    (is_manifest_file, upskill_manifest.sniff),
+    (is_evals_file, agent_evals.sniff),
+    (is_native_file, native.sniff),
+    (is_skill_meta_file, skill_meta.sniff),
 )
 #: By file name: the keys whose presence says a file is a skill test file (where its
 #: cases live; what a case asks), in the order of ``_BY_NAME``.
@@ -66,11 +73,6 @@ _LOADERS: dict[str, Callable[[Source, CheckRegistry], Suite]] = {
     agent_evals.FORMAT: agent_evals.load_evals,
     **{form: skill_meta.load_skill_meta for form in set(skill_meta.FORMS.values())},
 }
-
-
-def is_skill_test_file(path: Path) -> bool:
-    """Named like a skill test file (whether it holds cases is for :func:`open_source`)."""
-    return any(named(path) for named, _ in _BY_NAME)
 
 
 def open_source(path: Path) -> Source | None:

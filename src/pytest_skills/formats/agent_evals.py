@@ -50,11 +50,6 @@ REFERENCE_RUBRIC = (
 )
 
 
-def is_evals_file(path: Path) -> bool:
-    """An Agent Skills ``evals/evals.json``."""
-    return path.name == "evals.json" and path.parent.name == "evals"
-
-
 def _where(path: Path, data: Any, lines: dict[KeyPath, int]) -> KeyPath | None:
     return locate_cases(path, data, lines, LIST_KEYS, EVAL_KEYS, bare_list=True)
 

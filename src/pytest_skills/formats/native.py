@@ -6,17 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import CheckRegistry
+from pytest_skills.discovery import NATIVE_SUFFIXES
 from pytest_skills.formats.case_list import locate_cases, read_case_list
 from pytest_skills.formats.data import KeyPath, Suite
 from pytest_skills.formats.reader import CASE_KEYS, Source
 
 FORMAT = "native"
-SUFFIXES = (".skill.yaml", ".skill.yml")
+SUFFIXES = NATIVE_SUFFIXES
 TOP_KEYS = frozenset({"cases", "skill", "defaults", "metadata", "name", "description"})
-
-
-def is_native_file(path: Path) -> bool:
-    return path.name.endswith(SUFFIXES)
 
 
 def sniff(path: Path, data: Any, lines: dict[KeyPath, int]) -> str | None:

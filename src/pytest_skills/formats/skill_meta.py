@@ -7,19 +7,16 @@ from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import CheckRegistry
+from pytest_skills.discovery import SKILL_META_NAME
 from pytest_skills.formats.case_list import locate_cases, read_case_list
 from pytest_skills.formats.data import KeyPath, Suite
 from pytest_skills.formats.reader import CASE_KEYS, Source
 
-FILE_NAME = "skill_meta.json"
+FILE_NAME = SKILL_META_NAME
 LIST_KEYS = ("tests", "cases")
 #: The form each place of the case list means.
 FORMS: dict[KeyPath, str] = {("tests",): "upskill", ("cases",): "article", (): "upskill"}
 TOP_KEYS = frozenset({*LIST_KEYS, "skill", "defaults", "metadata", "name", "description"})
-
-
-def is_skill_meta_file(path: Path) -> bool:
-    return path.name == FILE_NAME
 
 
 def where(path: Path, data: Any, lines: dict[KeyPath, int]) -> KeyPath | None:

@@ -27,6 +27,7 @@ from typing import Any
 from pytest_skills.checks import CheckRegistry
 from pytest_skills.checks.builtin import pattern_budget
 from pytest_skills.checks.verify import relative_path
+from pytest_skills.discovery import MANIFEST_DIR as DISCOVERY_MANIFEST_DIR
 from pytest_skills.formats.case_list import DESCRIPTIVE_KEYS, locate_cases
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite
 from pytest_skills.formats.files import UnsafeFile, confined, generation, read_budget
@@ -35,7 +36,7 @@ from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
 
 FORMAT = "scenarios"
-MANIFEST_DIR = ".upskill"
+MANIFEST_DIR = DISCOVERY_MANIFEST_DIR
 TOP_KEYS = frozenset({"scenarios"})
 SCENARIO_KEYS = frozenset({"id", "skills", "tests", "judge"})
 JUDGE_KEYS = frozenset({"enabled", "criteria"})
@@ -54,10 +55,6 @@ class Scenario:
     at: KeyPath
     line: int | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
-
-
-def is_manifest_file(path: Path) -> bool:
-    return path.name == "evals.json" and path.parent.name == MANIFEST_DIR
 
 
 def sniff(path: Path, data: Any, lines: dict[KeyPath, int]) -> str | None:

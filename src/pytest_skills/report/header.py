@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from pytest_skills.arms import DEFAULT_ARMS
-from pytest_skills.backends.builtin import describe_parameters
-from pytest_skills.checks.sandbox import describe as describe_sandbox
 from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES
 
 if TYPE_CHECKING:
@@ -27,11 +25,17 @@ def header_lines(s: Settings) -> list[str]:
     if s.reasoning:
         lines.append(f"skills: reasoning {s.reasoning.text}")
     # What each model is sent beyond the plain request, known before any call.
+    if s.models:
+        from pytest_skills.backends.builtin import describe_parameters
     for m in s.models:
         described = describe_parameters(m, s.reasoning)
         if described:
             lines.append(f"skills: {m.name}: {described}")
-    lines.append(f"skills: {describe_sandbox(s.sandbox_policy)}")
+    if s.models:
+        # Where upskill's command verifiers would run (checked by running bubblewrap).
+        from pytest_skills.checks.sandbox import describe as describe_sandbox
+
+        lines.append(f"skills: {describe_sandbox(s.sandbox_policy)}")
     lines.append(
         f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
         f"concurrency {s.concurrency}, trials {s.trials}" + ("" if s.baseline else ", no baseline")

@@ -1,0 +1,22 @@
+"""What the plugin keeps on pytest's config and items, and the names of its fixture and
+marker: light enough for the hooks every run calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    pass
+
+FIXTURE = "skill_model"
+MARKER = "skill"
+
+#: A skill item's record, left by its run for the report hook.
+RECORD_KEY = pytest.StashKey["ItemRecord"]()
+#: The ``skill_model`` of a test that asked models.
+MODEL_KEY = pytest.StashKey["SkillModel"]()
+#: Files named like skill test files that hold no cases (listed under -v).
+NOT_COLLECTED_KEY = pytest.StashKey[list[Path]]()
