@@ -71,7 +71,7 @@ class SkillSession:
             redact=self.redact,
             registries=Registries(judge),
             judge=judge,
-            arm_prompts=ArmPrompts(config.rootpath),
+            arm_prompts=ArmPrompts(config.rootpath, settings.skill_catalog),
         )
         self.records: list[ItemRecord] = []
         self.deselected = 0

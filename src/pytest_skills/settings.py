@@ -75,6 +75,9 @@ class Settings:
     #: The run's reasoning setting; a file's ``defaults`` and a case's ``reasoning`` win.
     reasoning: Reasoning | None = None
     hf_download: bool = False
+    #: The on-demand arm: its catalog narrowed to these skill names, and its turn budget.
+    skill_catalog: tuple[str, ...] = ()
+    turn_budget: int = 8
 
     @property
     def baseline(self) -> bool:
@@ -288,6 +291,8 @@ def resolve(config: pytest.Config) -> Settings:
         gguf_dirs=tuple(env_dirs + ini_dirs),
         reasoning=_reasoning(config),
         hf_download=bool(_value(config, "hf_download")),
+        skill_catalog=_value(config, "skill_catalog") or (),
+        turn_budget=_value(config, "turn_budget"),
     )
 
 

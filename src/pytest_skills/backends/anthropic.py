@@ -36,6 +36,7 @@ from pytest_skills.backends.base import (
     recorded_now,
     sdk_error,
 )
+from pytest_skills.backends.tools import anthropic_messages, anthropic_tool_calls, anthropic_tools
 from pytest_skills.models import ModelSpec, Reasoning, Request, Response, Usage
 
 PROVIDER = "Anthropic"
@@ -81,8 +82,10 @@ class AnthropicBackend:
         anthropic = self._sdk
         base: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": "user", "content": request.prompt}],
+            "messages": anthropic_messages(request),
         }
+        if request.tools:
+            base["tools"] = anthropic_tools(request)
         if request.system is not None:
             # One cacheable block: the skill comes first and is identical across cases,
             # so every call after the first reads it from the prompt cache.
@@ -129,6 +132,7 @@ class AnthropicBackend:
             reported_model=message.model,
             recorded_at=recorded_now(),
             extra={"adapted": _adapted_note(learned)} if learned is not None else {},
+            tool_calls=anthropic_tool_calls(message.content),
         )
 
     def _adapt(self, error: Any, reasoning: Reasoning | None, sent_adaptive: bool) -> bool:

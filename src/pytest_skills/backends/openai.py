@@ -33,6 +33,7 @@ from pytest_skills.backends.openai_rules import (
     adaptation_for,
     parameter_rules,
 )
+from pytest_skills.backends.tools import openai_messages, openai_tool_calls, openai_tools
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
 if TYPE_CHECKING:
@@ -100,12 +101,8 @@ class OpenAIBackend:
 
     def _complete(self, request: Request) -> Response:
         openai = self._sdk
-        messages: list[dict[str, str]] = []
-        if request.system is not None:
-            # The skill goes first so the provider's automatic prefix cache (and a
-            # local server's KV-cache reuse) covers it on every case after the first.
-            messages.append({"role": "system", "content": request.system})
-        messages.append({"role": "user", "content": request.prompt})
+        messages = openai_messages(request)
+        tools = {"tools": openai_tools(request)} if request.tools else {}
         rules = self.rules(request)
         started = time.perf_counter()
         while True:
@@ -113,7 +110,7 @@ class OpenAIBackend:
             params = rules.params(request, adapted)
             try:
                 completion = self._client.chat.completions.create(
-                    model=request.model, messages=messages, **params
+                    model=request.model, messages=messages, **params, **tools
                 )
                 break
             except openai.BadRequestError as error:
@@ -140,6 +137,7 @@ class OpenAIBackend:
             recorded_at=recorded_now(),
             extra=extra,
             reasoning=reasoning,
+            tool_calls=openai_tool_calls(choice.message),
         )
 
     def _adapt(self, error: Any, sent: dict[str, Any], adapted: tuple[Adaptation, ...]) -> bool:
