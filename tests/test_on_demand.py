@@ -188,3 +188,117 @@ def test_tool_calls_survive_the_cache_round_trip() -> None:
     assert "tool_calls" not in Response("plain").to_json()
     with pytest.raises(ValueError, match="tool call"):
         Response.from_json({"text": "", "tool_calls": [{"id": 1}]}, cached=True)
+
+
+# --- the arm in a run ------------------------------------------------------------------------
+
+
+def _session(pytester: pytest.Pytester, tmp_path: Path, model: str, *args: str):
+    return pytester.runpytest(
+        "-p",
+        "no:cacheprovider",
+        "--skill-model",
+        model,
+        "--skill-arms",
+        "skill,baseline,on-demand",
+        f"--skill-cache-dir={tmp_path / 'cache'}",
+        f"--skill-report={tmp_path / 'report.json'}",
+        *args,
+    )
+
+
+@pytest.mark.parametrize("model", ["anthropic:claude-activator", "openai:gpt-activator"])
+def test_three_arms_figures_and_offline_replay(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path, model: str
+) -> None:
+    provider_env.responder = ToolModels()
+    make_skills(pytester.path)
+    first = _session(pytester, tmp_path, model)
+    first.assert_outcomes(passed=2)
+    # skill + baseline: 2 calls per case; on-demand: activate, read, answer.
+    assert len(provider_env.calls) == 2 * 2 + 2 * 3
+    first.stdout.fnmatch_lines(
+        [
+            "*skill vs on-demand: 2/2 against 2/2, +0pp*",
+            "*on-demand vs baseline: 2/2 against 0/2, +100pp*",
+            "*on-demand: the skill was loaded in 2/2 answers (100%)*",
+        ]
+    )
+    report = json.loads((tmp_path / "report.json").read_text())
+    (figures,) = report["models"]
+    assert figures["arms"]["on-demand"]["passed"] == 2
+    assert figures["trigger"]["rate"]["loaded"] == 2
+    pairs = {(c["a"], c["b"]): c["lift"] for c in figures["comparisons"]}
+    assert pairs == {
+        ("skill", "baseline"): 1.0,
+        ("skill", "on-demand"): 0.0,
+        ("on-demand", "baseline"): 1.0,
+    }
+    on_demand = [r for r in report["results"] if r["arm"] == "on-demand"]
+    assert {tuple(r["activated"]) for r in on_demand} == {("release",)}
+    steps = on_demand[0]["trajectory"]["steps"]
+    assert [s["kind"] for s in steps] == ["activate", "read", "answer"]
+
+    # The whole trajectory replays offline: not one request reaches the server.
+    before = len(provider_env.calls)
+    again = _session(pytester, tmp_path, model, "--skill-cache=replay")
+    again.assert_outcomes(passed=2)
+    assert len(provider_env.calls) == before
+    replayed = json.loads((tmp_path / "report.json").read_text())
+    assert replayed["models"][0]["trigger"] == figures["trigger"]
+    assert replayed["models"][0]["comparisons"] == figures["comparisons"]
+
+
+def test_a_model_that_never_loads_the_skill(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    """The forced arm says the skill helps; on demand it is never loaded and helps nothing."""
+    provider_env.responder = ToolModels()
+    make_skills(pytester.path)
+    forced = _session(pytester, tmp_path, "anthropic:claude-never")
+    forced.assert_outcomes(passed=2)  # the skill arm decides, and it is forced
+    forced.stdout.fnmatch_lines(
+        [
+            "*skill vs on-demand: 2/2 against 0/2, +100pp*",
+            "*on-demand vs baseline: 0/2 against 0/2, +0pp*",
+            "*on-demand: the skill was loaded in 0/2 answers (0%)*",
+        ]
+    )
+    figures = json.loads((tmp_path / "report.json").read_text())["models"][0]
+    pairs = {(c["a"], c["b"]): c["lift"] for c in figures["comparisons"]}
+    # Forced lift, on-demand lift, and the lift lost to not triggering.
+    assert pairs == {
+        ("skill", "baseline"): 1.0,
+        ("on-demand", "baseline"): 0.0,
+        ("skill", "on-demand"): 1.0,
+    }
+    # Alone, the on-demand arm decides; the steps are in the failure text.
+    alone = _session(pytester, tmp_path, "anthropic:claude-never", "--skill-arms", "on-demand")
+    alone.assert_outcomes(failed=2)
+    alone.stdout.fnmatch_lines(["*on-demand steps (trial 0)*", "*turn 1: answered*"])
+
+
+def test_a_loop_past_the_budget_fails_the_item_with_its_steps(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    provider_env.responder = ToolModels()
+    make_skills(pytester.path)
+    result = _session(
+        pytester,
+        tmp_path,
+        "openai:gpt-looper",
+        "--skill-arms",
+        "on-demand",
+        "--skill-turns",
+        "3",
+        "-k",
+        "aurora",
+    )
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*no final answer within 3 model turns (the turn budget)*",
+            "*turn 1: activated skill release*",
+        ]
+    )
+    assert len(provider_env.calls) == 3

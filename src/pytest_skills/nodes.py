@@ -501,8 +501,10 @@ class SkillItem(pytest.Item):
         """Which check failed, expected against actual, then the full answer."""
         graded = error.graded
         model = self.spec.name if self.spec else ""
+        deciding = self.context.settings.deciding_arm
+        where = "with the skill" if deciding.kind is ArmKind.SKILL else f"{deciding.name} arm"
         lines = [
-            f"{model}: with the skill, {sum(g.passed for g in graded)} of {len(graded)} "
+            f"{model}: {where}, {sum(g.passed for g in graded)} of {len(graded)} "
             f"trial(s) passed (needed {error.needed})"
         ]
         for result in graded:

@@ -25,6 +25,7 @@ from pytest_skills.report.stats import (
     proportion,
     relative_change,
 )
+from pytest_skills.report.trigger import TriggerFigures, trigger_figures, trigger_meta
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
@@ -83,6 +84,8 @@ class ModelSummary:
     arms: Mapping[str, ConditionSummary] = field(default_factory=dict)
     #: The skill arm against each other arm (``skill vs baseline`` first, when run).
     comparisons: tuple[Comparison, ...] = ()
+    #: Whether the model loads skills offered on demand (the on-demand arm, trigger evals).
+    trigger: TriggerFigures | None = None
 
     @property
     def errors(self) -> int:
@@ -175,6 +178,10 @@ def _comparisons(
     pairs = [(main, other) for other in present if main is not None and other != main]
     if "placebo" in present and "baseline" in present and main != "placebo":
         pairs.append(("placebo", "baseline"))
+    # The on-demand lift; with the skill arm's (the forced lift) and skill vs on-demand
+    # (the lift lost to not triggering) it says what loading on demand costs.
+    if "on-demand" in present and "baseline" in present and main != "on-demand":
+        pairs.append(("on-demand", "baseline"))
     found = []
     for a, b in pairs:
         assert a is not None
@@ -241,8 +248,10 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
     order.sort(key=lambda name: configured.index(name) if name in configured else len(configured))
     summaries = []
     for name in order:
-        model_records = by_model[name]
-        resolved = model_records[0].resolved
+        everything = by_model[name]
+        # Trigger-eval items have figures of their own, not an arm's.
+        model_records = [r for r in everything if trigger_meta(r) is None]
+        resolved = everything[0].resolved
         results = [r for record in model_records for r in record.results]
         with_skill = [r for r in results if r.condition == "with_skill"]
         baseline = [r for r in results if r.condition == "baseline"]
@@ -279,6 +288,7 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
                 cases_total=len(model_records),
                 arms=arms,
                 comparisons=_comparisons(model_records, conditions, settings.trials),
+                trigger=trigger_figures(everything),
             )
         )
     return summaries

@@ -12,6 +12,7 @@ from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.stats import Proportion, proportion
 from pytest_skills.report.summary import Comparison, ModelSummary
+from pytest_skills.report.trigger import trigger_lines
 
 
 def progress_text(progress: Progress, arm_order: Sequence[str] = ()) -> str:
@@ -131,9 +132,10 @@ def comparison_text(c: Comparison) -> str:
 
 def _comparison_notes(m: ModelSummary) -> list[str]:
     """One line per comparison beyond the table's skill vs baseline."""
-    return [
+    lines = [
         f"{m.model}: {comparison_text(c)}" for c in m.comparisons if c.title != "skill vs baseline"
     ]
+    return lines + (trigger_lines(m.model, m.trigger) if m.trigger else [])
 
 
 def _notes(m: ModelSummary, verbose: bool) -> list[str]:
