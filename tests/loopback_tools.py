@@ -209,10 +209,10 @@ def never(call: Call) -> str:
 
 
 def named(call: Call) -> str | ToolUse:
-    """Activates a skill only when the question names it."""
+    """Activates a skill only when the question names it ("the NAME skill")."""
     if call.tools and not _activated(call):
         for name in catalog(call.system):
-            if name in call.prompt:
+            if f"{name} skill" in call.prompt:
                 return ToolUse((("activate_skill", {"name": name}),))
     return _answer(call)
 

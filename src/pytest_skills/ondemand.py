@@ -277,8 +277,19 @@ def read_confined(directory: Path, path: str) -> str:
 Ask = Callable[[Request], "tuple[Response | None, str | None, ErrorKind | None]"]
 
 
-def run(first: Request, catalog: Catalog, ask: Ask, budget: int = DEFAULT_TURNS) -> Trajectory:
-    """Ask, answer the tool calls, ask again, until a text answer or the budget runs out."""
+def run(
+    first: Request,
+    catalog: Catalog,
+    ask: Ask,
+    budget: int = DEFAULT_TURNS,
+    *,
+    until_activated: bool = False,
+) -> Trajectory:
+    """Ask, answer the tool calls, ask again, until a text answer or the budget runs out.
+
+    ``until_activated``: stop at the first activation (a trigger eval asks only whether
+    a skill loads, as skill-creator's harness does); the trajectory has no answer then.
+    """
     turns: list[Turn] = []
     steps: list[Step] = []
     replayed = 0
@@ -303,6 +314,8 @@ def run(first: Request, catalog: Catalog, ask: Ask, budget: int = DEFAULT_TURNS)
                     TurnRole.TOOL, result.text, call_id=call.id, name=call.name, error=result.error
                 )
             )
+        if until_activated and any(step.kind is StepKind.ACTIVATE for step in steps):
+            return Trajectory(tuple(steps), None, turns=turn, replayed=replayed)
     reason = f"no final answer within {budget} model turns (the turn budget)"
     steps.append(Step(budget, StepKind.BUDGET, detail=reason))
     return Trajectory(tuple(steps), None, reason, ErrorKind.CALL_FAILED, budget, replayed)

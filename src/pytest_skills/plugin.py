@@ -24,6 +24,7 @@ from pytest_skills.formats import (
     open_source,
 )
 from pytest_skills.formats.notices import Notice
+from pytest_skills.formats.trigger_evals import is_trigger_file
 from pytest_skills.models import ModelSpec
 from pytest_skills.nodes import (
     NOT_COLLECTED_KEY,
@@ -39,6 +40,7 @@ from pytest_skills.report.header import header_lines
 from pytest_skills.report.records import to_properties
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
 from pytest_skills.settings import SETTINGS_KEY, add_options, models_list, resolve
+from pytest_skills.trigger_nodes import TRIGGER_SPLITS, TriggerFile
 
 SECTION = "skills"
 
@@ -69,6 +71,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "skill(path=None): an agent skill test run by pytest-skills; with a path (relative to "
         "the test file), the skill that the skill_model fixture asks with",
     )
+    for split in TRIGGER_SPLITS:
+        config.addinivalue_line(
+            "markers", f"skill_trigger_{split}: a trigger-eval query of the file's {split} split"
+        )
     settings = config.stash[SETTINGS_KEY] = resolve(config)
     run = config.stash[RUN_KEY] = SkillSession(config, settings)
     config.stash[fixture.CONTEXT_KEY] = run.context
@@ -104,6 +110,11 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Any:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_trigger_file(file_path):  # the on-demand harness asks its queries
+        trigger_run = parent.config.stash[RUN_KEY]
+        if not trigger_run.first_sight(file_path):
+            return None
+        return TriggerFile.from_parent(parent, path=file_path, context=trigger_run.context)
     if not is_skill_test_file(file_path):
         return None
     run = parent.config.stash[RUN_KEY]

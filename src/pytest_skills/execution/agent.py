@@ -24,7 +24,12 @@ class AgentAnswer:
 
 
 def ask_on_demand(
-    ask: Callable[[Call], Outcome], first: Call, catalog: Catalog, budget: int
+    ask: Callable[[Call], Outcome],
+    first: Call,
+    catalog: Catalog,
+    budget: int,
+    *,
+    until_activated: bool = False,
 ) -> AgentAnswer:
     warnings: list[str] = []
 
@@ -33,8 +38,8 @@ def ask_on_demand(
         warnings.extend(outcome.warnings)
         return outcome.response, outcome.error, outcome.kind
 
-    trajectory = run(first.request, catalog, turn, budget)
-    if trajectory.answer is not None:
+    trajectory = run(first.request, catalog, turn, budget, until_activated=until_activated)
+    if trajectory.answer is not None or (until_activated and trajectory.error is None):
         outcome = Outcome(response=trajectory.answer, warnings=tuple(warnings))
     else:
         outcome = Outcome(

@@ -20,6 +20,8 @@ from pytest_skills.report.stats import Proportion, proportion
 
 #: The condition of a trigger-eval item's results.
 TRIGGER_CONDITION = "trigger"
+#: The condition of the positive control's results.
+CONTROL_CONDITION = "control"
 ON_DEMAND_CONDITION = "on-demand"
 INVALID = "this model does not activate skills in this harness"
 
@@ -30,9 +32,13 @@ def trigger_meta(record: ItemRecord) -> Mapping[str, Any] | None:
     return meta if isinstance(meta, Mapping) else None
 
 
-def activation_share(record: ItemRecord) -> float | None:
-    """The share of the item's answered trials that activated its skill."""
-    answered = [r for r in record.results if r.activated is not None and r.error is None]
+def activation_share(record: ItemRecord, condition: str = TRIGGER_CONDITION) -> float | None:
+    """The share of the item's answered trials (of ``condition``) that activated its skill."""
+    answered = [
+        r
+        for r in record.results
+        if r.condition == condition and r.activated is not None and r.error is None
+    ]
     if not answered:
         return None
     return sum(record.skill in (r.activated or ()) for r in answered) / len(answered)
@@ -74,11 +80,6 @@ class TriggerFigures:
         return [s.skill for s in self.skills if s.control is False]
 
 
-def _is_control(record: ItemRecord) -> bool:
-    meta = trigger_meta(record)
-    return bool(meta and meta.get("control"))
-
-
 def _skill_figures(skill: str, records: Sequence[ItemRecord]) -> SkillTrigger:
     tp = fp = fn = 0
     collisions: Counter[str] = Counter()
@@ -86,13 +87,15 @@ def _skill_figures(skill: str, records: Sequence[ItemRecord]) -> SkillTrigger:
     queries = 0
     for record in records:
         meta = trigger_meta(record) or {}
+        threshold = float(meta.get("threshold", 0.5))
+        checked = activation_share(record, CONTROL_CONDITION)
+        if checked is not None:
+            fired = checked >= threshold
+            control = fired if control is None else control and fired
         share = activation_share(record)
         if share is None:
             continue
-        fired = share >= float(meta.get("threshold", 0.5))
-        if meta.get("control"):
-            control = fired if control is None else control and fired
-            continue
+        fired = share >= threshold
         queries += 1
         should = bool(meta.get("should_trigger"))
         tp += should and fired
@@ -100,7 +103,8 @@ def _skill_figures(skill: str, records: Sequence[ItemRecord]) -> SkillTrigger:
         fn += should and not fired
         if should:
             for result in record.results:
-                collisions.update(name for name in result.activated or () if name != skill)
+                if result.condition == TRIGGER_CONDITION:
+                    collisions.update(n for n in result.activated or () if n != skill)
     return SkillTrigger(skill, queries, tp, fp, fn, dict(sorted(collisions.items())), control)
 
 
