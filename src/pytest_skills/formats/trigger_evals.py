@@ -1,8 +1,8 @@
 """Trigger evals: queries that should, or should not, make a model activate a skill.
 
-Read here into frozen data, in the shapes found in the wild; the on-demand arm
-(issue 21) makes them items (one per query and model). Until then the plugin does not
-collect them: nothing here imports pytest, and nothing calls a model.
+Read here into frozen data, in the shapes found in the wild;
+:mod:`pytest_skills.trigger_nodes` makes them items (one per query and model) asked in
+the on-demand harness. Nothing here imports pytest, and nothing calls a model.
 
 * a bare list of ``{query, should_trigger}`` (skill-creator's form), or of ``{id,
   prompt, should_trigger, rationale}``;
