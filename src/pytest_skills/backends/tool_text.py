@@ -77,7 +77,7 @@ def chat_turns(request: Request) -> list[dict[str, str]]:
 def parse(text: str, turn: int) -> tuple[str, tuple[ToolCall, ...]]:
     """The reply's text before any call line, and its calls (ids ``text-TURN-N``)."""
     lines = text.splitlines()
-    calls = []
+    calls: list[ToolCall] = []
     before: list[str] = []
     for line in lines:
         match = _CALL.match(line)
