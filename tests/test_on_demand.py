@@ -321,3 +321,19 @@ def test_xdist_gives_the_same_arm_figures(
     assert second["trigger"] == first["trigger"]
     assert second["comparisons"] == first["comparisons"]
     assert second["arms"] == first["arms"]
+
+
+def test_the_arm_parses_and_the_catalog_narrows(tmp_path: Path) -> None:
+    from pytest_skills.arms import ON_DEMAND, SKILL, parse_arms
+    from pytest_skills.ondemand import Catalogs
+
+    assert parse_arms("skill,on-demand") == (SKILL, ON_DEMAND)
+    release, weather = make_skills(tmp_path)
+    (tmp_path / ".venv" / "hidden").mkdir(parents=True)
+    (tmp_path / ".venv" / "hidden" / "SKILL.md").write_text(WEATHER.replace("weather", "hidden"))
+    everything = Catalogs(tmp_path).for_skills([])
+    assert everything.names == ("release", "weather")
+    narrowed = Catalogs(tmp_path, ("weather",)).for_skills([load_skill(release / "SKILL.md")])
+    assert narrowed.names == ("release", "weather")
+    only = Catalogs(tmp_path, ("nothing",)).for_skills([load_skill(weather / "SKILL.md")])
+    assert only.names == ("weather",) and "<name>release</name>" not in only.system

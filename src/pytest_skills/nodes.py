@@ -474,7 +474,7 @@ class SkillItem(pytest.Item):
             return {}
         return {
             "activated": agent.trajectory.activated,
-            "trajectory": agent.trajectory.to_json(),
+            "trajectory": agent.trajectory.to_json(self.context.redact),
         }
 
     def _steps(self) -> list[str]:

@@ -96,13 +96,16 @@ class Trajectory:
         """The skills activated, in order, each once."""
         return tuple(dict.fromkeys(s.detail for s in self.steps if s.kind is StepKind.ACTIVATE))
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, redact: Callable[[str], str] = str) -> dict[str, Any]:
+        """For the reports; ``redact`` takes secrets out of what the model wrote (a tool
+        error quotes its arguments)."""
+        steps = [replace(step, detail=redact(step.detail)) for step in self.steps]
         return {
             "turns": self.turns,
             "replayed": self.replayed,
-            "steps": [step.to_json() for step in self.steps],
-            "files_read": [s.detail for s in self.steps if s.kind is StepKind.READ],
-            "tool_errors": [s.detail for s in self.steps if s.kind is StepKind.TOOL_ERROR],
+            "steps": [step.to_json() for step in steps],
+            "files_read": [s.detail for s in steps if s.kind is StepKind.READ],
+            "tool_errors": [s.detail for s in steps if s.kind is StepKind.TOOL_ERROR],
         }
 
     def lines(self) -> list[str]:

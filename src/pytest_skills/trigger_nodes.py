@@ -218,7 +218,7 @@ class TriggerItem(pytest.Item):
                         redact=self.context.redact,
                         error_kind=t.answer.trajectory.error_kind or ErrorKind.CALL_FAILED,
                         activated=t.answer.trajectory.activated,
-                        trajectory=t.answer.trajectory.to_json(),
+                        trajectory=t.answer.trajectory.to_json(self.context.redact),
                     ),
                 )
                 for t in trials
