@@ -101,8 +101,8 @@ class OpenAIBackend:
 
     def _complete(self, request: Request) -> Response:
         openai = self._sdk
-        messages = openai_messages(request)
-        tools = {"tools": openai_tools(request)} if request.tools else {}
+        messages: Any = openai_messages(request)  # the SDK types each role apart
+        tools: dict[str, Any] = {"tools": openai_tools(request)} if request.tools else {}
         rules = self.rules(request)
         started = time.perf_counter()
         while True:

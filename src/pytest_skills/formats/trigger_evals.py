@@ -75,7 +75,7 @@ def _lists(reader: FileReader, data: Any) -> list[tuple[KeyPath, list[Any], str 
         return [((), data, None)]
     if not isinstance(data, Mapping):
         raise reader.fail("a trigger-eval file holds a list of queries, or 'queries' of them")
-    found = []
+    found: list[tuple[KeyPath, list[Any], str | None]] = []
     for key in LIST_KEYS:
         if data.get(key) is None:
             continue
