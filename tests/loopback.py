@@ -38,6 +38,7 @@ from tests.loopback_models import (
     split_think,
     thinking_problem,
 )
+from tests.loopback_tools import Step, ToolUse, history, tool_problem
 
 __all__ = ["Call", "LoopbackServer", "Responder", "echo"]
 
@@ -79,9 +80,14 @@ class Call:
     prompt: str
     body: dict[str, Any]
     headers: dict[str, str]  # names lower-cased
+    #: The conversation after the first user message (tool calls and results).
+    history: tuple[Step, ...] = ()
+    #: The names of the tools offered.
+    tools: tuple[str, ...] = ()
 
 
-Responder = Callable[[Call], str]
+#: The answer text, or tool calls (see :class:`tests.loopback_tools.ToolUse`).
+Responder = Callable[[Call], "str | ToolUse"]
 
 
 def echo(call: Call) -> str:
@@ -158,10 +164,29 @@ def _parse_call(api: str, body: dict[str, Any], headers: dict[str, str]) -> Call
         api=api,
         model=str(body.get("model", "")),
         system=system_text,
-        prompt=_last_user_text(messages),
+        prompt=_first_user_text(messages),
         body=body,
         headers=headers,
+        history=history(api, body),
+        tools=_tool_names(api, body.get("tools")),
     )
+
+
+def _first_user_text(messages: Any) -> str:
+    """The question: the first user message when the later ones carry tool results."""
+    text = _last_user_text(messages)
+    if text.strip() or not isinstance(messages, list):
+        return text
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return _text_of(users[0].get("content")) if users else ""
+
+
+def _tool_names(api: str, tools: Any) -> tuple[str, ...]:
+    if not isinstance(tools, list):
+        return ()
+    if api == "openai":
+        tools = [t.get("function") for t in tools if isinstance(t, dict)]
+    return tuple(str(t.get("name")) for t in tools if isinstance(t, dict))
 
 
 def _error(
@@ -369,13 +394,74 @@ class LoopbackServer:
             refused = openai_problem(call.body, model)
             if refused is not None:
                 return _error(api, 400, refused.message, param=refused.param, code=refused.code)
+        refusal = tool_problem(api, call.body)
+        if refusal is not None:
+            return _error(api, 400, refusal)
         try:
             text = self.responder(call)
         except Exception as error:  # a broken test responder should read as a 500, not a hang
             return _error(api, 500, f"responder failed: {error!r}")
+        if isinstance(text, ToolUse):
+            return self._tool_reply(call, text)
         if api == "anthropic":
             return self._anthropic_reply(call, text)
         return self._openai_reply(call, text, model)
+
+    def _tool_reply(self, call: Call, use: ToolUse) -> _Reply:
+        """A turn that calls tools, as each provider documents it."""
+        number = next(self._ids)
+        ids = [f"call_{number:06d}_{i}" for i in range(len(use.calls))]
+        input_tokens = _tokens(call.prompt) + _tokens(call.system or "")
+        output_tokens = _tokens(use.text) + 5 * len(use.calls)
+        if call.api == "anthropic":
+            content: list[dict[str, Any]] = [{"type": "text", "text": use.text}] if use.text else []
+            content += [
+                {"type": "tool_use", "id": f"toolu_{i}", "name": name, "input": args}
+                for i, (name, args) in zip(ids, use.calls, strict=True)
+            ]
+            payload: dict[str, Any] = {
+                "id": f"msg_loopback_{number:06d}",
+                "type": "message",
+                "role": "assistant",
+                "model": call.model,
+                "content": content,
+                "stop_reason": "tool_use",
+                "stop_sequence": None,
+                "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            }
+            return _Reply(200, payload, {"request-id": f"req_loopback_{number:06d}"})
+        calls = [
+            {
+                "id": i,
+                "type": "function",
+                "function": {
+                    "name": name,
+                    "arguments": args if isinstance(args, str) else json.dumps(args),
+                },
+            }
+            for i, (name, args) in zip(ids, use.calls, strict=True)
+        ]
+        message = {
+            "role": "assistant",
+            "content": use.text or None,
+            "refusal": None,
+            "tool_calls": calls,
+        }
+        payload = {
+            "id": f"chatcmpl-loopback{number:06d}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": call.model,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": "tool_calls"}
+            ],
+            "usage": {
+                "prompt_tokens": input_tokens,
+                "completion_tokens": output_tokens,
+                "total_tokens": input_tokens + output_tokens,
+            },
+        }
+        return _Reply(200, payload, {"x-request-id": f"req_loopback{number:06d}"})
 
     def _first_time(self, api: str, model: str, prefix: str) -> bool:
         """Record a cacheable prompt prefix; True if it was not cached yet (a cache write)."""

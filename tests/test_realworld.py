@@ -22,16 +22,15 @@ import pytest
 
 from pytest_skills.checks import CheckRegistry, CheckResult, register_builtin_checks
 from pytest_skills.checks.judge import parse_rubric
+from pytest_skills.discovery import is_trigger_file
 from pytest_skills.formats import FormatError, is_skill_test_file, load_suite
 from pytest_skills.formats.loading import read_data
-from pytest_skills.formats.trigger_evals import is_trigger_file, load_triggers
+from pytest_skills.formats.trigger_evals import load_triggers
 from tests.conftest import HAIKU, output
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPORA = ("realworld", "realworld2")
 REALWORLD = SHARED / "realworld"
-#: Trigger evals (``should_trigger`` queries) are items of the on-demand arm.
-ON_DEMAND = "trigger evals are collected by the on-demand arm (issue 21), not built yet"
 
 pytestmark = pytest.mark.usefixtures("provider_env")
 
@@ -190,33 +189,9 @@ def _collects_as_expected(pytester: pytest.Pytester, row: Row) -> None:
     assert "Traceback" not in output(result)
 
 
-def _left_alone(pytester: pytest.Pytester, row: Row) -> None:
-    """What holds for a trigger-eval file before the on-demand arm exists: collecting
-    the directory that holds it gives no error about it and shows no traceback."""
-    path = pytester.path / row.path
-    result = pytester.runpytest_inprocess(
-        "-p",
-        "no:cacheprovider",
-        "--collect-only",
-        "-q",
-        "--skill-model",
-        HAIKU,
-        str(path.parent),
-    )
-    assert _collected_from(result, path) == [], output(result)
-    assert not [e for e in _collection_errors(result) if path.name in e], output(result)
-    assert "Traceback" not in output(result)
-
-
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_collecting_gives_the_expected_outcome(pytester: pytest.Pytester, row: Row) -> None:
-    try:
-        _collects_as_expected(pytester, row)
-    except AssertionError:
-        if not row.trigger_evals:
-            raise
-        _left_alone(pytester, row)
-        pytest.xfail(ON_DEMAND)
+    _collects_as_expected(pytester, row)
 
 
 def _runs_without_a_traceback(pytester: pytest.Pytester, row: Row) -> None:
@@ -248,14 +223,9 @@ def _runs_without_a_traceback(pytester: pytest.Pytester, row: Row) -> None:
 )
 def test_collected_items_run_without_a_traceback(pytester: pytest.Pytester, row: Row) -> None:
     """Every collected item runs (on a loopback model, with no judge): it passes, fails
-    on its checks, or skips with a reason; nothing errors."""
-    try:
-        _runs_without_a_traceback(pytester, row)
-    except AssertionError:
-        if not row.trigger_evals:
-            raise
-        _left_alone(pytester, row)
-        pytest.xfail(ON_DEMAND)
+    on its checks, or skips with a reason; nothing errors. Trigger-eval queries run in
+    the on-demand harness (the loopback model never calls a tool)."""
+    _runs_without_a_traceback(pytester, row)
 
 
 TRIGGER_ROWS = [row for row in ROWS if row.trigger_evals]
@@ -263,8 +233,7 @@ TRIGGER_ROWS = [row for row in ROWS if row.trigger_evals]
 
 @pytest.mark.parametrize("row", TRIGGER_ROWS, ids=[row.id for row in TRIGGER_ROWS])
 def test_trigger_eval_files_read_as_their_rows_say(tmp_path: Path, row: Row) -> None:
-    """Before the on-demand arm collects them, the format reads every shape: the row's
-    number of queries, or its error."""
+    """The format reads every shape: the row's number of queries, or its error."""
     path = _copy_repository(row, tmp_path)
     assert is_trigger_file(path)
     if row.error is not None:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from pytest_skills.discovery import is_trigger_file
 from pytest_skills.formats import FormatError
-from pytest_skills.formats.trigger_evals import is_trigger_file, load_triggers
+from pytest_skills.formats.trigger_evals import load_triggers
 from tests.test_compat import skill, write
 
 QUERIES = [

@@ -7,7 +7,8 @@
 * ``ref:GITREF``: the skill's files as they were at a git ref (read with ``git show``;
   the work tree is never touched);
 * ``dir:PATH``: the skill directory at PATH (a candidate rewrite);
-* ``on-demand``: reserved for the skill offered as agents load it.
+* ``on-demand``: the skill offered as agents load it: a catalog of skills and tools to
+  load them (see :mod:`pytest_skills.ondemand`).
 
 No pytest import: the settings parse ``--skill-arms``, the nodes ask :class:`ArmPrompts`
 for each arm's system prompt.
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_skills.models.specs import did_you_mean
+from pytest_skills.ondemand import Catalog, Catalogs
 
 if TYPE_CHECKING:
     from pytest_skills.formats import Skill, Suite
@@ -77,9 +79,17 @@ AA_TRIAL_OFFSET = 100_000
 SKILL = Arm(ArmKind.SKILL)
 AA = Arm(ArmKind.AA)
 BASELINE = Arm(ArmKind.BASELINE)
+ON_DEMAND = Arm(ArmKind.ON_DEMAND)
 DEFAULT_ARMS = (SKILL, BASELINE)
 _SIMPLE = {
-    kind.value: kind for kind in (ArmKind.SKILL, ArmKind.BASELINE, ArmKind.PLACEBO, ArmKind.AA)
+    kind.value: kind
+    for kind in (
+        ArmKind.SKILL,
+        ArmKind.BASELINE,
+        ArmKind.PLACEBO,
+        ArmKind.AA,
+        ArmKind.ON_DEMAND,
+    )
 }
 
 
@@ -94,8 +104,6 @@ def parse_arms(text: str) -> tuple[Arm, ...]:
             arm = Arm(_SIMPLE[head])
         elif colon and head in ("ref", "dir") and value.strip():
             arm = Arm(ArmKind(head), value.strip())
-        elif part == ArmKind.ON_DEMAND.value:
-            raise ArmError("the on-demand arm is not available in this version")
         else:
             known = [*_SIMPLE, "ref:GITREF", "dir:PATH"]
             raise ArmError(
@@ -243,9 +251,16 @@ class ArmPrompts:
     """The system prompt each arm sends for a suite's cases."""
 
     root: Path
+    #: The on-demand arm's catalog narrowed to these skills (``--skill-catalog``).
+    catalog_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.git = GitVersions(self.root)
+        self.catalogs = Catalogs(self.root, self.catalog_names)
+
+    def catalog(self, suite: Suite) -> Catalog:
+        """The on-demand arm's catalog for ``suite``: its skills and the others in scope."""
+        return self.catalogs.for_skills(suite.skills)
 
     def problems(self, arms: Iterable[Arm]) -> list[str]:
         """What stops an arm for every suite, said once at start-up."""
@@ -273,7 +288,7 @@ class ArmPrompts:
             return self._at_ref(arm, suite)
         if arm.kind is ArmKind.DIR:
             return self._in_dir(arm, suite)
-        return Unavailable(f"the {arm.name} arm is not available in this version")
+        return self.catalog(suite).system
 
     def _at_ref(self, arm: Arm, suite: Suite) -> str | Unavailable:
         from pytest_skills.formats import parse_skill

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -36,6 +37,17 @@ def is_evals_file(path: Path) -> bool:
 def is_manifest_file(path: Path) -> bool:
     """upskill's ``.upskill/evals.json``."""
     return path.name == "evals.json" and path.parent.name == MANIFEST_DIR
+
+
+#: Trigger-eval files (``should_trigger`` queries), in ``evals/``: the names found in the wild.
+TRIGGER_FILE_NAME = re.compile(
+    r"(?:trigger[-_]?evals?|trigger[-_]queries|eval[-_]queries)\.json"
+)
+
+
+def is_trigger_file(path: Path) -> bool:
+    """Named like a trigger-eval file, in ``evals/``."""
+    return path.parent.name == "evals" and TRIGGER_FILE_NAME.fullmatch(path.name) is not None
 
 
 def is_skill_test_file(path: Path) -> bool:

@@ -42,6 +42,17 @@ def pytest_skills_make_backend(spec: ModelSpec, config: pytest.Config) -> Backen
             return None
 
     and then ``pytest --skill-model shout:anything``.
+
+    Tools (the ``on-demand`` arm and trigger evals): a request may carry ``tools``
+    (:class:`pytest_skills.models.Tool`: name, description, JSON Schema text) and
+    ``turns``, the conversation after ``prompt`` (:class:`pytest_skills.models.Turn`:
+    the model's text and ``tool_calls``, or a tool's result naming its ``call_id``).
+    Send them in the provider's own format and return the model's calls in
+    ``Response.tool_calls`` (:class:`pytest_skills.models.ToolCall`, arguments as the
+    JSON text the model wrote); a reply without calls is the final answer. A backend
+    that cannot call tools can ignore them: the model then answers without loading a
+    skill, and the figures say so. A model without a tool format can follow
+    :mod:`pytest_skills.backends.tool_text`'s line protocol.
     """
 
 

@@ -11,11 +11,12 @@ from typing import Any, TypeVar
 
 import pytest
 
-from pytest_skills.arms import Arm, Unavailable
+from pytest_skills.arms import Arm, ArmKind, Unavailable
 from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult
 from pytest_skills.checks.judge import judge_unavailable, without_judges
 from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
+from pytest_skills.execution.agent import AgentAnswer, ask_on_demand
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import (
     SCENARIOS,
@@ -30,7 +31,7 @@ from pytest_skills.formats import (
     read_scenarios,
 )
 from pytest_skills.formats.notices import Notice, line_of
-from pytest_skills.models import ErrorKind, ModelSpec, Sampling, request_for
+from pytest_skills.models import ErrorKind, ModelSpec, Sampling, Tool, request_for
 from pytest_skills.report.records import GRADED_BY_CHECK, ItemRecord, call_result
 from pytest_skills.settings import NO_MODEL_REASON, Settings
 from pytest_skills.stash import RECORD_KEY
@@ -79,10 +80,12 @@ def planned_calls(
     spec: ModelSpec,
     label: str,
     trials: Iterable[int] | None = None,
+    tools: tuple[Tool, ...] = (),
 ) -> tuple[tuple[str, Call], ...]:
     """Every model call one item needs, by arm (its record's condition), in trial order.
 
     ``systems``: each arm's system prompt for this suite (arms it cannot ask are left out).
+    ``tools``: the on-demand arm's; its call is the first turn of its agent loop.
     """
     run = Sampling(reasoning=settings.reasoning)
     sampling = run.merged(suite.defaults).merged(case.sampling)
@@ -96,6 +99,7 @@ def planned_calls(
                     prompt=case.prompt,
                     sampling=sampling,
                     trial=trial + arm.trial_offset,
+                    tools=tools if arm.kind is ArmKind.ON_DEMAND else (),
                 ),
                 spec,
                 label,
@@ -331,9 +335,13 @@ class SkillItem(pytest.Item):
         #: Names the case in cache entries (``path::case-id``): replay misses look for it.
         self.label: str = f"{parent.nodeid}::{case.id}"
         self.systems: Mapping[Arm, str | None] = systems
+        on_demand = any(arm.kind is ArmKind.ON_DEMAND for arm in systems)
+        self.tools = self.context.arm_prompts.catalog(suite).tools if on_demand else ()
         # A skipped item asks nothing: its calls would be paid for and never graded.
         self.calls: tuple[tuple[str, Call], ...] = (
-            planned_calls(self.context.settings, systems, suite, case, spec, self.label)
+            planned_calls(
+                self.context.settings, systems, suite, case, spec, self.label, tools=self.tools
+            )
             if spec is not None and grading.check is not None
             else ()
         )
@@ -360,6 +368,7 @@ class SkillItem(pytest.Item):
             self.spec,
             self.label,
             trials=[self.trials],
+            tools=self.tools,
         )
         # Grouped by arm, in trial order, as planned_calls lays them out.
         by_arm = [
@@ -433,7 +442,17 @@ class SkillItem(pytest.Item):
     def runtest(self) -> None:
         assert self.spec is not None
         asked = self.context.calls
-        outcomes = [asked.ask(call) for call in self.planned]
+        agents: dict[int, AgentAnswer] = {}
+        outcomes = []
+        for index, call in enumerate(self.planned):
+            if call.request.tools:  # the on-demand arm: an agent loop from this first turn
+                catalog = self.context.arm_prompts.catalog(self.suite)
+                budget = self.context.settings.turn_budget
+                agents[index] = ask_on_demand(asked.ask, call, catalog, budget)
+                outcomes.append(agents[index].outcome)
+            else:
+                outcomes.append(asked.ask(call))
+        self.trajectories = agents
         # The judge grades every answer of the item at once, not one after the other.
         asked.submit(self._gradings(outcomes))
         graded = [
@@ -492,8 +511,9 @@ class SkillItem(pytest.Item):
                     redact=self.context.redact,
                     error_kind=g.error_kind,
                     checks=(g.check,) if g.check is not None else (),
+                    **self._agent_fields(index),
                 )
-                for g in graded
+                for index, g in enumerate(graded)
             ),
             input=self.context.redact(self.case.input),
             context_files=tuple(
@@ -501,8 +521,29 @@ class SkillItem(pytest.Item):
             ),
         )
 
+    def _agent_fields(self, index: int) -> dict[str, Any]:
+        agent = getattr(self, "trajectories", {}).get(index)
+        if agent is None:
+            return {}
+        return {
+            "activated": agent.trajectory.activated,
+            "trajectory": agent.trajectory.to_json(self.context.redact),
+        }
+
+    def _steps(self) -> list[str]:
+        """The on-demand arm's trajectories, for the failure text."""
+        lines = []
+        for index, agent in sorted(getattr(self, "trajectories", {}).items()):
+            trial = self.planned[index].request.trial
+            lines.append(f"{'-' * 20} on-demand steps (trial {trial}) {'-' * 20}")
+            lines += [f"  {line}" for line in agent.trajectory.lines()]
+        return lines
+
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         error = excinfo.value
+        if isinstance(error, SkillCallFailed) and getattr(self, "trajectories", None):
+            text = f"{self.spec.name if self.spec else ''}: {error.message}"
+            return self.context.redact("\n".join([text, *self._steps()]))
         if isinstance(error, SkillCallFailed):
             return f"{self.spec.name if self.spec else ''}: {self.context.redact(error.message)}"
         if isinstance(error, SkillCheckFailed):
@@ -513,8 +554,10 @@ class SkillItem(pytest.Item):
         """Which check failed, expected against actual, then the full answer."""
         graded = error.graded
         model = self.spec.name if self.spec else ""
+        deciding = self.context.settings.deciding_arm
+        where = "with the skill" if deciding.kind is ArmKind.SKILL else f"{deciding.name} arm"
         lines = [
-            f"{model}: with the skill, {sum(g.passed for g in graded)} of {len(graded)} "
+            f"{model}: {where}, {sum(g.passed for g in graded)} of {len(graded)} "
             f"trial(s) passed (needed {error.needed})"
         ]
         for result in graded:
@@ -535,6 +578,7 @@ class SkillItem(pytest.Item):
             same_trial = [g for g in error.baseline if g.call.request.trial == trial]
             if same_trial:
                 lines += _answer_lines("baseline answer (no skill)", same_trial[0])
+        lines += self._steps()
         lines += ["", f"case {self.case.id} defined at {self.suite.path}:{self.case.line or ''}"]
         return "\n".join(lines)
 

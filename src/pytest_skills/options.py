@@ -386,6 +386,24 @@ OPTIONS: tuple[Option, ...] = (
         kind=Kind.PATHS,
         env="PYTEST_SKILLS_GGUF_DIR",
     ),
+    Option(
+        "skill_catalog",
+        "the on-demand arm's catalog: these skills (comma-separated names) instead of every "
+        "skill under the rootdir; the tested skill is always in it",
+        flag="--skill-catalog",
+        ini="skill_catalog",
+        metavar="NAMES",
+        parse=lambda text: tuple(n.strip() for n in str(text).split(",") if n.strip()),
+    ),
+    Option(
+        "turn_budget",
+        "model turns the on-demand arm allows before an answer must come",
+        flag="--skill-turns",
+        ini="skill_turns",
+        kind=Kind.NUMBER,
+        metavar="N",
+        parse=whole(1),
+    ),
 )
 
 OPTIONS += (

@@ -16,10 +16,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 import pytest_skills.hookspecs as hookspecs
-from pytest_skills.discovery import is_scenario_dir, is_skill_test_file, user_ignored
+from pytest_skills.discovery import (
+    is_scenario_dir,
+    is_skill_test_file,
+    is_trigger_file,
+    user_ignored,
+)
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
 from pytest_skills.settings import NO_MODEL_REASON, SETTINGS_KEY, add_options, resolve
-from pytest_skills.stash import FIXTURE, MARKER, MODEL_KEY, NOT_COLLECTED_KEY, RECORD_KEY
+from pytest_skills.stash import (
+    FIXTURE,
+    MARKER,
+    MODEL_KEY,
+    NOT_COLLECTED_KEY,
+    RECORD_KEY,
+    TRIGGER_SPLITS,
+)
 
 if TYPE_CHECKING:
     from pytest_skills.backends import Backend
@@ -62,6 +74,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "skill(path=None): an agent skill test run by pytest-skills; with a path (relative to "
         "the test file), the skill that the skill_model fixture asks with",
     )
+    for split in TRIGGER_SPLITS:
+        config.addinivalue_line(
+            "markers", f"skill_trigger_{split}: a trigger-eval query of the file's {split} split"
+        )
     settings = config.stash[SETTINGS_KEY] = resolve(config)
     run = config.stash[RUN_KEY] = SkillSession(config, settings)
     if not config.option.skill_models_list:
@@ -104,6 +120,13 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Any:
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if is_trigger_file(file_path):  # the on-demand harness asks its queries
+        from pytest_skills.trigger_nodes import TriggerFile
+
+        trigger_run = parent.config.stash[RUN_KEY]
+        if not trigger_run.first_sight(file_path):
+            return None
+        return TriggerFile.from_parent(parent, path=file_path, context=trigger_run.context)
     if not is_skill_test_file(file_path):
         return None
     from pytest_skills.formats import ForeignFile, FormatError, open_source

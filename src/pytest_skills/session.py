@@ -114,7 +114,7 @@ class SkillSession:
             redact=self.redact,
             registries=Registries(judge, self.settings.sandbox_policy),
             judge=judge,
-            arm_prompts=ArmPrompts(self.config.rootpath),
+            arm_prompts=ArmPrompts(self.config.rootpath, self.settings.skill_catalog),
         )
 
     # --- configure ----------------------------------------------------------------------

@@ -94,6 +94,9 @@ class Settings:
         from pytest_skills.checks.sandbox import SandboxPolicy
 
         return SandboxPolicy(self.verifier_sandbox, self.verifier_env)
+    #: The on-demand arm: its catalog narrowed to these skill names, and its turn budget.
+    skill_catalog: tuple[str, ...] = ()
+    turn_budget: int = 8
 
     @property
     def baseline(self) -> bool:
@@ -335,6 +338,8 @@ def resolve(config: pytest.Config) -> Settings:
         hf_download=bool(_value(config, "hf_download")),
         verifier_sandbox=_value(config, "verifier_sandbox"),
         verifier_env=_verifier_env(config),
+        skill_catalog=_value(config, "skill_catalog") or (),
+        turn_budget=_value(config, "turn_budget"),
     )
 
 

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 FIXTURE = "skill_model"
 MARKER = "skill"
+#: Trigger-eval splits, each a marker (``skill_trigger_train``) and a part of the id.
+TRIGGER_SPLITS = ("train", "validation", "test")
 
 #: A skill item's record, left by its run for the report hook.
 RECORD_KEY = pytest.StashKey["ItemRecord"]()

@@ -42,6 +42,7 @@ from pytest_skills.backends.base import (
     shape,
     token_count,
 )
+from pytest_skills.backends.tools import anthropic_messages, anthropic_tool_calls, anthropic_tools
 from pytest_skills.backends.transport import http_client
 from pytest_skills.models import ModelSpec, Reasoning, Request, Response, Usage
 
@@ -92,8 +93,10 @@ class AnthropicBackend:
         anthropic = self._sdk
         base: dict[str, Any] = {
             "model": request.model,
-            "messages": [{"role": "user", "content": sendable(request.prompt)}],
+            "messages": anthropic_messages(request),
         }
+        if request.tools:
+            base["tools"] = anthropic_tools(request)
         if request.system is not None:
             # One cacheable block: the skill comes first and is identical across cases,
             # so every call after the first reads it from the prompt cache.
@@ -137,6 +140,7 @@ class AnthropicBackend:
             reported_model=optional_text(message, "model"),
             recorded_at=recorded_now(),
             extra={"adapted": _adapted_note(learned)} if learned is not None else {},
+            tool_calls=anthropic_tool_calls(message.content),
         )
 
     def _adapt(self, error: Any, reasoning: Reasoning | None, sent_adaptive: bool) -> bool:

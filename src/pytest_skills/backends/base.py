@@ -72,7 +72,10 @@ class Backend(Protocol):
     """What the runner needs of a backend.
 
     ``complete`` is called from worker threads; ``exclusive`` backends (a local model
-    in this process) get one call at a time, in the order the runner planned.
+    in this process) get one call at a time, in the order the runner planned. A request
+    with ``tools`` and ``turns`` is one turn of an agent loop: the answer's
+    ``tool_calls`` are what the model called (see the ``pytest_skills_make_backend``
+    hook's documentation).
     """
 
     exclusive: bool

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import pytest_skills.backends.tool_text as tool_text
 from pytest_skills.backends.base import (
     THINK_CLOSE,
     THINK_OPEN,
@@ -39,7 +40,7 @@ from pytest_skills.backends.base import (
 )
 from pytest_skills.backends.gguf import file_sha256, locate_gguf, read_gguf_header
 from pytest_skills.backends.huggingface import locate_hf_gguf
-from pytest_skills.models import ModelSpec, Request, Response, Usage
+from pytest_skills.models import ModelSpec, Request, Response, ToolCall, Usage
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -290,7 +291,9 @@ class LlamaCppBackend:
             before = _evaluated_tokens(loaded.llama)
             started = time.perf_counter()
             try:
-                if prompt_format == CHAT_TEMPLATE:
+                if request.tools:
+                    result = self._with_tools(loaded, prompt_format, request)
+                elif prompt_format == CHAT_TEMPLATE:
                     result = self._chat(loaded, request)
                 else:
                     result = self._completion(loaded.llama, request)
@@ -306,6 +309,9 @@ class LlamaCppBackend:
             # Reasoning models think aloud in <think> tags first; checks see the answer only.
             text, reasoning = split_reasoning(raw.strip())
             thought_tokens = _token_count(loaded.llama, reasoning)
+            calls: tuple[ToolCall, ...] = ()
+            if request.tools:
+                text, calls = tool_text.parse(text, len(request.turns))
         return Response(
             text=text,
             reasoning=reasoning,
@@ -320,7 +326,9 @@ class LlamaCppBackend:
                 "prompt_format": prompt_format,
                 # Greedy answers change with the llama.cpp build: a replay warns on a change.
                 "llama_cpp_version": installed_llama_cpp_version(),
+                **({"tool_protocol": tool_text.PROTOCOL} if request.tools else {}),
             },
+            tool_calls=calls,
         )
 
     def _prompt_format(self, loaded: _Loaded, requested: str | None) -> str:
@@ -341,6 +349,21 @@ class LlamaCppBackend:
     def _chat(self, loaded: _Loaded, request: Request) -> Any:
         messages = chat_messages(request.system, request.prompt, system_role=loaded.system_role)
         return loaded.llama.create_chat_completion(messages=messages, **_sampling(request))
+
+    def _with_tools(self, loaded: _Loaded, prompt_format: str, request: Request) -> Any:
+        """Tools through the text protocol (:mod:`~pytest_skills.backends.tool_text`):
+        llama-cpp-python's tool calling needs a chat handler made for the model, which
+        a GGUF's template alone does not give; a line protocol works with any model."""
+        stops = [*tool_text.STOPS, *COMPLETION_STOPS]
+        if prompt_format == CHAT_TEMPLATE:
+            system = tool_text.system_text(request)
+            messages = chat_messages(system, request.prompt, system_role=loaded.system_role)
+            messages += tool_text.chat_turns(request)
+            return loaded.llama.create_chat_completion(
+                messages=messages, stop=list(tool_text.STOPS), **_sampling(request)
+            )
+        prompt = tool_text.completion_text(request, QUESTION_CUE, ANSWER_CUE)
+        return loaded.llama.create_completion(prompt=prompt, stop=stops, **_sampling(request))
 
     def _completion(self, llama: Llama, request: Request) -> Any:
         prompt = completion_prompt(request.system, request.prompt)

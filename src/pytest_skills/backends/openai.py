@@ -27,7 +27,6 @@ from pytest_skills.backends.base import (
     optional_text,
     recorded_now,
     sdk_error,
-    sendable,
     shape,
     split_reasoning,
     token_count,
@@ -38,6 +37,7 @@ from pytest_skills.backends.openai_rules import (
     adaptation_for,
     parameter_rules,
 )
+from pytest_skills.backends.tools import openai_messages, openai_tool_calls, openai_tools
 from pytest_skills.backends.transport import http_client
 from pytest_skills.models import ModelSpec, Request, Response, Usage
 
@@ -108,12 +108,8 @@ class OpenAIBackend:
 
     def _complete(self, request: Request) -> Response:
         openai = self._sdk
-        messages: list[dict[str, str]] = []
-        if request.system is not None:
-            # The skill goes first so the provider's automatic prefix cache (and a
-            # local server's KV-cache reuse) covers it on every case after the first.
-            messages.append({"role": "system", "content": sendable(request.system)})
-        messages.append({"role": "user", "content": sendable(request.prompt)})
+        messages: Any = openai_messages(request)  # the SDK types each role apart
+        tools: dict[str, Any] = {"tools": openai_tools(request)} if request.tools else {}
         rules = self.rules(request)
         started = time.perf_counter()
         while True:
@@ -121,7 +117,7 @@ class OpenAIBackend:
             params = rules.params(request, adapted)
             try:
                 completion = self._client.chat.completions.create(
-                    model=request.model, messages=messages, **params
+                    model=request.model, messages=messages, **params, **tools
                 )
                 break
             except openai.BadRequestError as error:
@@ -157,6 +153,7 @@ class OpenAIBackend:
             recorded_at=recorded_now(),
             extra=extra,
             reasoning=reasoning,
+            tool_calls=openai_tool_calls(choice.message),
         )
 
     def _adapt(self, error: Any, sent: dict[str, Any], adapted: tuple[Adaptation, ...]) -> bool:

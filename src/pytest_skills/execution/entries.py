@@ -25,6 +25,7 @@ from types import MappingProxyType
 from typing import Any
 
 from pytest_skills.models import Response, Usage
+from pytest_skills.models.requests import tool_calls_from_json
 
 #: The largest entry, in bytes, the writer stores and the reader reads (inline or from a
 #: value file). Entries are ASCII JSON (``ensure_ascii``), so characters count as bytes.
@@ -241,6 +242,8 @@ def _response(data: Any) -> Response:
         latency_s=float(latency),
         cached=True,
         extra=extra if extra else _NO_EXTRA,
+        # The turns of an agent (the on-demand arm): replayed as recorded, or refused.
+        tool_calls=tool_calls_from_json(data.get("tool_calls")),
         **texts,
     )
 

@@ -1,8 +1,8 @@
 """Trigger evals: queries that should, or should not, make a model activate a skill.
 
-Read here into frozen data, in the shapes found in the wild; the on-demand arm
-(issue 21) makes them items (one per query and model). Until then the plugin does not
-collect them: nothing here imports pytest, and nothing calls a model.
+Read here into frozen data, in the shapes found in the wild;
+:mod:`pytest_skills.trigger_nodes` makes them items (one per query and model) asked in
+the on-demand harness. Nothing here imports pytest, and nothing calls a model.
 
 * a bare list of ``{query, should_trigger}`` (skill-creator's form), or of ``{id,
   prompt, should_trigger, rationale}``;
@@ -20,19 +20,19 @@ Other keys (``rationale``, ``expected_mode``, ``version``) are kept as metadata.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pytest_skills.discovery import TRIGGER_FILE_NAME
 from pytest_skills.formats.agent_evals import skill_md_for
 from pytest_skills.formats.data import FormatError, KeyPath, Skill, plain
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import FileReader
 from pytest_skills.formats.skill_md import load_skill
 
-FILE_NAME = re.compile(r"(?:trigger[-_]?evals?|trigger[-_]queries|eval[-_]queries)\.json")
+FILE_NAME = TRIGGER_FILE_NAME
 #: Where a file keeps its queries; the splits are read in this order.
 LIST_KEYS = ("queries", "train", "validation", "test")
 TOP_KEYS = frozenset({"skill_name", "threshold", "repetitions", *LIST_KEYS})
@@ -64,18 +64,13 @@ class TriggerSuite:
     metadata: Mapping[str, Any] = field(default_factory=dict)
 
 
-def is_trigger_file(path: Path) -> bool:
-    """Named like a trigger-eval file, in ``evals/``."""
-    return path.parent.name == "evals" and FILE_NAME.fullmatch(path.name) is not None
-
-
 def _lists(reader: FileReader, data: Any) -> list[tuple[KeyPath, list[Any], str | None]]:
     """Each list of queries: its key path, its items, its split."""
     if isinstance(data, list):
         return [((), data, None)]
     if not isinstance(data, Mapping):
         raise reader.fail("a trigger-eval file holds a list of queries, or 'queries' of them")
-    found: list[tuple[tuple[str | int, ...], list[Any], str | None]] = []
+    found: list[tuple[KeyPath, list[Any], str | None]] = []
     for key in LIST_KEYS:
         if data.get(key) is None:
             continue

@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from types import MappingProxyType
@@ -108,6 +109,66 @@ class Sampling:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A tool call a model made."""
+
+    id: str
+    name: str
+    #: The arguments as the model wrote them: JSON text, possibly malformed (untrusted).
+    arguments: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"id": self.id, "name": self.name, "arguments": self.arguments}
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool offered to the model."""
+
+    name: str
+    description: str
+    #: The JSON Schema of its arguments, as canonical JSON text (frozen and hashable).
+    parameters: str
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(self.parameters)
+        return loaded
+
+
+class TurnRole(Enum):
+    ASSISTANT = "assistant"
+    TOOL = "tool"
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message after the user's prompt: the model's (text and tool calls) or a
+    tool's result."""
+
+    role: TurnRole
+    text: str = ""
+    tool_calls: tuple[ToolCall, ...] = ()
+    #: A tool result: the id of the call it answers, the tool's name, whether it failed.
+    call_id: str = ""
+    name: str = ""
+    error: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"role": self.role.value, "text": self.text}
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_json() for call in self.tool_calls]
+        if self.role is TurnRole.TOOL:
+            data.update(call_id=self.call_id, name=self.name, error=self.error)
+        return data
+
+
+def _digest(data: Any) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
 class Request:
     """One model call. Its fields are exactly what the cache key is made of."""
 
@@ -121,6 +182,11 @@ class Request:
     #: For local models: how the prompt is laid out ("auto": the file's chat template
     #: if it has one, else a plain completion prompt). A property of the model file.
     prompt_format: str | None = None
+    #: The conversation after ``prompt`` (a model turn with tool calls, their results,
+    #: ...): every turn of an agent loop is a call keyed by the conversation so far.
+    turns: tuple[Turn, ...] = ()
+    #: The tools offered.
+    tools: tuple[Tool, ...] = ()
 
     def key_fields(self) -> dict[str, Any]:
         fields = {
@@ -140,6 +206,12 @@ class Request:
         # Only when set, so entries recorded before reasoning existed keep their keys.
         if self.sampling.reasoning is not None:
             fields["reasoning"] = self.sampling.reasoning.text
+        # Only when set, so answers recorded without tools keep their keys. Digests keep
+        # a cache entry's fields small however long the conversation grows.
+        if self.tools:
+            fields["tools"] = _digest([asdict(tool) for tool in self.tools])
+        if self.turns:
+            fields["turns"] = _digest([turn.to_json() for turn in self.turns])
         return fields
 
     @cached_property
@@ -197,11 +269,17 @@ class Response:
     #: The reasoning the model showed before its answer (thinking blocks, ``<think>``
     #: text, ``reasoning_content``); ``None`` when it showed none.
     reasoning: str | None = None
+    #: The tools the model called (an agent loop answers them and asks again).
+    tool_calls: tuple[ToolCall, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["extra"] = dict(self.extra)
         data.pop("cached")
+        if self.tool_calls:
+            data["tool_calls"] = [call.to_json() for call in self.tool_calls]
+        else:  # entries recorded without tools stay byte for byte as they were
+            data.pop("tool_calls")
         return data
 
     @classmethod
@@ -217,7 +295,24 @@ class Response:
             # Most answers have no extra facts: they share one empty, read-only mapping.
             extra=dict(data["extra"]) if data.get("extra") else _NO_EXTRA,
             reasoning=data.get("reasoning"),
+            tool_calls=tool_calls_from_json(data.get("tool_calls")),
         )
+
+
+def tool_calls_from_json(data: Any) -> tuple[ToolCall, ...]:
+    """Tool calls read back from a cache entry (untrusted: ValueError when malformed)."""
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise ValueError("'tool_calls' is not a list")
+    calls = []
+    for item in data:
+        if not isinstance(item, dict) or not all(
+            isinstance(item.get(name), str) for name in ("id", "name", "arguments")
+        ):
+            raise ValueError("a tool call is not an object of id, name and arguments strings")
+        calls.append(ToolCall(item["id"], item["name"], item["arguments"]))
+    return tuple(calls)
 
 
 def cache_model(spec: ModelSpec) -> str:
@@ -234,6 +329,7 @@ def request_for(
     system: str | None = None,
     sampling: Sampling | None = None,
     trial: int = 0,
+    tools: tuple[Tool, ...] = (),
 ) -> Request:
     return Request(
         provider=spec.provider,
@@ -244,4 +340,5 @@ def request_for(
         sampling=sampling or Sampling(),
         trial=trial,
         prompt_format="auto" if spec.local else None,
+        tools=tools,
     )

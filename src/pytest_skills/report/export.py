@@ -12,6 +12,7 @@ from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord, sorted_records
 from pytest_skills.report.stats import Proportion
 from pytest_skills.report.summary import ArmComparison, ModelSummary
+from pytest_skills.report.trigger import trigger_json
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
@@ -103,6 +104,7 @@ def to_json(
                 ],
                 "reported_models": list(m.reported_models),
                 "adapted": list(m.adapted),
+                "trigger": trigger_json(m.trigger) if m.trigger else None,
             }
         )
     results = []

@@ -52,6 +52,10 @@ class CallResult:
     reported_model: str | None = None
     #: Parameters the server refused this run and what was sent instead, if any.
     adapted: str | None = None
+    #: The on-demand arm: the skills the model activated (None in the other arms), and
+    #: its trajectory (turns, steps, files read, tool errors).
+    activated: tuple[str, ...] | None = None
+    trajectory: Mapping[str, Any] | None = None
 
     @property
     def ok(self) -> bool:
@@ -80,6 +84,11 @@ class CallResult:
             "reasoning": self.reasoning,
             "reported_model": self.reported_model,
             "adapted": self.adapted,
+            **(
+                {"activated": list(self.activated), "trajectory": self.trajectory}
+                if self.activated is not None
+                else {}
+            ),
         }
 
     @classmethod
@@ -101,6 +110,8 @@ class CallResult:
             reasoning=data.get("reasoning"),
             reported_model=data.get("reported_model"),
             adapted=data.get("adapted"),
+            activated=tuple(data["activated"]) if data.get("activated") is not None else None,
+            trajectory=data.get("trajectory"),
         )
 
 
@@ -150,6 +161,8 @@ def call_result(
     redact: Callable[[str], str],
     error_kind: ErrorKind | None = None,
     checks: Iterable[CheckResult] = (),
+    activated: tuple[str, ...] | None = None,
+    trajectory: Mapping[str, Any] | None = None,
 ) -> CallResult:
     """The one way to build a :class:`CallResult`: texts redacted, a failed call ungraded."""
     failed = error is not None or response is None
@@ -169,6 +182,8 @@ def call_result(
         reasoning=redact(response.reasoning) if response and response.reasoning else None,
         reported_model=response.reported_model if response is not None else None,
         adapted=response.extra.get("adapted") if response is not None else None,
+        activated=activated,
+        trajectory=trajectory,
     )
 
 

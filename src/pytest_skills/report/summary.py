@@ -28,6 +28,7 @@ from pytest_skills.report.stats import (
     proportion,
     relative_change,
 )
+from pytest_skills.report.trigger import TriggerFigures, trigger_figures, trigger_meta
 
 if TYPE_CHECKING:
     from pytest_skills.settings import Settings
@@ -88,6 +89,8 @@ class ModelSummary:
     comparisons: tuple[ArmComparison, ...] = ()
     #: Cases whose trials disagree in an arm, with pass^k.
     flaky: tuple[FlakyCase, ...] = ()
+    #: Whether the model loads skills offered on demand (the on-demand arm, trigger evals).
+    trigger: TriggerFigures | None = None
 
     @property
     def errors(self) -> int:
@@ -180,6 +183,10 @@ def _comparisons(
     pairs = [(main, other) for other in present if main is not None and other != main]
     if "placebo" in present and "baseline" in present and main != "placebo":
         pairs.append(("placebo", "baseline"))
+    # The on-demand lift; with the skill arm's (the forced lift) and skill vs on-demand
+    # (the lift lost to not triggering) it says what loading on demand costs.
+    if "on-demand" in present and "baseline" in present and main != "on-demand":
+        pairs.append(("on-demand", "baseline"))
     found = []
     for a, b in pairs:
         assert a is not None
@@ -313,8 +320,10 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
     order.sort(key=lambda name: configured.index(name) if name in configured else len(configured))
     summaries = []
     for name in order:
-        model_records = by_model[name]
-        resolved = model_records[0].resolved
+        everything = by_model[name]
+        # Trigger-eval items have figures of their own, not an arm's.
+        model_records = [r for r in everything if trigger_meta(r) is None]
+        resolved = everything[0].resolved
         results = [r for record in model_records for r in record.results]
         with_skill = [r for r in results if r.condition == "with_skill"]
         baseline = [r for r in results if r.condition == "baseline"]
@@ -352,6 +361,7 @@ def summarise(records: Iterable[ItemRecord], settings: Settings) -> list[ModelSu
                 arms=arms,
                 comparisons=_comparisons(model_records, conditions, settings.trials),
                 flaky=_flaky(model_records),
+                trigger=trigger_figures(everything),
             )
         )
     return summaries

@@ -12,6 +12,7 @@ from pytest_skills.report.problems import Problem
 from pytest_skills.report.records import ItemRecord
 from pytest_skills.report.stats import Proportion, proportion
 from pytest_skills.report.summary import ArmComparison, ModelSummary
+from pytest_skills.report.trigger import trigger_lines, trigger_meta
 
 
 def progress_text(progress: Progress, arm_order: Sequence[str] = ()) -> str:
@@ -99,6 +100,8 @@ def table(
 
 
 def _row(m: ModelSummary) -> str:
+    if m.cases_total == 0 and m.trigger is not None:
+        return f"{m.cases:>5}  trigger evals only (their figures below)"
     if m.with_skill.rate.total == 0 and m.cases == 0:
         return f"{m.cases:>5}  no graded answers (see the problems below)"
     ws = rate_text(m.with_skill.rate)
@@ -144,9 +147,10 @@ def comparison_text(c: ArmComparison) -> str:
 
 def _comparison_notes(m: ModelSummary) -> list[str]:
     """One line per comparison beyond the table's skill vs baseline."""
-    return [
+    lines = [
         f"{m.model}: {comparison_text(c)}" for c in m.comparisons if c.title != "skill vs baseline"
     ]
+    return lines + (trigger_lines(m.model, m.trigger) if m.trigger else [])
 
 
 def _notes(m: ModelSummary, verbose: bool) -> list[str]:
@@ -226,7 +230,10 @@ def problem_lines(problems: Sequence[Problem]) -> list[str]:
 def _per_skill(records: Sequence[ItemRecord]) -> list[str]:
     groups: dict[tuple[str, str], list[ItemRecord]] = defaultdict(list)
     for record in records:
-        groups[(record.skill, record.model)].append(record)
+        if trigger_meta(record) is None:  # trigger evals have figures of their own
+            groups[(record.skill, record.model)].append(record)
+    if not groups:
+        return []
     lines = ["", "by skill"]
     for (skill, model), group in sorted(groups.items()):
         results = [r for record in group for r in record.results if r.graded]
