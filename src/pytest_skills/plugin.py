@@ -24,6 +24,7 @@ from pytest_skills.formats import (
     open_source,
 )
 from pytest_skills.formats.notices import Notice
+from pytest_skills.init_file import init_command
 from pytest_skills.models import ModelSpec
 from pytest_skills.nodes import (
     NOT_COLLECTED_KEY,
@@ -35,6 +36,7 @@ from pytest_skills.nodes import (
     user_ignored,
     warn_at,
 )
+from pytest_skills.path_trap import warn_if_trapped
 from pytest_skills.report.header import header_lines
 from pytest_skills.report.records import to_properties
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
@@ -69,6 +71,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "skill(path=None): an agent skill test run by pytest-skills; with a path (relative to "
         "the test file), the skill that the skill_model fixture asks with",
     )
+    warn_if_trapped(config)
     settings = config.stash[SETTINGS_KEY] = resolve(config)
     run = config.stash[RUN_KEY] = SkillSession(config, settings)
     config.stash[fixture.CONTEXT_KEY] = run.context
@@ -79,6 +82,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.option.skill_init is not None:
+        return init_command(config)
     if config.option.skill_models_list:
         for line in models_list(config, resolve(config)):
             print(line)
