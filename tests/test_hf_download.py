@@ -31,6 +31,9 @@ SPEC = f"hf:{REPO}:Q4_K_M"
 OTHER_FILES = {"gemma-3-270m-Q8_0.gguf": b"GGUF not this one", "README.md": b"# Gemma 3 270M\n"}
 COMMAND = f'hf download {REPO} --include "*Q4_K_M*.gguf"'
 
+# Downloads go through the real huggingface_hub (the `local` extra).
+pytestmark = pytest.mark.requires("huggingface_hub")
+
 
 @pytest.fixture(scope="module")
 def gemma_file() -> Path:

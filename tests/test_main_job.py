@@ -112,6 +112,7 @@ def test_replaying_answers_of_another_model_file_warns(tmp_path: Path) -> None:
     assert "differs from the file the cached answers came from (000000000000)" in result.stdout
 
 
+@pytest.mark.requires("llama_cpp")  # the warning compares with the installed version
 def test_replaying_answers_of_another_llama_cpp_build_warns(tmp_path: Path) -> None:
     cache_dir = cache_with_extra(tmp_path, llama_cpp_version="0.0.1")
     result = run_main_job("-k", "release-codes", cache=cache_dir)
