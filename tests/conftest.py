@@ -50,7 +50,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     missing = sorted({module for module in needed if not _importable(module)})
     if missing:
         extras = ",".join(sorted({EXTRA_OF.get(module, "dev") for module in missing}))
-        pytest.skip(f"needs {', '.join(missing)}: pip install -e \".[{extras},dev]\"")
+        pytest.skip(f'needs {", ".join(missing)}: pip install -e ".[{extras},dev]"')
 
 
 @pytest.fixture(scope="session", autouse=True)

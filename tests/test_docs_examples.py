@@ -75,3 +75,10 @@ def test_a_pages_examples_run(pytester: pytest.Pytester, page: Path) -> None:
     )
     if options.get("outcome") == "passed":
         assert outcomes.get("failed", 0) == 0 and outcomes.get("passed", 0) > 0, output
+
+
+def test_the_readme_is_short_and_its_links_lead_somewhere() -> None:
+    readme = (DOCS.parent / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 250, "move detail into docs/, keep the README short"
+    for target in re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", readme):
+        assert (DOCS.parent / target).exists(), f"README links to a missing {target}"
