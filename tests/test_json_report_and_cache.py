@@ -27,7 +27,7 @@ def test_json_report(pytester: pytest.Pytester, tmp_path: Path) -> None:
     result.assert_outcomes(passed=2)
     report = read_report(report_path)
 
-    assert report["version"] == 1
+    assert report["version"] == 2  # arms: each result names its arm
     (model,) = report["models"]
     assert model["model"] == "haiku"
     # What the alias meant on this run, and which model the provider says answered.
@@ -112,7 +112,9 @@ def test_cache_dir_replays_a_second_run(
     second = pytester.runpytest(*cache_args, "--skill-report", str(report))
     second.assert_outcomes(passed=2)
     assert len(loopback.calls) == 4  # the second run was served from the cache
-    second.stdout.fnmatch_lines(["skills: 4 calls: 0 live, 4 from the cache, 0 failed (*)"])
+    second.stdout.fnmatch_lines(
+        ["skills: 4 calls: 0 live, 4 from the cache (skill, baseline), 0 failed (*)"]
+    )
     assert all(r["cached"] for r in read_report(report)["results"])
 
 

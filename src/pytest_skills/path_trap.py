@@ -116,12 +116,12 @@ def trap_message(
 
 def warn_if_trapped(config: pytest.Config) -> None:
     """Warn (at configure time, so the warnings summary shows it) when trapped."""
-    if config.option.inifilename or hasattr(config, "workerinput"):
+    if getattr(config.option, "inifilename", None) or hasattr(config, "workerinput"):
         return  # an explicit -c fixes the ini file; xdist workers inherit the controller's
     params = config.invocation_params
     message = trap_message(
         params.args,
-        config.option.file_or_dir or [],
+        getattr(config.option, "file_or_dir", None) or [],
         params.dir,
         config.rootpath,
         config.inipath,
