@@ -49,6 +49,7 @@ def seen(hub: LoopbackHub) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.gguf
+@pytest.mark.slow  # a download and a live run: the slow step of .ci/run
 def test_a_model_downloaded_from_the_hub_runs_and_is_then_found_in_the_cache(
     tmp_path: Path, gemma_file: Path
 ) -> None:
