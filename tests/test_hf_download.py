@@ -31,6 +31,9 @@ SPEC = f"hf:{REPO}:Q4_K_M"
 OTHER_FILES = {"gemma-3-270m-Q8_0.gguf": b"GGUF not this one", "README.md": b"# Gemma 3 270M\n"}
 COMMAND = f'hf download {REPO} --include "*Q4_K_M*.gguf"'
 
+# Downloads go through the real huggingface_hub (the `local` extra).
+pytestmark = pytest.mark.requires("huggingface_hub")
+
 
 @pytest.fixture(scope="module")
 def gemma_file() -> Path:
@@ -46,6 +49,7 @@ def seen(hub: LoopbackHub) -> list[tuple[str, str, str]]:
 
 
 @pytest.mark.gguf
+@pytest.mark.slow  # a download and a live run: the slow step of .ci/run
 def test_a_model_downloaded_from_the_hub_runs_and_is_then_found_in_the_cache(
     tmp_path: Path, gemma_file: Path
 ) -> None:

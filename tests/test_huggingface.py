@@ -142,6 +142,7 @@ def locate(home: Path, gguf_dir: Path, *texts: str, **env: str) -> dict[str, str
     return json.loads(done.stdout)
 
 
+@pytest.mark.requires("huggingface_hub")
 def test_models_are_found_in_the_hugging_face_cache(tmp_path: Path) -> None:
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF not really")
@@ -173,6 +174,7 @@ def test_models_are_found_in_the_hugging_face_cache(tmp_path: Path) -> None:
     assert '    hf download bartowski/Tiny-GGUF --include "*Q2_K*.gguf"' in missing.splitlines()
 
 
+@pytest.mark.requires("huggingface_hub")
 def test_hf_hub_cache_wins_over_hf_home_as_in_huggingface_hub(tmp_path: Path) -> None:
     model = tmp_path / "model.gguf"
     model.write_bytes(b"GGUF")
@@ -186,6 +188,7 @@ def test_hf_hub_cache_wins_over_hf_home_as_in_huggingface_hub(tmp_path: Path) ->
     assert found["o/r-GGUF:Q4_0"].endswith("/snapshots/" + REVISION + "/r-Q4_0.gguf")
 
 
+@pytest.mark.requires("huggingface_hub")
 def test_downloading_offline_says_why_and_what_to_run(tmp_path: Path) -> None:
     script = LOCATE.replace("download=False", "download=True")
     done = subprocess.run(
@@ -242,6 +245,7 @@ def test_an_hf_model_in_the_cache_runs_on_llama_cpp_and_replays_without_it(
     assert all(r["cached"] for r in replayed)
 
 
+@pytest.mark.requires("huggingface_hub")
 def test_a_missing_hf_model_fails_its_items_with_the_download_command(tmp_path: Path) -> None:
     suite = tmp_path / "suite"
     write_suite(suite)

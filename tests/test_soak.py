@@ -31,6 +31,7 @@ def cases_yaml(names: list[str]) -> str:
 
 
 @pytest.mark.soak
+@pytest.mark.slow
 def test_twenty_xdist_runs_over_one_cache_all_end_and_keep_every_answer(
     pytester: pytest.Pytester,
     provider_env: LoopbackServer,

@@ -55,6 +55,8 @@ class Option:
     #: A path given on the command line is the shell's; in the ini file, the rootdir's.
     #: Some paths belong to the project wherever they are given.
     project_path: bool = False
+    #: The value of a flag given without one (its value is then optional: ``[DIR]``).
+    bare_value: str | None = None
 
     @property
     def dest(self) -> str:
@@ -404,9 +406,6 @@ OPTIONS: tuple[Option, ...] = (
         metavar="N",
         parse=whole(1),
     ),
-)
-
-OPTIONS += (
     Option(
         "verifier_sandbox",
         "where upskill's command verifiers run: auto (bubblewrap, with no network and only "
@@ -427,6 +426,16 @@ OPTIONS += (
         kind=Kind.LINES,
         metavar="NAME",
         repeat=True,
+    ),
+    Option(
+        "skill_init",
+        "write a commented starter DIR/<skill>.skill.yaml beside DIR's SKILL.md (DIR: the "
+        "current directory when not given), one case per check kind; never overwrites; "
+        "then exit",
+        flag="--skill-init",
+        metavar="DIR",
+        bare_value=".",
+        no_ini="an action that writes a file and exits, not a setting of runs",
     ),
 )
 

@@ -22,6 +22,7 @@ from pytest_skills.discovery import (
     is_trigger_file,
     user_ignored,
 )
+from pytest_skills.path_trap import warn_if_trapped
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
 from pytest_skills.settings import NO_MODEL_REASON, SETTINGS_KEY, add_options, resolve
 from pytest_skills.stash import (
@@ -74,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
         "skill(path=None): an agent skill test run by pytest-skills; with a path (relative to "
         "the test file), the skill that the skill_model fixture asks with",
     )
+    warn_if_trapped(config)
     for split in TRIGGER_SPLITS:
         config.addinivalue_line(
             "markers", f"skill_trigger_{split}: a trigger-eval query of the file's {split} split"
@@ -87,6 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if config.option.skill_init is not None:
+        from pytest_skills.init_file import init_command
+
+        return init_command(config)
     if config.option.skill_models_list:
         from pytest_skills.settings import models_list
 

@@ -161,6 +161,8 @@ def add_options(parser: pytest.Parser) -> None:
                 kwargs.update(action="append", default=[], metavar=option.metavar)
             else:
                 kwargs.update(default=None, metavar=option.metavar)
+                if option.bare_value is not None:
+                    kwargs.update(nargs="?", const=option.bare_value)
                 if option.choices:
                     kwargs["choices"] = option.choices
             group.addoption(option.flag, **kwargs)
