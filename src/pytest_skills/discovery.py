@@ -40,9 +40,7 @@ def is_manifest_file(path: Path) -> bool:
 
 
 #: Trigger-eval files (``should_trigger`` queries), in ``evals/``: the names found in the wild.
-TRIGGER_FILE_NAME = re.compile(
-    r"(?:trigger[-_]?evals?|trigger[-_]queries|eval[-_]queries)\.json"
-)
+TRIGGER_FILE_NAME = re.compile(r"(?:trigger[-_]?evals?|trigger[-_]queries|eval[-_]queries)\.json")
 
 
 def is_trigger_file(path: Path) -> bool:

@@ -336,7 +336,9 @@ class SkillItem(pytest.Item):
         self.label: str = f"{parent.nodeid}::{case.id}"
         self.systems: Mapping[Arm, str | None] = systems
         on_demand = any(arm.kind is ArmKind.ON_DEMAND for arm in systems)
-        self.tools = self.context.arm_prompts.catalog(suite).tools if on_demand else ()
+        self.tools: tuple[Tool, ...] = (
+            self.context.arm_prompts.catalog(suite).tools if on_demand else ()
+        )
         # A skipped item asks nothing: its calls would be paid for and never graded.
         self.calls: tuple[tuple[str, Call], ...] = (
             planned_calls(

@@ -94,6 +94,7 @@ class Settings:
         from pytest_skills.checks.sandbox import SandboxPolicy
 
         return SandboxPolicy(self.verifier_sandbox, self.verifier_env)
+
     #: The on-demand arm: its catalog narrowed to these skill names, and its turn budget.
     skill_catalog: tuple[str, ...] = ()
     turn_budget: int = 8

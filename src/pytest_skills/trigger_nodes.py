@@ -38,7 +38,6 @@ DEFAULT_TRIALS = 3
 #: The splits a trigger-eval file may have; each is a marker, ``skill_trigger_SPLIT``.
 
 
-
 def control_prompt(skill: str, query: str) -> str:
     return f"Use the {skill} skill to answer: {query}"
 

@@ -95,7 +95,8 @@ def template_accepts_system(template: str) -> bool:
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # lazy, like every llama_cpp import
 
     sentinel = "SYSTEM-SENTINEL-7f3a"
-    probe = [{"role": "system", "content": sentinel}, {"role": "user", "content": "hi"}]
+    # The SDK types each role's message apart; these are plain dicts of its shape.
+    probe: Any = [{"role": "system", "content": sentinel}, {"role": "user", "content": "hi"}]
     try:
         rendered = Jinja2ChatFormatter(template, eos_token="", bos_token="")(messages=probe)
     except Exception:  # raise_exception() -> ValueError; template bugs -> jinja2 errors
@@ -112,7 +113,7 @@ def template_opens_think(template: str) -> bool:
     """
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # lazy, like every llama_cpp import
 
-    probe = [{"role": "user", "content": "hi"}]
+    probe: Any = [{"role": "user", "content": "hi"}]
     try:
         rendered = Jinja2ChatFormatter(template, eos_token="", bos_token="")(messages=probe)
     except Exception:  # a template that cannot render a plain user turn opens nothing
@@ -347,7 +348,9 @@ class LlamaCppBackend:
         )
 
     def _chat(self, loaded: _Loaded, request: Request) -> Any:
-        messages = chat_messages(request.system, request.prompt, system_role=loaded.system_role)
+        messages: Any = chat_messages(
+            request.system, request.prompt, system_role=loaded.system_role
+        )
         return loaded.llama.create_chat_completion(messages=messages, **_sampling(request))
 
     def _with_tools(self, loaded: _Loaded, prompt_format: str, request: Request) -> Any:
@@ -357,7 +360,7 @@ class LlamaCppBackend:
         stops = [*tool_text.STOPS, *COMPLETION_STOPS]
         if prompt_format == CHAT_TEMPLATE:
             system = tool_text.system_text(request)
-            messages = chat_messages(system, request.prompt, system_role=loaded.system_role)
+            messages: Any = chat_messages(system, request.prompt, system_role=loaded.system_role)
             messages += tool_text.chat_turns(request)
             return loaded.llama.create_chat_completion(
                 messages=messages, stop=list(tool_text.STOPS), **_sampling(request)

@@ -154,7 +154,7 @@ def parse_model_spec(text: str, aliases: Mapping[str, str] | None = None) -> Mod
     typed = text.strip()
     if not typed:
         raise SpecError("empty model spec; name a model such as 'haiku' or 'openai:gpt-4.1-mini'")
-    current, seen = typed, []
+    current, seen = typed, list[str]()
     while current in table:
         if current in seen:
             raise SpecError(f"model alias loop: {' -> '.join([*seen, current])}")

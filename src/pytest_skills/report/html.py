@@ -417,7 +417,8 @@ def forest_plot(models: Sequence[ModelSummary]) -> ForestPlot:
 
 
 def _asset(name: str) -> str:
-    return resources.files(__package__).joinpath(TEMPLATES, name).read_text(encoding="utf-8")
+    folder = resources.files(__package__).joinpath(TEMPLATES)
+    return folder.joinpath(name).read_text(encoding="utf-8")
 
 
 def _csp_hash(text: str) -> str:

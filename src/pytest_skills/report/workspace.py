@@ -236,10 +236,11 @@ def _notes(model: ModelSummary | None, runs: Sequence[dict[str, Any]], baseline:
     ]
     if model is not None and model.lift is not None and model.lift.lift is not None:
         lift = model.lift
+        points = lift.lift or 0.0
         ci = f", 95% CI [{lift.ci[0] * 100:+.0f}, {lift.ci[1] * 100:+.0f}]" if lift.ci else ""
         p = f", McNemar p = {lift.p_value:.3f}" if lift.p_value is not None else ""
         notes.append(
-            f"pytest-skills: lift {lift.lift * 100:+.0f} points{ci} ({lift.method}){p}; "
+            f"pytest-skills: lift {points * 100:+.0f} points{ci} ({lift.method}){p}; "
             f"verdict: {lift.verdict}."
         )
     if not baseline:
