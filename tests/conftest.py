@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import sqlite3
@@ -16,6 +17,32 @@ import openai
 import pytest
 
 from tests.loopback import Call, LoopbackServer, echo
+
+# The plugin loads most of itself when a run first needs it (its import stays light for
+# projects that install it). pytester drops the modules first imported during an
+# in-process run, and a second copy of yaml's or the plugin's classes would not match
+# the first: load them all once, here, before any in-process run.
+for _module in (
+    "pytest_skills.backends.builtin",
+    "pytest_skills.backends.provision",
+    "pytest_skills.checks",
+    "pytest_skills.execution.calls",
+    "pytest_skills.execution.pruning",
+    "pytest_skills.execution.sequential_trials",
+    "pytest_skills.fixture",
+    "pytest_skills.formats",
+    "pytest_skills.init_file",
+    "pytest_skills.nodes",
+    "pytest_skills.planning",
+    "pytest_skills.report.export",
+    "pytest_skills.report.header",
+    "pytest_skills.report.html",
+    "pytest_skills.report.outputs",
+    "pytest_skills.report.terminal",
+    "pytest_skills.report.workspace",
+    "pytest_skills.trigger_nodes",
+):
+    importlib.import_module(_module)
 
 HAIKU = "anthropic:claude-haiku-4-5"
 SKILL_MD = """\

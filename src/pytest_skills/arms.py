@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pytest_skills.models.specs import did_you_mean
-from pytest_skills.ondemand import Catalog, Catalogs
 
 if TYPE_CHECKING:
     from pytest_skills.formats import Skill, Suite
+    from pytest_skills.ondemand import Catalog, Catalogs
 
 
 class ArmKind(Enum):
@@ -256,7 +256,16 @@ class ArmPrompts:
 
     def __post_init__(self) -> None:
         self.git = GitVersions(self.root)
-        self.catalogs = Catalogs(self.root, self.catalog_names)
+        self._catalogs: Catalogs | None = None
+
+    @property
+    def catalogs(self) -> Catalogs:
+        """The skills in scope of the on-demand arm, found when it first needs them."""
+        if self._catalogs is None:
+            from pytest_skills.ondemand import Catalogs
+
+            self._catalogs = Catalogs(self.root, self.catalog_names)
+        return self._catalogs
 
     def catalog(self, suite: Suite) -> Catalog:
         """The on-demand arm's catalog for ``suite``: its skills and the others in scope."""

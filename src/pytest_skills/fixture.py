@@ -42,7 +42,7 @@ from pytest_skills.report.records import (
     call_result,
 )
 from pytest_skills.settings import NO_MODEL_REASON
-from pytest_skills.stash import MARKER, MODEL_KEY
+from pytest_skills.stash import MARKER
 
 _SKILLS_KEY = pytest.StashKey[dict[Path, Skill]]()
 
@@ -357,6 +357,10 @@ def case_name(item: pytest.Item, spec: ModelSpec) -> str:
 
 
 # --- made by the plugin's fixture ---------------------------------------------------------
+
+
+#: The ``skill_model`` of a test that asked models.
+MODEL_KEY = pytest.StashKey["SkillModel"]()
 
 
 def _test_outcome(report: pytest.TestReport) -> bool | None:

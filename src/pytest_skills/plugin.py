@@ -28,7 +28,6 @@ from pytest_skills.settings import NO_MODEL_REASON, SETTINGS_KEY, add_options, r
 from pytest_skills.stash import (
     FIXTURE,
     MARKER,
-    MODEL_KEY,
     NOT_COLLECTED_KEY,
     RECORD_KEY,
     TRIGGER_SPLITS,
@@ -250,7 +249,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         if cleaned != text:
             report.longrepr = cleaned
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
-    if record is None and MODEL_KEY in item.stash:
+    if record is None and FIXTURE in getattr(item, "fixturenames", ()):
         from pytest_skills.fixture import record_of
 
         record = record_of(item, report)

@@ -121,11 +121,11 @@ class SkillSession:
 
     def check_providers(self) -> None:
         """Refuse, once and before anything runs, a model whose provider nothing serves."""
-        from pytest_skills.backends.provision import UnknownProviderError
-
         specs = [*self.settings.models, *filter(None, [self.settings.judge_model])]
         if not specs:
             return
+        from pytest_skills.backends.provision import UnknownProviderError
+
         try:
             self.backends.check(specs)
         except UnknownProviderError as error:

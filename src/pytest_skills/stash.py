@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
-    from pytest_skills.fixture import SkillModel
     from pytest_skills.report.records import ItemRecord
 
 if TYPE_CHECKING:
@@ -22,7 +21,5 @@ TRIGGER_SPLITS = ("train", "validation", "test")
 
 #: A skill item's record, left by its run for the report hook.
 RECORD_KEY: pytest.StashKey[ItemRecord] = pytest.StashKey()
-#: The ``skill_model`` of a test that asked models.
-MODEL_KEY: pytest.StashKey[SkillModel] = pytest.StashKey()
 #: Files named like skill test files that hold no cases (listed under -v).
 NOT_COLLECTED_KEY = pytest.StashKey[list[Path]]()
