@@ -9,7 +9,7 @@ from datetime import datetime
 
 import pytest
 
-from pytest_skills.backends import Backend, BackendError, BackendOptions, MissingCredentials
+from pytest_skills.backends import Backend, BackendError, BackendOptions, MissingCredentialsError
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
 from pytest_skills.models import ModelSpec, Request, Response, Sampling, parse_model_spec
@@ -158,7 +158,7 @@ def test_anthropic_auth_token_is_a_credential(
 
 def test_anthropic_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY")
-    with pytest.raises(MissingCredentials) as info:
+    with pytest.raises(MissingCredentialsError) as info:
         AnthropicBackend(parse_model_spec("haiku"), SETTINGS)
     assert info.value.variable == "ANTHROPIC_API_KEY"
     assert "ANTHROPIC_API_KEY" in str(info.value)
@@ -224,7 +224,7 @@ def test_openai_length_stop_reason(server: LoopbackServer) -> None:
 
 def test_openai_missing_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(MissingCredentials) as info:
+    with pytest.raises(MissingCredentialsError) as info:
         OpenAIBackend(parse_model_spec("openai:gpt-4.1-mini"), SETTINGS)
     assert info.value.variable == "OPENAI_API_KEY"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntry, find_secret
+from pytest_skills.execution.cache import CacheError, ResponseCache, SecretInEntryError, find_secret
 from pytest_skills.execution.secrets import secret_values
 from pytest_skills.models import Request, Response, Sampling, Usage
 from tests.conftest import (
@@ -322,7 +322,7 @@ def test_secret_detection_needs_a_secret_name_and_a_real_value() -> None:
 def test_put_refuses_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DEPLOY_SECRET", "hunter2hunter2")
     cache = ResponseCache(tmp_path)
-    with pytest.raises(SecretInEntry, match="DEPLOY_SECRET"):
+    with pytest.raises(SecretInEntryError, match="DEPLOY_SECRET"):
         cache.put(_request(), Response("hunter2hunter2"), "f::c")
     assert cache.get(_request()) is None
 

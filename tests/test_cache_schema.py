@@ -16,7 +16,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from pytest_skills.execution.cache import ResponseCache, UnreadableEntry
+from pytest_skills.execution.cache import ResponseCache, UnreadableEntryError
 from pytest_skills.models import Request, Response
 from tests.conftest import HAIKU, write_skill
 from tests.conftest import output as everything
@@ -288,5 +288,5 @@ def test_the_cache_only_reads_text_that_is_utf8(tmp_path: Path) -> None:
     again = ResponseCache(tmp_path, read_only=True)
     assert [entry.key for entry in again.entries()] == [good.key]
     assert again.get(good) is not None
-    with pytest.raises(UnreadableEntry, match="is unreadable: it holds bytes, not text"):
+    with pytest.raises(UnreadableEntryError, match="is unreadable: it holds bytes, not text"):
         again.get(bad)

@@ -90,7 +90,7 @@ def test_missing_api_key_fails_with_the_variable_name(
     assert result.stdout.str().count("Set the environment variable") == 1
     text = output(result)
     assert "Traceback" not in text
-    assert "MissingCredentials" not in text and "BackendError" not in text
+    assert "MissingCredentialsError" not in text and "BackendError" not in text
     assert loopback.calls == []
 
 

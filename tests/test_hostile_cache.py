@@ -13,7 +13,7 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from pytest_skills.execution.cache import CacheError, ResponseCache, UnreadableEntry
+from pytest_skills.execution.cache import CacheError, ResponseCache, UnreadableEntryError
 from pytest_skills.models import Request, Response
 from tests.conftest import (
     HAIKU,
@@ -319,7 +319,7 @@ def test_an_unreadable_entry_is_one_error_for_the_runner(tmp_path: Path) -> None
     cache.put(request, Response("hello"), "f::c")
     cache.close()
     set_rows(tmp_path, [request.key], value='{"label": 1}')
-    with pytest.raises(UnreadableEntry, match=f"cache entry {request.key[:12]}"):
+    with pytest.raises(UnreadableEntryError, match=f"cache entry {request.key[:12]}"):
         ResponseCache(tmp_path, read_only=True).get(request)
 
 

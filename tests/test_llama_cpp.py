@@ -22,7 +22,7 @@ import pytest
 from pytest_skills.backends import BackendError, BackendOptions
 from pytest_skills.backends.gguf import (
     DEMO_MODEL_NAME,
-    GGUFNotFound,
+    GGUFNotFoundError,
     file_sha256,
     locate_gguf,
     models_cache_dir,
@@ -339,7 +339,7 @@ def test_missing_file_lists_every_directory_searched(tmp_path: Path) -> None:
     first, second = tmp_path / "models", tmp_path / "more"
     first.mkdir()
 
-    with pytest.raises(GGUFNotFound) as caught:
+    with pytest.raises(GGUFNotFoundError) as caught:
         locate_gguf("GLM-4.7-Flash-Q4_0.gguf", [first, second])
 
     message = str(caught.value)
@@ -353,7 +353,7 @@ def test_missing_file_lists_every_directory_searched(tmp_path: Path) -> None:
 
 
 def test_missing_path_names_its_directory(tmp_path: Path) -> None:
-    with pytest.raises(GGUFNotFound) as caught:
+    with pytest.raises(GGUFNotFoundError) as caught:
         locate_gguf(str(tmp_path / "nowhere" / "model.gguf"), [])
     assert str(tmp_path / "nowhere") in str(caught.value)
 

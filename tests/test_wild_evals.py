@@ -18,7 +18,7 @@ from pytest_skills.checks import Check
 from pytest_skills.checks.judge import Rubric
 from pytest_skills.formats import FormatError, load_suite, open_source
 from pytest_skills.formats.criteria import FAILURE_RUBRIC
-from pytest_skills.formats.foreign import ForeignFile
+from pytest_skills.formats.foreign import ForeignFileError
 from pytest_skills.formats.notices import line_of
 from tests.conftest import output
 from tests.test_compat import judging_registry, run, skill, write
@@ -343,7 +343,7 @@ def test_another_tools_broken_manifest_is_a_warning(pytester: pytest.Pytester) -
     text = output(result)
     assert "tool.skill.yaml:8: PytestWarning: not collected: invalid YAML" in text
     assert "skills: not collected, no test cases in: tool/tool.skill.yaml" in text
-    with pytest.raises(ForeignFile):
+    with pytest.raises(ForeignFileError):
         open_source(pytester.path / "tool" / "tool.skill.yaml")
 
 
@@ -358,7 +358,7 @@ def test_a_broken_file_that_shows_cases_is_still_an_error(tmp_path: Path, shown:
     path = write(tmp_path / "x" / name, broken)
     with pytest.raises(FormatError) as info:
         open_source(path)
-    assert not isinstance(info.value, ForeignFile)
+    assert not isinstance(info.value, ForeignFileError)
 
 
 def test_a_valid_look_alike_without_cases_is_not_collected(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pytest_skills.errors import SkillsError
 from pytest_skills.models.specs import did_you_mean
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ class ArmKind(Enum):
     AA = "aa"
 
 
-class ArmError(ValueError):
+class ArmError(SkillsError, ValueError):
     """An arm that cannot be written so; the message says what can."""
 
 
@@ -171,7 +172,7 @@ def placebo(skill: Skill) -> Skill:
 # --- versions ------------------------------------------------------------------------------
 
 
-class GitError(Exception):
+class GitError(SkillsError):
     pass
 
 

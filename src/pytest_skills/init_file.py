@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_skills.errors import SkillsError
 from pytest_skills.formats.data import FormatError
 from pytest_skills.formats.skill_md import NAME_RULE, load_skill
 
@@ -84,7 +85,7 @@ cases:
 """
 
 
-class InitError(Exception):
+class InitError(SkillsError):
     """The starter could not be written; the message says why and what to do."""
 
 

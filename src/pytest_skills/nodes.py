@@ -16,6 +16,7 @@ from pytest_skills.checks import Check, CheckError, CheckRegistry, CheckResult
 from pytest_skills.checks.judge import judge_unavailable, without_judges
 from pytest_skills.checks.registry import clip
 from pytest_skills.context import RunContext
+from pytest_skills.errors import SkillsError
 from pytest_skills.execution.agent import AgentAnswer, ask_on_demand
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import (
@@ -44,7 +45,7 @@ NO_JUDGE_SKIP = (
 )
 
 
-class SkillCollectError(Exception):
+class SkillCollectError(SkillsError):
     """A test file that cannot be collected; shown as a one-line collection error."""
 
 
@@ -296,7 +297,7 @@ class _Graded:
         return self.check is not None and self.check.passed
 
 
-class SkillCheckFailed(Exception):
+class SkillCheckFailedError(SkillsError):
     def __init__(self, graded: list[_Graded], needed: int, baseline: list[_Graded]):
         super().__init__("skill check failed")
         self.graded = graded
@@ -304,7 +305,7 @@ class SkillCheckFailed(Exception):
         self.baseline = baseline
 
 
-class SkillCallFailed(Exception):
+class SkillCallFailedError(SkillsError):
     def __init__(self, message: str):
         super().__init__(message)
         self.message = message
@@ -467,14 +468,14 @@ class SkillItem(pytest.Item):
         errors = [g for g in with_skill if g.error is not None]
         if errors:
             first = errors[0]
-            raise SkillCallFailed(
+            raise SkillCallFailedError(
                 short_error(first.error or "", first.error_kind or ErrorKind.CALL_FAILED)
             )
         needed = self.context.settings.passes_needed(len(with_skill))
         if sum(g.passed for g in with_skill) < needed:
             # The failure repr shows the answer; a report section would print it twice.
             baseline = [g for g in graded if g.condition == "baseline"]
-            raise SkillCheckFailed(with_skill, needed, baseline)
+            raise SkillCheckFailedError(with_skill, needed, baseline)
 
     def _grade(self, condition: str, call: Call, outcome: Outcome) -> _Graded:
         for warning in outcome.warnings:
@@ -543,16 +544,16 @@ class SkillItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         error = excinfo.value
-        if isinstance(error, SkillCallFailed) and getattr(self, "trajectories", None):
+        if isinstance(error, SkillCallFailedError) and getattr(self, "trajectories", None):
             text = f"{self.spec.name if self.spec else ''}: {error.message}"
             return self.context.redact("\n".join([text, *self._steps()]))
-        if isinstance(error, SkillCallFailed):
+        if isinstance(error, SkillCallFailedError):
             return f"{self.spec.name if self.spec else ''}: {self.context.redact(error.message)}"
-        if isinstance(error, SkillCheckFailed):
+        if isinstance(error, SkillCheckFailedError):
             return self.context.redact(self._failure_text(error))
         return super().repr_failure(excinfo)
 
-    def _failure_text(self, error: SkillCheckFailed) -> str:
+    def _failure_text(self, error: SkillCheckFailedError) -> str:
         """Which check failed, expected against actual, then the full answer."""
         graded = error.graded
         model = self.spec.name if self.spec else ""

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from pytest_skills.errors import SkillsError
+
 
 class Kind(Enum):
     """How an option is written: one value, a switch, lines, paths."""
@@ -30,7 +32,7 @@ class Kind(Enum):
         return {Kind.LINES: "linelist", Kind.PATHS: "paths"}.get(self, "string")
 
 
-class OptionError(ValueError):
+class OptionError(SkillsError, ValueError):
     """A value an option cannot take; the message says what it takes."""
 
 

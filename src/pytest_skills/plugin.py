@@ -134,7 +134,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return TriggerFile.from_parent(parent, path=file_path, context=trigger_run.context)
     if not is_skill_test_file(file_path):
         return None
-    from pytest_skills.formats import ForeignFile, FormatError, open_source
+    from pytest_skills.formats import ForeignFileError, FormatError, open_source
     from pytest_skills.formats.notices import Notice
     from pytest_skills.nodes import SkillFile, warn_at
 
@@ -143,7 +143,7 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
         return None
     try:
         opened: Source | FormatError | None = open_source(file_path)
-    except ForeignFile as error:  # another tool's broken file: say so, collect nothing
+    except ForeignFileError as error:  # another tool's broken file: say so, collect nothing
         warn_at(file_path, Notice(error.message, error.line))
         opened = None
     except FormatError as error:

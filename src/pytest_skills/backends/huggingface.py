@@ -31,7 +31,7 @@ _BARE_STATUS_RE = re.compile(r"\d{3} (Client|Server) Error\.?")
 _SHARD_RE = re.compile(r"-(\d{5})-of-(\d{5})\.gguf$", re.IGNORECASE)
 
 
-class HFModelNotFound(BackendError):
+class HFModelNotFoundError(BackendError):
     """A Hugging Face model that is on neither the GGUF directories nor the cache."""
 
     def __init__(self, ref: HFReference, searched: Sequence[str], why: str = ""):
@@ -115,9 +115,9 @@ def locate_hf_gguf(ref: HFReference, gguf_dirs: Sequence[Path], *, download: boo
     if found is not None:
         return found
     if not download:
-        raise HFModelNotFound(ref, searched)
+        raise HFModelNotFoundError(ref, searched)
     if hub.constants.HF_HUB_OFFLINE:
-        raise HFModelNotFound(ref, searched, ", and HF_HUB_OFFLINE forbids downloading it")
+        raise HFModelNotFoundError(ref, searched, ", and HF_HUB_OFFLINE forbids downloading it")
     return _download(hub, ref, searched)
 
 
@@ -173,7 +173,7 @@ def _download(hub: Any, ref: HFReference, searched: Sequence[str]) -> Path:
             files = hub.HfApi().list_repo_files(ref.repo)
             found = choose_file(ref, files)
             if found is None:
-                raise HFModelNotFound(ref, searched, f", and {ref.repo} has no such GGUF file")
+                raise HFModelNotFoundError(ref, searched, f", and {ref.repo} has no such GGUF file")
             chosen = found
         paths = {name: hub.hf_hub_download(ref.repo, name) for name in _shards(chosen, files)}
     except BackendError:

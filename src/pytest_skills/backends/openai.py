@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING, Any
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
-    MalformedBody,
-    MissingCredentials,
+    MalformedBodyError,
+    MissingCredentialsError,
     body_excerpt,
     optional_text,
     recorded_now,
@@ -60,7 +60,7 @@ class OpenAIBackend:
             # A base URL (from the spec or OPENAI_BASE_URL) means a server of the
             # user's choosing, typically local and keyless; api.openai.com needs a key.
             if not (spec.base_url or os.environ.get("OPENAI_BASE_URL")):
-                raise MissingCredentials("OPENAI_API_KEY", PROVIDER)
+                raise MissingCredentialsError("OPENAI_API_KEY", PROVIDER)
             api_key = PLACEHOLDER_KEY
         # The SDK is imported only when a backend is built: replays never need it.
         import openai
@@ -131,7 +131,7 @@ class OpenAIBackend:
             choice = _first_choice(completion, openai.types.chat.ChatCompletion)
             text, reasoning = _answer_and_reasoning(choice.message)
             usage = _usage(getattr(completion, "usage", None))
-        except MalformedBody as error:
+        except MalformedBodyError as error:
             raise BackendError(
                 f"{PROVIDER}: the response for {request.model} is not a chat completion: {error}"
             ) from None
@@ -184,21 +184,21 @@ def _error_body(error: Any) -> dict[str, Any]:
 
 
 def _first_choice(completion: Any, kind: type) -> Any:
-    """The first choice of a completion; MalformedBody names what is of the wrong shape
+    """The first choice of a completion; MalformedBodyError names what is of the wrong shape
     (the SDK builds its objects without checking)."""
     if not isinstance(completion, kind):
-        raise MalformedBody(f"the body is {shape(completion)}, not a completion object")
+        raise MalformedBodyError(f"the body is {shape(completion)}, not a completion object")
     choices = getattr(completion, "choices", None)
     if not isinstance(choices, list):
-        raise MalformedBody(f"'choices' is {shape(choices)}, not a list")
+        raise MalformedBodyError(f"'choices' is {shape(choices)}, not a list")
     if not choices:
-        raise MalformedBody("'choices' is empty")
+        raise MalformedBodyError("'choices' is empty")
     message = getattr(choices[0], "message", None)
     if message is None or isinstance(message, (str, int, float, list, dict)):
-        raise MalformedBody(f"'choices[0].message' is {shape(message)}, not an object")
+        raise MalformedBodyError(f"'choices[0].message' is {shape(message)}, not an object")
     content = getattr(message, "content", None)
     if content is not None and not isinstance(content, str):
-        raise MalformedBody(f"'choices[0].message.content' is {shape(content)}, not a string")
+        raise MalformedBodyError(f"'choices[0].message.content' is {shape(content)}, not a string")
     return choices[0]
 
 
@@ -235,7 +235,7 @@ def _usage(usage: CompletionUsage | None) -> Usage:
     if usage is None:
         return Usage()
     if isinstance(usage, (str, int, float, list, dict)):
-        raise MalformedBody(f"'usage' is {shape(usage)}, not an object")
+        raise MalformedBodyError(f"'usage' is {shape(usage)}, not an object")
     details = getattr(usage, "prompt_tokens_details", None)
     output_details = getattr(usage, "completion_tokens_details", None)
     where, out_where = "usage.prompt_tokens_details", "usage.completion_tokens_details"

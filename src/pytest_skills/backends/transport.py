@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
 
+from pytest_skills.errors import SkillsError
+
 #: The most of a response body read (after decoding), well under what the cache keeps.
 MAX_RESPONSE_BYTES = 16 * 2**20
 #: Encodings whose decoding can be bounded here; a server that sends another is refused.
@@ -43,7 +45,7 @@ _PHASES = ("connect", "read", "write", "pool")
 _CONNECTED = ("connect_tcp.complete", "start_tls.complete", "connect_unix_socket.complete")
 
 
-class ResponseRefused(Exception):
+class ResponseRefusedError(SkillsError):
     """A response body that is not read on: too large, or in an encoding not asked for."""
 
 
@@ -158,7 +160,7 @@ class _Decoder:
 def _transport_class(hx: ModuleType) -> type:
     """Our transport, built on ``hx``'s base classes."""
 
-    class Refused(hx.RequestError, ResponseRefused):  # type: ignore[name-defined,misc]
+    class Refused(hx.RequestError, ResponseRefusedError):  # type: ignore[name-defined,misc]
         """A RequestError, so that every SDK version hands it on as a connection error."""
 
         def __init__(self, message: str, *, request: Any) -> None:

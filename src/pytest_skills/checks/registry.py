@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
+from pytest_skills.errors import SkillsError
+
 COMBINATORS = ("all", "any")
 #: How deep ``all``/``any`` may nest: deeper trees are no clearer, only slower to read.
 MAX_CHECK_DEPTH = 16
@@ -21,7 +23,7 @@ MAX_CHECK_DEPTH = 16
 SHOWN_ANSWER_CHARS = 4000
 
 
-class CheckSpecError(ValueError):
+class CheckSpecError(SkillsError, ValueError):
     """An expectation that cannot be used; ``path`` locates it inside ``expect``."""
 
     def __init__(self, message: str, path: tuple[str | int, ...] = ()):
@@ -29,7 +31,7 @@ class CheckSpecError(ValueError):
         self.path = path
 
 
-class CheckError(Exception):
+class CheckError(SkillsError):
     """Raised by an evaluator that cannot grade at all (no judge model, the judge's call
     failed). Unlike a failed :class:`CheckResult` it is no verdict on the answer: the
     item reports the error and the answer is left out of the pass rates."""

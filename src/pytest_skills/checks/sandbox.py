@@ -34,6 +34,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from pytest_skills.errors import SkillsError
+
 #: Kept from pytest's environment: none of them holds a secret.
 BASE_VARIABLES = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ")
 #: Data memory (heap, anonymous mappings) per process.
@@ -71,7 +73,7 @@ class SandboxPolicy:
     pass_env: tuple[str, ...] = ()
 
 
-class SandboxUnavailable(Exception):
+class SandboxUnavailableError(SkillsError):
     """``--skill-verifier-sandbox bwrap`` where bubblewrap cannot run."""
 
 
@@ -117,14 +119,14 @@ def bwrap_problem() -> str | None:
 
 
 def isolation(policy: SandboxPolicy) -> Isolation:
-    """What a command runs in under ``policy``; SandboxUnavailable when ``bwrap`` is
+    """What a command runs in under ``policy``; SandboxUnavailableError when ``bwrap`` is
     demanded and cannot run."""
     if policy.mode != "none":
         problem = bwrap_problem()
         if problem is None:
             return Isolation.BWRAP
         if policy.mode == "bwrap":
-            raise SandboxUnavailable(
+            raise SandboxUnavailableError(
                 f"--skill-verifier-sandbox bwrap: {problem}; install bubblewrap or choose "
                 "--skill-verifier-sandbox auto"
             )
@@ -136,7 +138,7 @@ def describe(policy: SandboxPolicy) -> str:
     passed = f"; variables passed: {', '.join(policy.pass_env)}" if policy.pass_env else ""
     try:
         kind = isolation(policy)
-    except SandboxUnavailable as error:
+    except SandboxUnavailableError as error:
         return f"verifier commands cannot run: {error}"
     if kind is Isolation.BWRAP:
         return (
@@ -237,7 +239,7 @@ def run(
     """
     try:
         kind = isolation(policy)
-    except SandboxUnavailable as error:
+    except SandboxUnavailableError as error:
         return -1, str(error)
     argv = _argv(command, kind, workspace, timeout)
     try:

@@ -23,21 +23,21 @@ from typing import Any
 from pytest_skills.execution.cache_errors import (
     CacheError,
     Guard,
-    SecretInEntry,
-    StopRecording,
-    UnreadableEntry,
+    SecretInEntryError,
+    StopRecordingError,
+    UnreadableEntryError,
     stop_reason,
     stops_recording,
     untrusted_message,
 )
-from pytest_skills.execution.entries import Entry, EntryRefused, decode, encode, normalised
+from pytest_skills.execution.entries import Entry, EntryRefusedError, decode, encode, normalised
 from pytest_skills.execution.rebuild import rebuild
 from pytest_skills.execution.secrets import find_secret, secret_values
 from pytest_skills.execution.store import (
     DB_NAME,
     StoreReader,
-    UnreadableValue,
-    UntrustedCache,
+    UnreadableValueError,
+    UntrustedCacheError,
     fold_log,
     open_writer,
     value_text,
@@ -48,10 +48,10 @@ from pytest_skills.models import Request, Response
 __all__ = [
     "CacheError",
     "Entry",
-    "EntryRefused",
+    "EntryRefusedError",
     "ResponseCache",
-    "SecretInEntry",
-    "UnreadableEntry",
+    "SecretInEntryError",
+    "UnreadableEntryError",
     "decode",
     "find_secret",
     "fingerprint",
@@ -120,7 +120,7 @@ class ResponseCache:
         self._reader = StoreReader(directory, read_only=read_only)
         #: Entries read ahead by prefetch(): a response, the reason it is unreadable,
         #: or None (not recorded when prefetched). Each key is asked for once.
-        self._fetched: dict[str, Response | UnreadableEntry | None] = {}
+        self._fetched: dict[str, Response | UnreadableEntryError | None] = {}
         self._labels: dict[str, list[tuple[str, Mapping[str, Any]]]] | None = None
         self._writer: Any = None
         self._lock = threading.Lock()
@@ -160,7 +160,7 @@ class ResponseCache:
                 return
             try:
                 self._reader.verify()
-            except UntrustedCache:
+            except UntrustedCacheError:
                 self._reader.close()  # nothing may hold the old file open while it goes
                 rebuilt = rebuild(self.directory)
                 if rebuilt is not None and self.announce is not None:
@@ -178,7 +178,7 @@ class ResponseCache:
             wanted = {r.key for r in requests} - self._fetched.keys()
         if not wanted:
             return
-        found: dict[str, Response | UnreadableEntry | None] = dict.fromkeys(wanted)
+        found: dict[str, Response | UnreadableEntryError | None] = dict.fromkeys(wanted)
         with self._guard("read"):
             if self._check_directory():
                 for key, row in self._reader.rows():
@@ -187,10 +187,10 @@ class ResponseCache:
         with self._lock:
             self._fetched.update(found)
 
-    def _decoded(self, key: str, row: tuple[Any, Any, Any]) -> Response | UnreadableEntry:
+    def _decoded(self, key: str, row: tuple[Any, Any, Any]) -> Response | UnreadableEntryError:
         try:
             return self._entry(key, row).response
-        except UnreadableEntry as error:
+        except UnreadableEntryError as error:
             return error
 
     def _writing(self) -> Any:
@@ -203,7 +203,7 @@ class ResponseCache:
 
     def _open_writer(self) -> Any:
         if self.directory.is_dir() and not writable(self.directory):
-            raise StopRecording(
+            raise StopRecordingError(
                 f"the response cache at {self.directory} is read-only here: its answers "
                 "are replayed, but this run records none; record where it is writable"
             )
@@ -212,11 +212,11 @@ class ResponseCache:
             if self._reader.exists:
                 self._reader.verify()
             return open_writer(self.directory)
-        except UntrustedCache as problem:
+        except UntrustedCacheError as problem:
             raise CacheError(untrusted_message(self.directory, problem)) from None
         except (OSError, sqlite3.Error) as error:
             if stops_recording(error):
-                raise StopRecording(stop_reason(self.directory, error)) from None
+                raise StopRecordingError(stop_reason(self.directory, error)) from None
             raise CacheError(
                 f"cannot open the response cache at {self.directory}: {error}. "
                 "Check its permissions, point --skill-cache-dir elsewhere, or delete the "
@@ -227,7 +227,7 @@ class ResponseCache:
         return Guard(self.directory, action)
 
     def get(self, request: Request) -> Response | None:
-        """The recorded response, None when there is none; UnreadableEntry for an entry
+        """The recorded response, None when there is none; UnreadableEntryError for an entry
         that is not ours to read, CacheError when the cache itself cannot be read."""
         key = request.key
         with self._lock:
@@ -240,30 +240,30 @@ class ResponseCache:
             with self._guard("read"):
                 row = self._reader.row(key) if self._check_directory() else None
             found = None if row is None else self._decoded(key, row)
-        if isinstance(found, UnreadableEntry):
+        if isinstance(found, UnreadableEntryError):
             raise found
         return found  # type: ignore[return-value]
 
     def _entry(self, key: str, row: tuple[Any, Any, Any]) -> Entry:
         try:
             return decode(key, value_text(self.directory, row))
-        except (UnreadableValue, ValueError) as error:
-            raise UnreadableEntry(self.directory, key, str(error)) from None
+        except (UnreadableValueError, ValueError) as error:
+            raise UnreadableEntryError(self.directory, key, str(error)) from None
 
     def put(self, request: Request, response: Response, label: str) -> None:
         """Record ``response`` as a replay will read it (see :func:`~.entries.encode`).
 
-        SecretInEntry or CacheError say why it was not recorded. When recording stops
+        SecretInEntryError or CacheError say why it was not recorded. When recording stops
         (a read-only directory, a full disk), the first answer's CacheError says so
         and later answers are only counted: one warning, not one per answer.
         """
         try:
             payload = encode(label, fingerprint(request), normalised(response))
-        except EntryRefused as refused:
+        except EntryRefusedError as refused:
             raise CacheError(str(refused)) from None
         leaked = find_secret(payload, self.secrets)
         if leaked:
-            raise SecretInEntry(leaked)
+            raise SecretInEntryError(leaked)
         with self._write_lock:
             if self._stopped is not None:
                 self._unrecorded += 1
@@ -274,9 +274,9 @@ class ResponseCache:
                         self._writing().set(request.key, payload)
                     except (OSError, sqlite3.Error) as error:
                         if stops_recording(error):
-                            raise StopRecording(stop_reason(self.directory, error)) from None
+                            raise StopRecordingError(stop_reason(self.directory, error)) from None
                         raise
-            except StopRecording as stop:
+            except StopRecordingError as stop:
                 self._stopped = str(stop)
                 self._unrecorded += 1
                 raise CacheError(
@@ -297,7 +297,7 @@ class ResponseCache:
                 continue
             try:
                 yield self._entry(key, row)
-            except UnreadableEntry:
+            except UnreadableEntryError:
                 continue  # it fails the item that asks for it, with the way out
 
     def keys(self) -> set[str]:

@@ -1,8 +1,8 @@
 """How the response cache fails, in words that name the way out.
 
 Cache-wide problems (:class:`CacheError`) fail every call that needs the cache, said
-once in the summary; an :class:`UnreadableEntry` fails only the items that need it;
-:class:`StopRecording` ends recording for the run after one warning (a read-only
+once in the summary; an :class:`UnreadableEntryError` fails only the items that need it;
+:class:`StopRecordingError` ends recording for the run after one warning (a read-only
 directory, a full disk), the answers after it only counted.
 """
 
@@ -13,14 +13,15 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from pytest_skills.execution.store import UntrustedCache
+from pytest_skills.errors import SkillsError
+from pytest_skills.execution.store import UntrustedCacheError
 
 
-class CacheError(Exception):
+class CacheError(SkillsError):
     """The cache directory cannot be used; the message says how to recover."""
 
 
-class UnreadableEntry(CacheError):
+class UnreadableEntryError(CacheError):
     """One entry that is not the JSON this package writes; recording it again fixes it."""
 
     def __init__(self, directory: Path, key: str, reason: str):
@@ -32,7 +33,7 @@ class UnreadableEntry(CacheError):
         self.reason = reason
 
 
-class SecretInEntry(Exception):
+class SecretInEntryError(SkillsError):
     """Raised instead of writing an entry that holds the value of a secret variable."""
 
     def __init__(self, variable: str):
@@ -59,7 +60,7 @@ def untrusted_message(directory: Path, problem: object) -> str:
     )
 
 
-class StopRecording(CacheError):
+class StopRecordingError(CacheError):
     """Recording is over for this run: ``str()`` says why."""
 
 
@@ -98,7 +99,7 @@ class Guard:
     def __exit__(
         self, kind: type[BaseException] | None, error: BaseException | None, tb: Any
     ) -> None:
-        if isinstance(error, UntrustedCache):
+        if isinstance(error, UntrustedCacheError):
             raise CacheError(untrusted_message(self.directory, error)) from None
         if isinstance(error, (sqlite3.Error, OSError)):
             raise CacheError(

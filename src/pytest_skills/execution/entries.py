@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from pytest_skills.errors import SkillsError
 from pytest_skills.models import Response, Usage
 from pytest_skills.models.requests import tool_calls_from_json
 
@@ -48,7 +49,7 @@ _SCALARS = (str, int, float, bool, type(None))
 _NO_EXTRA: Mapping[str, Any] = MappingProxyType({})
 
 
-class EntryRefused(ValueError):
+class EntryRefusedError(SkillsError, ValueError):
     """An answer the cache does not store; ``str()`` is the one-line warning."""
 
 
@@ -90,7 +91,7 @@ def normalised(response: Response) -> Response:
 
 
 def encode(label: str, fields: Mapping[str, Any], response: Response) -> str:
-    """The entry's text; EntryRefused when the reader would refuse it."""
+    """The entry's text; EntryRefusedError when the reader would refuse it."""
     try:
         payload = json.dumps(
             {"label": label, "fields": dict(fields), "response": response.to_json()},
@@ -98,16 +99,16 @@ def encode(label: str, fields: Mapping[str, Any], response: Response) -> str:
             allow_nan=False,
         )
     except (TypeError, ValueError) as error:
-        raise EntryRefused(f"not cached: the entry is not plain JSON ({error})") from None
+        raise EntryRefusedError(f"not cached: the entry is not plain JSON ({error})") from None
     if len(payload) > MAX_ENTRY_BYTES:
-        raise EntryRefused(
+        raise EntryRefusedError(
             f"not cached: the entry is {size(len(payload))}; the cache holds entries of up "
             f"to {size(MAX_ENTRY_BYTES)}, and a replay would refuse it"
         )
     try:
         decode("", payload)
     except ValueError as error:
-        raise EntryRefused(f"not cached: a replay would refuse the entry: {error}") from None
+        raise EntryRefusedError(f"not cached: a replay would refuse the entry: {error}") from None
     return payload
 
 
@@ -172,12 +173,12 @@ def clean_text(text: str) -> str:
 # --- reading -------------------------------------------------------------------------
 
 
-class _NotANumber(ValueError):
+class _NotANumberError(SkillsError, ValueError):
     pass
 
 
 def _refuse_constant(name: str) -> Any:
-    raise _NotANumber(f"it holds {name}, which is not a JSON number")
+    raise _NotANumberError(f"it holds {name}, which is not a JSON number")
 
 
 def decode(key: str, text: str) -> Entry:
@@ -186,7 +187,7 @@ def decode(key: str, text: str) -> Entry:
         raise ValueError(f"it is larger than {size(MAX_ENTRY_BYTES)}")
     try:
         data = json.loads(text, parse_constant=_refuse_constant)
-    except _NotANumber as error:
+    except _NotANumberError as error:
         raise ValueError(str(error)) from None
     except (ValueError, RecursionError):  # ValueError: also an integer of 4,300+ digits
         raise ValueError("it is not JSON") from None

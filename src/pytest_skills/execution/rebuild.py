@@ -38,12 +38,12 @@ from pytest_skills.execution.schema import (
     COMPANIONS,
     DB_NAME,
     WRITER_SETTINGS,
-    UntrustedCache,
+    UntrustedCacheError,
     check_files,
     check_schema,
     expected,
 )
-from pytest_skills.execution.store import SafeDisk, UnreadableValue, sqlite_text, value_text
+from pytest_skills.execution.store import SafeDisk, UnreadableValueError, sqlite_text, value_text
 
 #: Work directories of a rebuild, inside the cache directory so that the new file is
 #: moved into place, never copied; one a killed rebuild left is removed by the next.
@@ -95,7 +95,7 @@ def _problem(directory: Path) -> str | None:
             check_schema(db)
         finally:
             db.close()
-    except UntrustedCache as error:
+    except UntrustedCacheError as error:
         return str(error)
     return None
 
@@ -153,7 +153,7 @@ def _old_rows(directory: Path) -> Iterator[tuple[Any, ...]]:
     it is not exactly diskcache's table (a view, another definition) or a link."""
     try:
         check_files(directory)
-    except UntrustedCache:
+    except UntrustedCacheError:
         return
     path = directory / DB_NAME
     if not path.exists():
@@ -182,7 +182,7 @@ def _verified(directory: Path, key: Any, raw: Any, row: tuple[Any, Any, Any]) ->
     try:
         text = value_text(directory, row)
         decode(key, text)
-    except (UnreadableValue, ValueError):
+    except (UnreadableValueError, ValueError):
         return None
     return text
 

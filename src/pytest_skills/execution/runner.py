@@ -28,8 +28,8 @@ from pytest_skills.backends import Backend, BackendError
 from pytest_skills.execution.cache import (
     CacheError,
     ResponseCache,
-    SecretInEntry,
-    UnreadableEntry,
+    SecretInEntryError,
+    UnreadableEntryError,
 )
 from pytest_skills.execution.entries import normalised
 from pytest_skills.models import ErrorKind, ModelSpec, Request, Response
@@ -224,7 +224,7 @@ class Runner:
             return None
         try:
             hit = self.cache.get(call.request)
-        except UnreadableEntry as error:
+        except UnreadableEntryError as error:
             return Outcome(error=str(error), kind=ErrorKind.UNREADABLE_ENTRY)
         except CacheError as error:
             # The cache as a whole: every call shares it, so the summary says it once.
@@ -355,7 +355,7 @@ class Runner:
         if self.cache is not None:
             try:
                 self.cache.put(call.request, response, call.label)
-            except (SecretInEntry, CacheError) as error:
+            except (SecretInEntryError, CacheError) as error:
                 warnings = (str(error),)
             except BaseException as error:  # e.g. a backend's extra that is not JSON
                 # Whatever went wrong in recording it, the answer itself is good.

@@ -30,6 +30,8 @@ from typing import Any
 import diskcache
 from diskcache.core import DEFAULT_SETTINGS, METADATA
 
+from pytest_skills.errors import SkillsError
+
 DB_NAME = "cache.db"
 #: The files SQLite keeps beside the database; each, when present, is read or written.
 COMPANIONS = (f"{DB_NAME}-wal", f"{DB_NAME}-shm", f"{DB_NAME}-journal")
@@ -48,7 +50,7 @@ FREE_SETTINGS = frozenset({*METADATA, "disk_pickle_protocol"})
 _RANK = {"view": 1, "trigger": 2, "table": 3, "index": 4}
 
 
-class UntrustedCache(Exception):
+class UntrustedCacheError(SkillsError):
     """``cache.db`` is not what diskcache creates; ``str()`` says what differs."""
 
 
@@ -79,7 +81,7 @@ def expected() -> Expected:
 
 
 def check_files(directory: Path) -> None:
-    """UntrustedCache unless ``cache.db`` and its companions are regular files or absent.
+    """UntrustedCacheError unless ``cache.db`` and its companions are regular files or absent.
 
     A symlink named ``cache.db`` (or ``cache.db-wal``) would make SQLite read and
     write wherever it points: a recording run would create a database outside the
@@ -91,15 +93,15 @@ def check_files(directory: Path) -> None:
         except FileNotFoundError:
             continue
         except OSError as error:
-            raise UntrustedCache(f"its {name} cannot be examined ({error.strerror})") from None
+            raise UntrustedCacheError(f"its {name} cannot be examined ({error.strerror})") from None
         if stat.S_ISLNK(mode):
-            raise UntrustedCache(f"its {name} is a symbolic link, not a file")
+            raise UntrustedCacheError(f"its {name} is a symbolic link, not a file")
         if not stat.S_ISREG(mode):
-            raise UntrustedCache(f"its {name} is not a regular file")
+            raise UntrustedCacheError(f"its {name} is not a regular file")
 
 
 def check_schema(db: sqlite3.Connection) -> None:
-    """UntrustedCache unless everything ``db`` holds is what diskcache creates.
+    """UntrustedCacheError unless everything ``db`` holds is what diskcache creates.
 
     ``db`` runs with ``trusted_schema`` off, so even parsing the schema calls nothing.
     """
@@ -107,21 +109,23 @@ def check_schema(db: sqlite3.Connection) -> None:
     try:
         objects = db.execute("SELECT type, name, tbl_name, sql FROM sqlite_master").fetchall()
     except sqlite3.DatabaseError as error:
-        raise UntrustedCache(f"the schema of its {DB_NAME} cannot be read ({error})") from None
+        raise UntrustedCacheError(f"the schema of its {DB_NAME} cannot be read ({error})") from None
     # Views and triggers first: they are what can change answers, so they are named.
     for row in sorted(objects, key=lambda row: (_RANK.get(row[0], 0), repr(row))):
         if tuple(row) not in known.objects:
-            raise UntrustedCache(f"its {DB_NAME} holds {_describe(row, known)}")
+            raise UntrustedCacheError(f"its {DB_NAME} holds {_describe(row, known)}")
     if ("table", "Settings", "Settings") not in {tuple(row[:3]) for row in objects}:
         return
     try:
         settings = db.execute("SELECT key, value FROM Settings").fetchall()
     except sqlite3.DatabaseError as error:
-        raise UntrustedCache(f"the Settings of its {DB_NAME} cannot be read ({error})") from None
+        raise UntrustedCacheError(
+            f"the Settings of its {DB_NAME} cannot be read ({error})"
+        ) from None
     for name, value in sorted(settings, key=repr):
         problem = _setting_problem(name, value, known.settings)
         if problem:
-            raise UntrustedCache(f"its {DB_NAME} holds {problem}")
+            raise UntrustedCacheError(f"its {DB_NAME} holds {problem}")
 
 
 def _describe(row: tuple[Any, ...], known: Expected) -> str:

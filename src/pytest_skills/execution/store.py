@@ -42,12 +42,13 @@ from typing import Any
 import diskcache
 from diskcache.core import MODE_BINARY, MODE_PICKLE, MODE_RAW, MODE_TEXT
 
+from pytest_skills.errors import SkillsError
 from pytest_skills.execution import entries
 from pytest_skills.execution.schema import (
     COMPANIONS,
     DB_NAME,
     WRITER_SETTINGS,
-    UntrustedCache,
+    UntrustedCacheError,
     check_files,
     check_schema,
 )
@@ -57,8 +58,8 @@ __all__ = [
     "WRITER_SETTINGS",
     "SafeDisk",
     "StoreReader",
-    "UnreadableValue",
-    "UntrustedCache",
+    "UnreadableValueError",
+    "UntrustedCacheError",
     "fold_log",
     "open_writer",
     "sqlite_text",
@@ -77,54 +78,56 @@ _OPEN_FLAGS = (
 )
 
 
-class UnreadableValue(Exception):
+class UnreadableValueError(SkillsError):
     """A stored value this package refuses to read; ``str()`` says what it is."""
 
 
 def value_text(directory: Path, row: Row) -> str:
-    """The text a row holds, or UnreadableValue: never a pickle, never a file elsewhere."""
+    """The text a row holds, or UnreadableValueError: never a pickle, never a file elsewhere."""
     mode, filename, value = row
     if mode == MODE_RAW:
         if isinstance(value, str):
             if len(value) > entries.MAX_ENTRY_BYTES:
-                raise UnreadableValue(f"it is larger than {entries.size(entries.MAX_ENTRY_BYTES)}")
+                raise UnreadableValueError(
+                    f"it is larger than {entries.size(entries.MAX_ENTRY_BYTES)}"
+                )
             return value
         kind = "bytes" if isinstance(value, bytes) else type(value).__name__
-        raise UnreadableValue(f"it holds {kind}, not text")
+        raise UnreadableValueError(f"it holds {kind}, not text")
     if mode == MODE_TEXT:
         return _value_file(directory, filename)
     if mode == MODE_PICKLE:
-        raise UnreadableValue("it is a pickle (which can run code when loaded)")
+        raise UnreadableValueError("it is a pickle (which can run code when loaded)")
     if mode == MODE_BINARY:
-        raise UnreadableValue("it holds binary data, not text")
-    raise UnreadableValue(f"its storage mode {mode!r} is unknown")
+        raise UnreadableValueError("it holds binary data, not text")
+    raise UnreadableValueError(f"its storage mode {mode!r} is unknown")
 
 
 def _value_file(directory: Path, filename: Any) -> str:
     if not isinstance(filename, str) or not filename:
-        raise UnreadableValue("it names no value file")
+        raise UnreadableValueError("it names no value file")
     try:
         root = directory.resolve()
         target = (root / filename).resolve()
     except (OSError, ValueError) as error:  # ValueError: a NUL in the name
-        raise UnreadableValue(f"its value file {filename!r} is unusable: {error}") from None
+        raise UnreadableValueError(f"its value file {filename!r} is unusable: {error}") from None
     if target == root or not target.is_relative_to(root):
-        raise UnreadableValue(f"its value file {filename!r} lies outside the cache directory")
+        raise UnreadableValueError(f"its value file {filename!r} lies outside the cache directory")
     try:
         # Examined before it is opened: opening a FIFO to read waits for a writer.
         if not stat.S_ISREG(os.lstat(target).st_mode):
-            raise UnreadableValue(f"its value file {filename!r} is not a regular file")
+            raise UnreadableValueError(f"its value file {filename!r} is not a regular file")
         descriptor = os.open(target, _OPEN_FLAGS)
         with os.fdopen(descriptor, "rb") as handle:
             if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
-                raise UnreadableValue(f"its value file {filename!r} is not a regular file")
+                raise UnreadableValueError(f"its value file {filename!r} is not a regular file")
             data = handle.read(entries.MAX_ENTRY_BYTES + 1)
         if len(data) > entries.MAX_ENTRY_BYTES:
             limit = entries.size(entries.MAX_ENTRY_BYTES)
-            raise UnreadableValue(f"its value file {filename!r} is larger than {limit}")
+            raise UnreadableValueError(f"its value file {filename!r} is larger than {limit}")
         return data.decode("utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        raise UnreadableValue(f"its value file {filename!r} cannot be read: {error}") from None
+        raise UnreadableValueError(f"its value file {filename!r} cannot be read: {error}") from None
 
 
 def _inside(directory: str, file_path: Any) -> bool:
@@ -141,7 +144,7 @@ class SafeDisk(diskcache.Disk):
 
     def get(self, key: Any, raw: bool) -> Any:
         if not raw:
-            raise UnreadableValue("its key is a pickle (which can run code when loaded)")
+            raise UnreadableValueError("its key is a pickle (which can run code when loaded)")
         return super().get(key, raw)
 
     def store(self, value: Any, read: bool, key: Any = diskcache.core.UNKNOWN) -> Any:
@@ -189,14 +192,14 @@ class StoreReader:
     else read-only through the log. Otherwise the connection may write, though it
     never does: closing it as the last connection folds a log a killed run left into
     ``cache.db``. The first connection checks the files and the schema; a cache that
-    fails is :class:`UntrustedCache` for every later call too.
+    fails is :class:`UntrustedCacheError` for every later call too.
     """
 
     def __init__(self, directory: Path, *, read_only: bool):
         self.directory = directory
         self.read_only = read_only
         self._db: sqlite3.Connection | None = None
-        self._untrusted: UntrustedCache | None = None
+        self._untrusted: UntrustedCacheError | None = None
         #: A private copy of cache.db and its log, when the directory could not share it.
         self._snapshot: Path | None = None
         self._lock = threading.Lock()
@@ -207,7 +210,7 @@ class StoreReader:
         return os.path.lexists(self.directory / DB_NAME)
 
     def verify(self) -> None:
-        """UntrustedCache unless the cache's files and schema are diskcache's own."""
+        """UntrustedCacheError unless the cache's files and schema are diskcache's own."""
         with self._lock:
             self._connection()
 
@@ -233,7 +236,7 @@ class StoreReader:
                     db.close()
                     _remove_new_companions(self.directory, present)
                     raise
-            except UntrustedCache as error:
+            except UntrustedCacheError as error:
                 self._untrusted = error
                 raise
             self._db = db
@@ -360,7 +363,7 @@ def fold_log(directory: Path) -> None:
     connection still uses it (that one's close will)."""
     if not (directory / f"{DB_NAME}-wal").exists():
         return
-    with contextlib.suppress(UntrustedCache):
+    with contextlib.suppress(UntrustedCacheError):
         check_files(directory)
         db = sqlite3.connect(str(directory / DB_NAME))
         try:

@@ -25,7 +25,7 @@ from pytest_skills.discovery import (
 from pytest_skills.formats import agent_evals, native, skill_meta, upskill_manifest
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite, user_message
 from pytest_skills.formats.files import read_budget
-from pytest_skills.formats.foreign import ForeignFile, foreign
+from pytest_skills.formats.foreign import ForeignFileError, foreign
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import Source
 from pytest_skills.formats.skill_md import load_skill, parse_skill
@@ -34,7 +34,7 @@ from pytest_skills.formats.upskill_manifest import Scenario, load_scenario, read
 __all__ = [
     "SCENARIOS",
     "Case",
-    "ForeignFile",
+    "ForeignFileError",
     "FormatError",
     "Scenario",
     "Skill",
@@ -79,7 +79,7 @@ def open_source(path: Path) -> Source | None:
     """The file's data and format; None when it holds no cases at all.
 
     Raises :class:`FormatError` when it cannot be read, or when it meant to hold cases
-    and got the key wrong (``case`` for ``cases``); :class:`ForeignFile` when it cannot
+    and got the key wrong (``case`` for ``cases``); :class:`ForeignFileError` when it cannot
     be read and its text shows no sign of cases (another tool's file).
     """
     found = next((i for i, (named, _) in enumerate(_BY_NAME) if named(path)), None)

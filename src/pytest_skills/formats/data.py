@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_skills.checks import Check
+from pytest_skills.errors import SkillsError
 
 #: A key path into a file's data, e.g. ``("cases", 0, "expect")``.
 KeyPath = tuple[str | int, ...]
@@ -32,7 +33,7 @@ def plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-class FormatError(Exception):
+class FormatError(SkillsError):
     """A test file that cannot be used. ``str()`` reads ``path:line: what is wrong``."""
 
     def __init__(self, path: Path, message: str, line: int | None = None):

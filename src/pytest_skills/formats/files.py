@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+from pytest_skills.errors import SkillsError
+
 #: The most one SKILL.md or context file may hold: a system prompt or a context file
 #: larger than this fits no model's context window.
 MAX_TEXT_BYTES = 10 * 2**20
@@ -43,7 +45,7 @@ _project_root: Path | None = None
 _generation = 0
 
 
-class UnsafeFile(ValueError):
+class UnsafeFileError(SkillsError, ValueError):
     """A named file that must not be read; the message says which, why and what to do."""
 
 
@@ -87,7 +89,7 @@ def _first_link(path: Path) -> Path | None:
 def confined(path: Path) -> Path:
     """The real path of ``path`` once it is known to be safe to read.
 
-    Raises :class:`UnsafeFile` naming the link when ``path`` leads through a symlink
+    Raises :class:`UnsafeFileError` naming the link when ``path`` leads through a symlink
     out of the project, or anywhere into ``/proc``, ``/sys`` or ``/dev``.
     """
     raw = path if path.is_absolute() else Path.cwd() / path
@@ -96,7 +98,7 @@ def confined(path: Path) -> Path:
     link = _first_link(raw) if real != written else None
     if any(_inside(real, system) for system in SYSTEM_ROOTS):
         via = f"is a symlink to {real}" if link is not None else f"is in {real.parent}"
-        raise UnsafeFile(
+        raise UnsafeFileError(
             f"{link or written} {via}, a view of this machine, not a project file; "
             "name a file in the project instead"
         )
@@ -108,7 +110,7 @@ def confined(path: Path) -> Path:
                 if link is not None
                 else f"{written} leads to {real}"
             )
-            raise UnsafeFile(
+            raise UnsafeFileError(
                 f"{leads}, outside the project {root}; copy the file into the project "
                 "instead of linking to it"
             )
@@ -154,7 +156,7 @@ def read_text(path: Path, what: str = "file") -> str:
 def read_keyed(path: Path, what: str = "file") -> tuple[str, FileKey]:
     """The file's text and what identifies this version of it.
 
-    Raises :class:`UnsafeFile` (confinement), ``OSError`` (cannot open or read),
+    Raises :class:`UnsafeFileError` (confinement), ``OSError`` (cannot open or read),
     ``UnicodeDecodeError`` (not text) or ``ValueError`` (too large, not a regular
     file); every message names the file and what to do.
     """

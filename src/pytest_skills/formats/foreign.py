@@ -23,7 +23,7 @@ from pytest_skills.formats.loading import MAX_FILE_BYTES
 _KEY = re.compile(r"""(?:^|[{,])[ \t]*(?:-[ \t]+)?["']?([A-Za-z_][\w-]*)["']?[ \t]*:""", re.M)
 
 
-class ForeignFile(FormatError):
+class ForeignFileError(FormatError):
     """A file named like a skill test file that cannot be read and shows no sign of
     cases: another tool's. Collection warns about it and goes on."""
 
@@ -38,8 +38,8 @@ def shows_cases(text: str, list_keys: Collection[str], case_keys: Collection[str
 
 def foreign(
     path: Path, error: FormatError, list_keys: Collection[str], case_keys: Collection[str]
-) -> ForeignFile | None:
-    """``error`` as a :class:`ForeignFile` when ``path`` shows no sign of cases; None
+) -> ForeignFileError | None:
+    """``error`` as a :class:`ForeignFileError` when ``path`` shows no sign of cases; None
     when it may be a skill test file (or cannot be looked at: too large, unreadable)."""
     try:
         if path.stat().st_size > MAX_FILE_BYTES:
@@ -50,7 +50,7 @@ def foreign(
     if shows_cases(text, list_keys, case_keys):
         return None
     keys = ", ".join(sorted({*list_keys, *case_keys}))
-    return ForeignFile(
+    return ForeignFileError(
         path,
         f"not collected: {error.message}, and it names none of the keys a skill test file "
         f"has ({keys}), so it is taken for another tool's file. If it is a skill test "

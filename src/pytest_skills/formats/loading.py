@@ -36,6 +36,7 @@ from typing import Any
 import yaml
 
 import pytest_skills.gcpause as gcpause
+from pytest_skills.errors import SkillsError
 from pytest_skills.formats.data import FormatError, KeyPath
 from pytest_skills.formats.files import open_regular
 
@@ -45,7 +46,7 @@ MAX_ALIAS_NODES = 10_000
 MAX_ALIAS_CHARS = MAX_FILE_BYTES
 
 
-class DataError(Exception):
+class DataError(SkillsError):
     """Text that is not acceptable data; ``line`` (1-based) where known."""
 
     def __init__(self, message: str, line: int | None = None):
@@ -121,7 +122,7 @@ class SourceFloat(float):
         return (SourceFloat, (float(self), self.source))
 
 
-class _TooLarge(Exception):
+class _TooLargeError(SkillsError):
     def __init__(self, source: str):
         super().__init__(source)
         self.source = source
@@ -133,7 +134,7 @@ def _sized(value: int, source: str) -> SourceInt:
     try:
         float(value)
     except OverflowError:
-        raise _TooLarge(source) from None
+        raise _TooLargeError(source) from None
     return SourceInt(value, source)
 
 
@@ -158,7 +159,7 @@ def load_json(text: str) -> tuple[Any, dict[KeyPath, int]]:
             parse_int=lambda source: _sized(int(source), source),
             parse_float=lambda source: SourceFloat(float(source), source),
         )
-    except _TooLarge as error:
+    except _TooLargeError as error:
         raise DataError(_too_large(error.source), _json_number_line(text, error.source)) from None
     except json.JSONDecodeError as error:
         raise DataError(f"invalid JSON: {error.msg} (column {error.colno})", error.lineno) from None
@@ -267,7 +268,7 @@ def _yaml_int(loader: Any, node: yaml.ScalarNode) -> SourceInt:
     value = yaml.constructor.SafeConstructor.construct_yaml_int(loader, node)
     try:
         return _sized(value, node.value)
-    except _TooLarge:
+    except _TooLargeError:
         raise DataError(_too_large(node.value), node.start_mark.line + 1) from None
 
 

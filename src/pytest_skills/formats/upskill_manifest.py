@@ -30,7 +30,7 @@ from pytest_skills.checks.verify import relative_path
 from pytest_skills.discovery import MANIFEST_DIR as DISCOVERY_MANIFEST_DIR
 from pytest_skills.formats.case_list import DESCRIPTIVE_KEYS, locate_cases
 from pytest_skills.formats.data import Case, FormatError, KeyPath, Skill, Suite
-from pytest_skills.formats.files import UnsafeFile, confined, generation, read_budget
+from pytest_skills.formats.files import UnsafeFileError, confined, generation, read_budget
 from pytest_skills.formats.loading import read_data
 from pytest_skills.formats.reader import CASE_KEYS, FileReader, Source, all_of
 from pytest_skills.formats.skill_md import load_skill
@@ -195,7 +195,7 @@ def _tests_data_of(
     try:
         real = confined(tests_path)
         info = os.stat(real)
-    except (UnsafeFile, OSError) as error:
+    except (UnsafeFileError, OSError) as error:
         raise manifest.fail(
             f"scenario {scenario.id!r}: tests file {scenario.tests}: {error}",
             (*scenario.at, "tests"),

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from functools import cached_property
 from urllib.parse import parse_qsl, urlsplit
 
+from pytest_skills.errors import SkillsError
+
 #: When the model ids below were last checked against what the providers list (the
 #: ``openai`` 3.57 and ``anthropic`` 2.13 SDKs' model lists, and the Hugging Face repo).
 ALIASES_CHECKED = "2026-11-25"
@@ -51,7 +53,7 @@ _HF_QUANT_RE = re.compile(rf"^(?P<repo>{_REPO_PART}/{_REPO_PART})(?::(?P<quant>[
 _HF_FILE_RE = re.compile(rf"^(?P<repo>{_REPO_PART}/{_REPO_PART})/(?P<file>[^:@]+\.gguf)$")
 
 
-class SpecError(ValueError):
+class SpecError(SkillsError, ValueError):
     """A model spec that cannot be parsed or resolved; the message says what to do."""
 
 
