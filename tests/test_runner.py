@@ -251,5 +251,5 @@ def test_the_calls_line_is_said_once_on_a_terminal(pytester: pytest.Pytester) ->
         os.close(primary)
     output = b"".join(chunks).decode(errors="replace")
     assert (
-        output.count("skills: 4 calls: 4 live (skill, baseline), 0 from the cache, 0 failed") == 1
+        output.count("skills: 4 calls: 4 live, 0 from the cache, 0 failed") == 1
     ), output
