@@ -32,6 +32,7 @@ from pytest_skills.execution.cache import (
     UnreadableEntryError,
 )
 from pytest_skills.execution.entries import normalised
+from pytest_skills.execution.loggers import share_loggers_safely
 from pytest_skills.models import ErrorKind, ModelSpec, Request, Response
 
 BackendFactory = Callable[[ModelSpec], Backend]
@@ -275,6 +276,7 @@ class Runner:
     # --- execution ------------------------------------------------------------------
 
     def _ensure_pool(self) -> None:
+        share_loggers_safely()
         while len(self._pool_threads) < self.concurrency:
             thread = threading.Thread(
                 target=self._drain,
@@ -287,6 +289,7 @@ class Runner:
 
     def _exclusive_queue(self, backend: Backend) -> queue.Queue[Any]:
         if id(backend) not in self._exclusive:
+            share_loggers_safely()
             work: queue.Queue[Any] = queue.Queue()
             self._exclusive[id(backend)] = work
             thread = threading.Thread(
