@@ -280,6 +280,48 @@ OPTIONS: tuple[Option, ...] = (
         kind=Kind.FLAG,
     ),
     Option(
+        "batch",
+        "send the calls the cache cannot answer as one provider batch per model (Anthropic "
+        "Message Batches, OpenAI Batch API: half the price, answered within 24 hours); items "
+        "whose answers are pending are skipped, and a later run collects them",
+        flag="--skill-batch",
+        ini="skill_batch",
+        kind=Kind.FLAG,
+    ),
+    Option(
+        "batch_wait",
+        "with --skill-batch: wait for this run's batches to end, polling, then grade",
+        flag="--skill-batch-wait",
+        ini="skill_batch_wait",
+        kind=Kind.FLAG,
+    ),
+    Option(
+        "batch_poll",
+        "seconds between two looks at a pending batch (--skill-batch-wait)",
+        flag="--skill-batch-poll",
+        ini="skill_batch_poll",
+        kind=Kind.NUMBER,
+        metavar="SECONDS",
+        parse=positive_seconds,
+    ),
+    Option(
+        "batch_export",
+        "write the calls the cache cannot answer as one OpenAI batch file (JSONL, the input "
+        "of vLLM's run-batch) per model, then exit",
+        flag="--skill-batch-export",
+        metavar="DIR",
+        no_ini="an action that writes files and exits, not a setting of runs",
+    ),
+    Option(
+        "batch_import",
+        "record the answers of OpenAI batch output files (vLLM's run-batch -o) in the cache "
+        "for the requests --skill-batch-export wrote, then exit",
+        flag="--skill-batch-import",
+        metavar="FILE",
+        repeat=True,
+        no_ini="an action that records answers and exits, not a setting of runs",
+    ),
+    Option(
         "concurrency",
         "model calls in flight at once",
         flag="--skill-concurrency",

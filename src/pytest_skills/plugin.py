@@ -26,6 +26,7 @@ from pytest_skills.path_trap import warn_if_trapped
 from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
 from pytest_skills.settings import NO_MODEL_REASON, SETTINGS_KEY, add_options, resolve
 from pytest_skills.stash import (
+    BATCH_NOTES_KEY,
     FIXTURE,
     MARKER,
     NOT_COLLECTED_KEY,
@@ -248,6 +249,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         cleaned = printable(run.redact(text))
         if cleaned != text:
             report.longrepr = cleaned
+    notes = item.stash.get(BATCH_NOTES_KEY, ()) if report.when == "call" else ()
+    if notes:
+        from pytest_skills.report.batches import BATCH_PROPERTY
+
+        report.user_properties.append((BATCH_PROPERTY, [note.to_json() for note in notes]))
+        if not is_xdist_worker(item.config):
+            run.batch_notes.extend(notes)
     record = item.stash.get(RECORD_KEY, None) if report.when == "call" else None
     if record is None and FIXTURE in getattr(item, "fixturenames", ()):
         from pytest_skills.fixture import record_of

@@ -30,12 +30,14 @@ from pytest_skills.settings import Settings
 
 if TYPE_CHECKING:
     from pytest_skills.backends.base import Backend
+    from pytest_skills.backends.batches import BatchClient
     from pytest_skills.backends.provision import BackendProvider
     from pytest_skills.context import RunContext
     from pytest_skills.execution.calls import CallService
     from pytest_skills.execution.runner import Call
     from pytest_skills.execution.window import CallWindow
     from pytest_skills.models import ModelSpec
+    from pytest_skills.report.batches import BatchNote
     from pytest_skills.report.records import ItemRecord
     from pytest_skills.report.summary import RunSummary
 
@@ -60,6 +62,8 @@ class SkillSession:
         self.settings = settings
         self.redact = Redactor()
         self.records: list[ItemRecord] = []
+        #: Calls of skipped items that wait in a provider batch, or failed in one.
+        self.batch_notes: list[BatchNote] = []
         self.deselected = 0
         self.summary: RunSummary | None = None
         self.unused_keys: list[str] = []
@@ -170,8 +174,41 @@ class SkillSession:
         """
         if self.settings.trials_max is not None:
             self._take_trials(items)
+        if self.settings.batch:
+            self._batch([call for item in items for call in plan(item)])
         if not is_xdist_worker(self.config):
             self._window = self.calls.window(items, plan, followups)
+
+    def _batch(self, calls: Sequence[Call]) -> None:
+        """``--skill-batch``: collect ended batches, send what is left as new ones. Every
+        xdist worker plans every item and does this under the ledger's lock, so the
+        first sends and the others find the batch it sent."""
+        from pytest_skills.execution.batch_ledger import Ledger
+        from pytest_skills.execution.batching import BatchPhase
+
+        runner = self.calls.runner
+
+        def still_missing(asked: Sequence[Call]) -> list[Call]:
+            runner.replay(asked)
+            return [call for call in asked if runner.finished(call) is None]
+
+        phase = BatchPhase(
+            cache=self.calls.cache,
+            ledger=Ledger(self.settings.cache_dir),
+            client_for=self._batch_client,
+            still_missing=still_missing,
+            announce=self.announce,
+            wait=self.settings.batch_wait,
+            poll=self.settings.batch_poll,
+        )
+        runner.hold(phase.run(still_missing(calls)).held)
+
+    def _batch_client(self, spec: ModelSpec) -> BatchClient | None:
+        from pytest_skills.backends.batches import BatchClient
+
+        backend = self.calls.runner.backend(spec)
+        client = getattr(backend, "batches", None)
+        return client if isinstance(client, BatchClient) else None
 
     def _take_trials(self, items: Sequence[Any]) -> None:
         """``--skill-trials auto``: the rounds of trials, before the items run. Under
@@ -291,7 +328,7 @@ class SkillSession:
     def summary_lines(self, verbose: bool) -> list[str]:
         """The ``skills`` section of the terminal summary."""
         calls: CallService | None = self.__dict__.get("calls")
-        if calls is None and not self.records and not self.written:
+        if calls is None and not self.records and not self.written and not self.batch_notes:
             return []  # nothing asked, nothing to say
         from pytest_skills.report import terminal
         from pytest_skills.report.summary import summarise_run
@@ -314,6 +351,10 @@ class SkillSession:
             lines += [f"skills: {stopped.text}" for stopped in self.sequential]
             if summary.aa is not None:
                 lines.append(f"skills: {summary.aa.text}")
+        if self.batch_notes or self.settings.batch:
+            from pytest_skills.report.batches import batch_lines
+
+            lines += batch_lines(self.batch_notes, self.records)
         narrowed = self.records and self.settings.cache_mode != "off" and not self.whole_suite
         if self.settings.cache_prune and narrowed:
             lines.append(
@@ -356,8 +397,12 @@ class WorkerRecords:
             and report.user_properties
             and is_xdist_controller(self.run.config)
         ):
+            from pytest_skills.report.batches import BATCH_PROPERTY, notes_from_property
             from pytest_skills.report.records import from_properties
 
             record = from_properties(report.user_properties)
             if record is not None:
                 self.run.keep(record)
+            for name, value in report.user_properties:
+                if name == BATCH_PROPERTY:
+                    self.run.batch_notes.extend(notes_from_property(value))

@@ -65,6 +65,10 @@ class Settings:
     cache_mode_reason: str = "default"
     cache_dir: Path = Path(".skill-cache")
     cache_prune: bool = False
+    #: ``--skill-batch``: live calls go to the providers' batch APIs.
+    batch: bool = False
+    batch_wait: bool = False
+    batch_poll: float = 30.0
     concurrency: int = 8
     retries: int = 4
     timeout: float = 120.0
@@ -313,6 +317,17 @@ def resolve(config: pytest.Config) -> Settings:
     trials = _value(config, "trials")
     if isinstance(trials, int):  # the default
         trials = (trials, None)
+    if _value(config, "batch") and mode != "auto":
+        hint = "CI=true replays: pass --skill-cache=auto" if reason == "CI is set" else mode
+        raise pytest.UsageError(
+            f"--skill-batch records what batches answer in the cache: it needs "
+            f"--skill-cache=auto ({hint})"
+        )
+    if _value(config, "batch") and trials[1] is not None:
+        raise pytest.UsageError(
+            "--skill-batch sends a fixed number of trials; --skill-trials auto decides them "
+            "from answers as they come: give a number"
+        )
     return Settings(
         models=models,
         arms=arms,
@@ -324,6 +339,9 @@ def resolve(config: pytest.Config) -> Settings:
         cache_mode_reason=reason,
         cache_dir=_path(config, "cache_dir") or config.rootpath / ".skill-cache",
         cache_prune=bool(_value(config, "cache_prune")),
+        batch=bool(_value(config, "batch")),
+        batch_wait=bool(_value(config, "batch_wait")),
+        batch_poll=_value(config, "batch_poll"),
         concurrency=_value(config, "concurrency"),
         retries=_value(config, "retries"),
         timeout=_value(config, "timeout"),

@@ -9,10 +9,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 if TYPE_CHECKING:
+    from pytest_skills.report.batches import BatchNote
     from pytest_skills.report.records import ItemRecord
-
-if TYPE_CHECKING:
-    pass
 
 FIXTURE = "skill_model"
 MARKER = "skill"
@@ -21,5 +19,7 @@ TRIGGER_SPLITS = ("train", "validation", "test")
 
 #: A skill item's record, left by its run for the report hook.
 RECORD_KEY: pytest.StashKey[ItemRecord] = pytest.StashKey()
+#: The calls a skipped skill item waits for in a provider batch (or that failed in one).
+BATCH_NOTES_KEY: pytest.StashKey[tuple[BatchNote, ...]] = pytest.StashKey()
 #: Files named like skill test files that hold no cases (listed under -v).
 NOT_COLLECTED_KEY = pytest.StashKey[list[Path]]()

@@ -13,7 +13,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from pytest_skills.models import Request, Response
+from pytest_skills.models import ModelSpec, Request, Response
+
+#: The built-in providers' batch APIs.
+BATCH_APIS = {"anthropic": "Anthropic Message Batches", "openai": "OpenAI Batch API"}
 
 
 class ItemState(enum.Enum):
@@ -71,3 +74,10 @@ class BatchClient(Protocol):
         ...
 
     def cancel(self, batch_id: str) -> BatchStatus: ...
+
+
+def batch_api(spec: ModelSpec) -> str | None:
+    """The batch API a built-in backend sends ``spec``'s calls to, or None (they run
+    live): a model with a base URL of its own is a compatible server's, which has none.
+    A plugin's backend decides for itself, when it is built."""
+    return None if spec.base_url else BATCH_APIS.get(spec.provider)

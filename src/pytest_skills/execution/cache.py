@@ -257,8 +257,15 @@ class ResponseCache:
         (a read-only directory, a full disk), the first answer's CacheError says so
         and later answers are only counted: one warning, not one per answer.
         """
+        self.put_entry(request.key, fingerprint(request), response, label)
+
+    def put_entry(
+        self, key: str, fields: Mapping[str, Any], response: Response, label: str
+    ) -> None:
+        """:meth:`put` for a request known by its key and fields: the answers of a
+        provider batch, collected by a run that may not have planned them."""
         try:
-            payload = encode(label, fingerprint(request), normalised(response))
+            payload = encode(label, fields, normalised(response))
         except EntryRefusedError as refused:
             raise CacheError(str(refused)) from None
         leaked = find_secret(payload, self.secrets)
@@ -271,7 +278,7 @@ class ResponseCache:
             try:
                 with self._guard("write"):
                     try:
-                        self._writing().set(request.key, payload)
+                        self._writing().set(key, payload)
                     except (OSError, sqlite3.Error) as error:
                         if stops_recording(error):
                             raise StopRecordingError(stop_reason(self.directory, error)) from None

@@ -69,6 +69,8 @@ class Outcome:
     #: Why there is no answer, when ``error`` is set.
     kind: ErrorKind | None = None
     warnings: tuple[str, ...] = ()
+    #: The provider batch the answer waits in, or failed in (``--skill-batch``).
+    batch: str | None = None
 
     def __post_init__(self) -> None:
         if self.error is not None and self.kind is None:
@@ -178,6 +180,19 @@ class Runner:
                 if outcome is not None:
                     self._register([call])
                     self._finish(call.request.key, outcome)
+
+    def hold(self, held: Iterable[tuple[Call, Outcome]]) -> None:
+        """Settle calls another process answers later (a provider batch) with the
+        outcome that says so; they are not counted as calls made, live or cached."""
+        with self._finished:
+            for call, outcome in held:
+                if call.request.key not in self._outcomes:
+                    self._outcomes[call.request.key] = outcome
+            self._finished.notify_all()
+
+    def backend(self, spec: ModelSpec) -> Backend | BackendError:
+        """The backend serving ``spec`` (built once), or why there is none."""
+        return self._backend(spec)
 
     def _register(self, calls: Iterable[Call]) -> list[Call]:
         """Mark the calls not known yet as running; return them."""

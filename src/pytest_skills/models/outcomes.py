@@ -18,6 +18,10 @@ class ErrorKind(str, Enum):
     CALL_FAILED = "call"
     #: The answer came, but a check could not grade it (e.g. the judge's call failed).
     NOT_GRADED = "grading"
+    #: The call waits in a provider batch (``--skill-batch``): a later run collects it.
+    BATCH_PENDING = "batch pending"
+    #: The call errored, expired or was canceled in a provider batch: sent again later.
+    BATCH_FAILED = "batch failed"
 
     @property
     def noun(self) -> str:
@@ -31,7 +35,13 @@ class ErrorKind(str, Enum):
             ErrorKind.MODEL_UNAVAILABLE,
             ErrorKind.REPLAY_MISS,
             ErrorKind.UNREADABLE_ENTRY,
+            ErrorKind.BATCH_PENDING,
         )
+
+    @property
+    def batched(self) -> bool:
+        """The answer is a provider batch's to give: the item is skipped, not failed."""
+        return self in (ErrorKind.BATCH_PENDING, ErrorKind.BATCH_FAILED)
 
 
 _NOUNS = {
@@ -40,4 +50,6 @@ _NOUNS = {
     ErrorKind.UNREADABLE_ENTRY: "cache entry(ies) unreadable",
     ErrorKind.CALL_FAILED: "call(s) failed",
     ErrorKind.NOT_GRADED: "answer(s) not graded",
+    ErrorKind.BATCH_PENDING: "call(s) pending in a batch",
+    ErrorKind.BATCH_FAILED: "call(s) failed in a batch",
 }

@@ -36,8 +36,32 @@ def header_lines(s: Settings) -> list[str]:
         from pytest_skills.checks.sandbox import describe as describe_sandbox
 
         lines.append(f"skills: {describe_sandbox(s.sandbox_policy)}")
+    if s.batch and s.models:
+        lines.append(f"skills: {batch_line(s)}")
     lines.append(
         f"skills: cache {s.cache_mode} ({s.cache_mode_reason}) at {s.cache_dir}; "
         f"concurrency {s.concurrency}, trials {s.trials}" + ("" if s.baseline else ", no baseline")
     )
     return lines
+
+
+def batch_line(s: Settings) -> str:
+    """Which models' calls go to a batch API (``--skill-batch``) and which run live."""
+    from pytest_skills.backends.batches import batch_api
+    from pytest_skills.backends.builtin import PROVIDERS
+
+    batched, live = [], []
+    for m in s.models:
+        api = batch_api(m)
+        if api is not None:
+            batched.append(f"{m.name} ({api})")
+        elif m.provider in PROVIDERS:
+            why = "a compatible server's" if m.base_url else "local"
+            live.append(f"{m.name} ({why}: no batch API)")
+        else:
+            live.append(f"{m.name} (batched if its backend has a batch API)")
+    wait = ", waiting for them to end" if s.batch_wait else ""
+    parts = [f"batches: {', '.join(batched)}{wait}" if batched else "batches: none"]
+    if live:
+        parts.append(f"live: {', '.join(live)}")
+    return "; ".join(parts)

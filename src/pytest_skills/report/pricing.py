@@ -22,15 +22,25 @@ PRICES: Mapping[str, tuple[float, float, float, float]] = {
 }
 
 
-def cost_usd(resolved: str, usage: Mapping[str, int]) -> float | None:
-    """The list-price cost of one call, or None when the model's price is not known."""
+#: What a provider batch costs against the same calls made live: both Anthropic's
+#: Message Batches and OpenAI's Batch API bill half the list price.
+BATCH_DISCOUNT = 0.5
+
+
+def cost_usd(resolved: str, usage: Mapping[str, int], *, batch: bool = False) -> float | None:
+    """The list-price cost of one call, or None when the model's price is not known;
+    ``batch``: answered by a provider batch, at :data:`BATCH_DISCOUNT` of it."""
     prices = PRICES.get(resolved)
     if prices is None:
         return None
     per_input, per_output, per_read, per_write = prices
     return (
-        usage.get("input_tokens", 0) * per_input
-        + usage.get("output_tokens", 0) * per_output
-        + usage.get("cache_read_tokens", 0) * per_read
-        + usage.get("cache_write_tokens", 0) * per_write
-    ) / 1_000_000
+        (
+            usage.get("input_tokens", 0) * per_input
+            + usage.get("output_tokens", 0) * per_output
+            + usage.get("cache_read_tokens", 0) * per_read
+            + usage.get("cache_write_tokens", 0) * per_write
+        )
+        / 1_000_000
+        * (BATCH_DISCOUNT if batch else 1.0)
+    )

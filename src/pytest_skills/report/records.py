@@ -56,6 +56,8 @@ class CallResult:
     #: its trajectory (turns, steps, files read, tool errors).
     activated: tuple[str, ...] | None = None
     trajectory: Mapping[str, Any] | None = None
+    #: The provider batch that answered (``--skill-batch``): priced at the batch rate.
+    batch: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -84,6 +86,7 @@ class CallResult:
             "reasoning": self.reasoning,
             "reported_model": self.reported_model,
             "adapted": self.adapted,
+            "batch": self.batch,
             **(
                 {"activated": list(self.activated), "trajectory": self.trajectory}
                 if self.activated is not None
@@ -110,9 +113,15 @@ class CallResult:
             reasoning=data.get("reasoning"),
             reported_model=data.get("reported_model"),
             adapted=data.get("adapted"),
+            batch=data.get("batch"),
             activated=tuple(data["activated"]) if data.get("activated") is not None else None,
             trajectory=data.get("trajectory"),
         )
+
+
+def _batch_of(response: Response | None) -> str | None:
+    batch = response.extra.get("batch") if response is not None else None
+    return batch if isinstance(batch, str) and batch else None
 
 
 def check_to_json(result: CheckResult) -> dict[str, Any]:
@@ -182,6 +191,7 @@ def call_result(
         reasoning=redact(response.reasoning) if response and response.reasoning else None,
         reported_model=response.reported_model if response is not None else None,
         adapted=response.extra.get("adapted") if response is not None else None,
+        batch=_batch_of(response),
         activated=activated,
         trajectory=trajectory,
     )

@@ -115,7 +115,10 @@ def _condition(results: Sequence[CallResult], resolved: str) -> ConditionSummary
     usages = [r.usage for r in ok if r.usage is not None]
     tokens = [usage.total for usage in usages]
     latencies = [r.latency_s for r in ok if r.latency_s is not None]
-    costs = [cost_usd(resolved, r.usage.as_dict() if r.usage else {}) for r in ok]
+    costs = [
+        cost_usd(resolved, r.usage.as_dict() if r.usage else {}, batch=r.batch is not None)
+        for r in ok
+    ]
     known_costs = [c for c in costs if c is not None]
     graded = [r for r in ok if r.passed is not None]
     return ConditionSummary(
