@@ -53,6 +53,13 @@ def pytest_skills_make_backend(spec: ModelSpec, config: pytest.Config) -> Backen
     that cannot call tools can ignore them: the model then answers without loading a
     skill, and the figures say so. A model without a tool format can follow
     :mod:`pytest_skills.backends.tool_text`'s line protocol.
+
+    Batches (``--skill-batch``): a backend whose provider answers many requests as one
+    job gives a ``batches`` attribute, a
+    :class:`pytest_skills.backends.batches.BatchClient` (``submit`` pairs of custom id
+    and request, then ``status``, ``results`` and ``cancel`` by batch id). Without one,
+    its calls run live. Each result's ``Response`` should be what ``complete`` would
+    have returned for the request.
     """
 
 

@@ -39,6 +39,8 @@ class PlannedCase:
     calls: Sequence[Call]
     #: Per-arm trial verdicts of the recorded answers (arm condition -> verdicts).
     grades: dict[str, list[bool]]
+    #: Its live calls go to a provider batch (``--skill-batch``): the batch price.
+    batch: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class ModelPlan:
     input_tokens: int
     output_tokens: int
     cost_usd: float | None
+    batch: bool = False
 
     def lines(self) -> list[str]:
         source = (
@@ -65,6 +68,8 @@ class ModelPlan:
         )
         detect = f"{self.detectable * 100:+.0f}pp" if self.detectable is not None else "no lift"
         cost = f"${self.cost_usd:.2f}" if self.cost_usd is not None else "price not known"
+        if self.batch and self.cost_usd is not None:
+            cost += " at batch price"
         return [
             f"{self.model}: {self.cases} cases x {self.trials} trial(s); discordance "
             f"{self.discordance:.0%} ({source})",
@@ -109,8 +114,11 @@ def plan_models(
         )
         per_answer = fmean(lengths) if lengths else None
         output_tokens = round(sum(per_answer or c.request.sampling.max_tokens for c in live))
+        batch = model_cases[0].batch
         price = cost_usd(
-            model_cases[0].resolved, {"input_tokens": input_tokens, "output_tokens": output_tokens}
+            model_cases[0].resolved,
+            {"input_tokens": input_tokens, "output_tokens": output_tokens},
+            batch=batch,
         )
         plans.append(
             ModelPlan(
@@ -136,6 +144,7 @@ def plan_models(
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
                 cost_usd=price if live else 0.0,
+                batch=batch,
             )
         )
     return plans

@@ -223,12 +223,19 @@ class SkillSession:
 
     def plan_lines(self, items: Sequence[Any]) -> list[str]:
         """The plan of the selected items (no call is made); see :mod:`.planning`."""
+        from pytest_skills.backends.batches import batch_api
         from pytest_skills.planning import PlannedCase, plan_models
 
         calls = [call for item in items for call in item.planned]
         self.calls.runner.replay(calls)  # what the cache holds answers now, for free
         cases = [
-            PlannedCase(item.spec.name, item.spec.resolved, item.planned, item.recorded_grades())
+            PlannedCase(
+                item.spec.name,
+                item.spec.resolved,
+                item.planned,
+                item.recorded_grades(),
+                batch=self.settings.batch and batch_api(item.spec) is not None,
+            )
             for item in items
             if item.spec is not None
         ]
