@@ -33,6 +33,7 @@ for _module in (
     "pytest_skills.formats",
     "pytest_skills.init_file",
     "pytest_skills.nodes",
+    "pytest_skills.skill_item",
     "pytest_skills.planning",
     "pytest_skills.report.export",
     "pytest_skills.report.header",

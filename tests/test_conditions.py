@@ -85,9 +85,7 @@ def test_summary_table(pytester: pytest.Pytester) -> None:
         [r"  \S+: tokens per call: \d+ with the skill, \d+ without \(\+\d+%\)"]
     )
     # Two items and four calls, none cached: the progress line says so (not a tty: once).
-    result.stdout.fnmatch_lines(
-        ["skills: 4 calls: 4 live, 0 from the cache, 0 failed (*s)"]
-    )
+    result.stdout.fnmatch_lines(["skills: 4 calls: 4 live, 0 from the cache, 0 failed (*s)"])
 
 
 def test_no_baseline(pytester: pytest.Pytester, loopback: LoopbackServer, tmp_path: Path) -> None:

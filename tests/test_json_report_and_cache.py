@@ -112,9 +112,7 @@ def test_cache_dir_replays_a_second_run(
     second = pytester.runpytest(*cache_args, "--skill-report", str(report))
     second.assert_outcomes(passed=2)
     assert len(loopback.calls) == 4  # the second run was served from the cache
-    second.stdout.fnmatch_lines(
-        ["skills: 4 calls: 0 live, 4 from the cache, 0 failed (*)"]
-    )
+    second.stdout.fnmatch_lines(["skills: 4 calls: 0 live, 4 from the cache, 0 failed (*)"])
     assert all(r["cached"] for r in read_report(report)["results"])
 
 

@@ -73,9 +73,7 @@ def test_the_release_codes_skill_lifts_gemma_live(tmp_path: Path) -> None:
     results = json.loads(report.read_text())["results"]
     assert not any(r["cached"] for r in results)
     # The run says it ran the model, and llama.cpp's own log lines stay out of the output.
-    assert (
-        "skills: 16 calls: 16 live, 0 from the cache, 0 failed" in result.stdout
-    )
+    assert "skills: 16 calls: 16 live, 0 from the cache, 0 failed" in result.stdout
     assert "llama" not in (result.stdout + result.stderr).replace("llama-cpp-python", "")
 
 

@@ -250,6 +250,4 @@ def test_the_calls_line_is_said_once_on_a_terminal(pytester: pytest.Pytester) ->
         process.wait(timeout=600)  # a hang guard, not a speed limit
         os.close(primary)
     output = b"".join(chunks).decode(errors="replace")
-    assert (
-        output.count("skills: 4 calls: 4 live, 0 from the cache, 0 failed") == 1
-    ), output
+    assert output.count("skills: 4 calls: 4 live, 0 from the cache, 0 failed") == 1, output

@@ -33,7 +33,6 @@ from pytest_skills.context import RunContext
 from pytest_skills.execution.runner import Call, Outcome
 from pytest_skills.formats import FormatError, Skill, load_skill, user_message
 from pytest_skills.models import ErrorKind, ModelSpec, Response, Sampling, Usage, request_for
-from pytest_skills.nodes import short_error
 from pytest_skills.report.records import (
     GRADED_BY_CHECK,
     GRADED_BY_OUTCOME,
@@ -42,6 +41,7 @@ from pytest_skills.report.records import (
     call_result,
 )
 from pytest_skills.settings import NO_MODEL_REASON
+from pytest_skills.skill_item import short_error
 from pytest_skills.stash import MARKER
 
 _SKILLS_KEY = pytest.StashKey[dict[Path, Skill]]()

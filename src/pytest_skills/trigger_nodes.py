@@ -29,11 +29,12 @@ from pytest_skills.execution.runner import Call
 from pytest_skills.formats import FormatError
 from pytest_skills.formats.trigger_evals import TriggerQuery, TriggerSuite, load_triggers
 from pytest_skills.models import ErrorKind, ModelSpec, request_for
-from pytest_skills.nodes import RECORD_KEY, SkillCollectError, warn_at
+from pytest_skills.nodes import SkillCollectError, warn_at
 from pytest_skills.ondemand import StepKind
 from pytest_skills.report.records import CallResult, ItemRecord, call_result
 from pytest_skills.report.trigger import CONTROL_CONDITION, TRIGGER_CONDITION
 from pytest_skills.settings import NO_MODEL_REASON
+from pytest_skills.stash import RECORD_KEY
 
 DEFAULT_TRIALS = 3
 #: The splits a trigger-eval file may have; each is a marker, ``skill_trigger_SPLIT``.
