@@ -105,3 +105,28 @@ def test_escape_sequences_from_answers_and_providers_never_reach_the_terminal(
     shown = everything(result)
     assert "\x1b" not in shown
     assert "== 20 passed ==" in shown  # the text is kept, without its escapes
+
+
+def test_case_ids_with_escapes_and_half_emoji_become_escaped_node_ids(
+    pytester: pytest.Pytester, provider_env: LoopbackServer
+) -> None:
+    red, half, broken = "x\x1b[31mred", f"half{HALF_EMOJI}", "two\nlines"
+    write_meta(
+        pytester.path,
+        [
+            {"id": name, "input": "hi", "expected": {"contains": "echo"}}
+            for name in (red, half, broken)
+        ],
+    )
+    result = pytester.runpytest(
+        "-p", "no:cacheprovider", "--skill-model", HAIKU, "--skill-cache=off", "-v",
+        f"--skill-report={pytester.path / 'report.json'}",
+    )  # fmt: skip
+    shown = everything(result)
+    assert "\x1b" not in shown and HALF_EMOJI not in shown
+    result.assert_outcomes(passed=3)
+    for escaped in ("x\\x1b[31mred[", "half\\ud83d[", "two\\nlines["):
+        assert f"::{escaped}{HAIKU}] PASSED" in shown, escaped
+    # The report keeps each id as the file wrote it (JSON escapes it).
+    report = json.loads((pytester.path / "report.json").read_text())
+    assert {r["case"] for r in report["results"]} == {red, half, broken}

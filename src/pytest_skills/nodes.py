@@ -29,6 +29,7 @@ from pytest_skills.formats import (
     read_scenarios,
 )
 from pytest_skills.formats.notices import Notice, line_of
+from pytest_skills.report.text import id_text
 from pytest_skills.settings import NO_MODEL_REASON
 from pytest_skills.skill_item import Grading, SkillItem
 
@@ -125,7 +126,7 @@ class _CaseCollector:
         models = self.context.settings.models
         for case, grading in zip(suite.cases, gradings, strict=True):
             for spec in models or (None,):
-                name = case.id if spec is None else f"{case.id}[{spec.name}]"
+                name = id_text(case.id) if spec is None else f"{id_text(case.id)}[{spec.name}]"
                 item = SkillItem.from_parent(
                     self,
                     name=name,

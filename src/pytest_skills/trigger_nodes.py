@@ -32,6 +32,7 @@ from pytest_skills.models import ErrorKind, ModelSpec, request_for
 from pytest_skills.nodes import SkillCollectError, warn_at
 from pytest_skills.ondemand import StepKind
 from pytest_skills.report.records import CallResult, ItemRecord, call_result
+from pytest_skills.report.text import id_text
 from pytest_skills.report.trigger import CONTROL_CONDITION, TRIGGER_CONDITION
 from pytest_skills.settings import NO_MODEL_REASON
 from pytest_skills.stash import RECORD_KEY
@@ -59,7 +60,7 @@ class TriggerFile(pytest.File):
         control = next((q for q in suite.queries if q.should_trigger), None)
         for index, query in enumerate(suite.queries):
             for spec in self.context.settings.models or (None,):
-                base = f"{query.split}-{query.id}" if query.split else query.id
+                base = id_text(f"{query.split}-{query.id}" if query.split else query.id)
                 name = base if spec is None else f"{base}[{spec.name}]"
                 item = TriggerItem.from_parent(
                     self,

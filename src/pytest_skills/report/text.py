@@ -18,6 +18,19 @@ _ANSI = re.compile(
     r"|\x9b[0-?]*[ -/]*[@-~]"  # CSI as one C1 character
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+#: In a node id, newlines and tabs too: an id is one line.
+_ID_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def id_text(text: str) -> str:
+    """A case id as a pytest node name: every control character (escapes included)
+    and lone surrogate written as its ``\\xNN``/``\\uNNNN`` escape, so ids that
+    differ stay apart, and none can move the cursor in pytest's own lines."""
+    return _SURROGATE.sub(_escaped, _ID_CONTROL.sub(_escaped, text))
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 def without_surrogates(text: str) -> str:
