@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pytest_skills.arms import DEFAULT_ARMS
+from pytest_skills.arms import DEFAULT_ARMS, ArmKind
 from pytest_skills.models import ALIASES_CHECKED, DEFAULT_ALIASES
 
 if TYPE_CHECKING:
@@ -27,10 +27,16 @@ def header_lines(s: Settings) -> list[str]:
     # What each model is sent beyond the plain request, known before any call.
     if s.models:
         from pytest_skills.backends.builtin import describe_parameters
+    on_demand = any(arm.kind is ArmKind.ON_DEMAND for arm in s.arms)
     for m in s.models:
         described = describe_parameters(m, s.reasoning)
         if described:
             lines.append(f"skills: {m.name}: {described}")
+        if on_demand and m.local:
+            lines.append(
+                f"skills: {m.name}: the on-demand arm's tools go through a line protocol in "
+                "the prompt (llama.cpp has no tool-call format for every GGUF chat template)"
+            )
     if s.models:
         # Where upskill's command verifiers would run (checked by running bubblewrap).
         from pytest_skills.checks.sandbox import describe as describe_sandbox
