@@ -149,3 +149,11 @@ def test_auto_trials_add_trials_only_where_outcomes_vary_and_say_where_they_stop
     # Steady cases keep the two first trials; only the varying one gets more.
     assert all(trials[f"s{i}"] == 2 for i in range(7)), trials
     assert 2 < trials["flip"] <= 4, trials
+    # Under xdist the workers take the rounds; the controller says where they stopped.
+    made = len(provider_env.calls)
+    again = _run(
+        pytester, tmp_path / "cache", "-n", "2", "--skill-trials", "auto:4",
+        "--skill-pass-threshold=0.5",
+    )  # fmt: skip
+    again.stdout.fnmatch_lines([f"skills: {HAIKU}: trials stopped at look * (*haybittle-peto*"])
+    assert len(provider_env.calls) == made, "the same rounds, replayed"

@@ -23,7 +23,13 @@ from pytest_skills.discovery import (
     user_ignored,
 )
 from pytest_skills.path_trap import warn_if_trapped
-from pytest_skills.session import RUN_KEY, SkillSession, WorkerRecords, is_xdist_worker
+from pytest_skills.session import (
+    RUN_KEY,
+    SEQUENTIAL_PROPERTY,
+    SkillSession,
+    WorkerRecords,
+    is_xdist_worker,
+)
 from pytest_skills.settings import NO_MODEL_REASON, SETTINGS_KEY, add_options, resolve
 from pytest_skills.stash import (
     BATCH_NOTES_KEY,
@@ -249,6 +255,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         cleaned = printable(run.redact(text))
         if cleaned != text:
             report.longrepr = cleaned
+    if report.when == "call" and run.sequential and not run.sequential_sent:
+        # Where --skill-trials auto stopped, said once by each worker to the controller.
+        run.sequential_sent = is_xdist_worker(item.config)
+        if run.sequential_sent:
+            report.user_properties.append((SEQUENTIAL_PROPERTY, run.sequential))
     notes = item.stash.get(BATCH_NOTES_KEY, ()) if report.when == "call" else ()
     if notes:
         from pytest_skills.report.batches import BATCH_PROPERTY

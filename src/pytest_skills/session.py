@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 # project that installs the plugin pays nothing for them in its other test runs.
 
 RUN_KEY = pytest.StashKey["SkillSession"]()
+#: The report property an xdist worker's sequential-trials lines travel in.
+SEQUENTIAL_PROPERTY = "skills_sequential"
 
 
 def is_xdist_worker(config: pytest.Config) -> bool:
@@ -73,8 +75,10 @@ class SkillSession:
         self.written: list[str] = []
         self._window: CallWindow | None = None
         self._plans: list[Any] = []
-        #: Where each model's comparison stopped taking trials (``--skill-trials auto``).
-        self.sequential: list[Any] = []
+        #: Where each model's comparison stopped taking trials (``--skill-trials auto``),
+        #: as the summary says it; under xdist, from the workers' first reports.
+        self.sequential: list[str] = []
+        self.sequential_sent = False
         #: Real paths of the skill test files collected so far.
         self._collected: set[Path] = set()
         self._previous_root: Path | None = None
@@ -219,7 +223,8 @@ class SkillSession:
         takers = [i for i in items if getattr(i, "case_outcome", None) and i.planned]
         grouped = by_model(takers, lambda item: item.spec.name)  # type: ignore[attr-defined]
         assert self.settings.trials_max is not None
-        self.sequential = take_trials(grouped, self.settings.trials_max, self.calls.submit)
+        stopped = take_trials(grouped, self.settings.trials_max, self.calls.submit)
+        self.sequential = [line.text for line in stopped]
 
     def plan_lines(self, items: Sequence[Any]) -> list[str]:
         """The plan of the selected items (no call is made); see :mod:`.planning`."""
@@ -355,7 +360,7 @@ class SkillSession:
             # A parameter a server refused is adapted for the rest of the run: said once.
             lines += [f"skills: {m.model}: {note}" for m in summary.models for note in m.adapted]
             lines += terminal.problem_lines(summary.problems)
-            lines += [f"skills: {stopped.text}" for stopped in self.sequential]
+            lines += [f"skills: {text}" for text in self.sequential]
             if summary.aa is not None:
                 lines.append(f"skills: {summary.aa.text}")
         if self.batch_notes or self.settings.batch:
@@ -413,3 +418,7 @@ class WorkerRecords:
             for name, value in report.user_properties:
                 if name == BATCH_PROPERTY:
                     self.run.batch_notes.extend(notes_from_property(value))
+                elif name == SEQUENTIAL_PROPERTY and isinstance(value, list):
+                    # Every worker took the same rounds: the first to say so is heard.
+                    texts = [str(text) for text in value]
+                    self.run.sequential = self.run.sequential or texts
