@@ -492,3 +492,43 @@ def test_records_carry_check_trees_inputs_and_files_through_xdist() -> None:
     assert back.results[0].checks[0].children[1].actual == "FAIL; [redacted] said no"
     assert back.results[0].checks[0].children[0].marks == ("a", "[redacted]")
     assert back.context_files == (("notes.txt", "some notes"),)
+
+
+def test_a_case_whose_trials_disagree_is_labelled_flaky_with_its_pass_k() -> None:
+    from datetime import datetime, timezone
+
+    from pytest_skills.report.html import render
+    from pytest_skills.report.run_info import RunInfo
+    from pytest_skills.report.summary import summarise
+    from pytest_skills.settings import Settings
+
+    def answers(condition: str, verdicts: list[bool]) -> tuple:
+        return tuple(
+            call_result(
+                condition=condition,
+                trial=trial,
+                cache_key=f"{condition}{trial}",
+                response=Response(text="x", usage=Usage(1, 1)),
+                error=None,
+                passed=passed,
+                graded_by="check",
+                redact=str,
+            )
+            for trial, passed in enumerate(verdicts)
+        )
+
+    record = ItemRecord(
+        nodeid="f.skill.yaml::c[m]", skill="s", case="c", file="f.skill.yaml", model="m",
+        resolved="openai:m",
+        results=answers("with_skill", [True, False, True]) + answers("baseline", [False] * 3),
+    )  # fmt: skip
+    info = RunInfo(
+        models=(("m", "openai:m"),), judge=None, cache_mode="auto", cache_mode_reason="default",
+        trials=3, pass_threshold=0.5, baseline=True,
+        timestamp=datetime(2026, 1, 1, tzinfo=timezone.utc), plugin_version="0",
+    )  # fmt: skip
+    models = summarise([record], Settings(trials=3, pass_threshold=0.5))
+    page = render(models, [record], info)
+    # pass^3 of 2 passes in 3 trials: no three trials all pass (the unbiased estimate,
+    # report/flakiness.py); the baseline's trials agree: no label there.
+    assert page.count(">flaky · pass^k 0.00</span>") == 1

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from importlib import resources
 
 from pytest_skills.checks.registry import CheckResult
+from pytest_skills.report.flakiness import flakiness
 from pytest_skills.report.records import CallResult, ItemRecord, sorted_records
 from pytest_skills.report.run_info import RunInfo
 from pytest_skills.report.summary import ModelSummary
@@ -82,6 +83,8 @@ class Condition:
     graded: int
     #: "pass", "fail", "error" or "ungraded", by the run's pass threshold.
     status: str
+    #: Its trials disagree (report/flakiness.py): pass^k is shown beside the status.
+    pass_k: float | None = None
 
 
 @dataclass(frozen=True)
@@ -229,7 +232,9 @@ def _condition(name: str, results: Sequence[CallResult], info: RunInfo) -> Condi
         needed = max(1, math.ceil(info.pass_threshold * len(graded) - 1e-9))
         status = "pass" if passed >= needed else "fail"
     title = "with the skill" if name == "with_skill" else "baseline (no skill)"
-    return Condition(name, title, attempts, passed, len(graded), status)
+    measured = flakiness([bool(r.passed) for r in graded]) if graded else None
+    pass_k = measured.pass_k if measured is not None and measured.flaky else None
+    return Condition(name, title, attempts, passed, len(graded), status, pass_k)
 
 
 def _outcome(with_skill: Condition, baseline: Condition | None) -> str:
