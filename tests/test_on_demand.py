@@ -314,7 +314,11 @@ def test_xdist_gives_the_same_arm_figures(
     serial = _session(pytester, tmp_path, model, "--skill-cache=off", f"--skill-html={html}")
     serial.assert_outcomes(passed=2)
     first = json.loads((tmp_path / "report.json").read_text())["models"][0]
-    assert "on-demand" in html.read_text()
+    page = html.read_text()
+    assert "on-demand" in page
+    # Each case shows the on-demand arm's answer with the steps of its agent loop.
+    assert page.count("<h5>on-demand arm ") == 2
+    assert '<ol class="steps"><li>turn 1: activate: ' in page
     parallel = _session(pytester, tmp_path, model, "--skill-cache=off", "-n", "2")
     parallel.assert_outcomes(passed=2)
     second = json.loads((tmp_path / "report.json").read_text())["models"][0]

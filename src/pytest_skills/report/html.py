@@ -16,9 +16,10 @@ import itertools
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 from pytest_skills.checks.registry import CheckResult
 from pytest_skills.report.flakiness import flakiness
@@ -72,6 +73,8 @@ class Attempt:
     cached: bool
     tokens: int | None
     latency_s: float | None
+    #: The on-demand arm's agent loop, a line per step (activations, reads, refusals).
+    steps: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class ModelResult:
     baseline: Condition | None
     #: The reason the test was expected to fail ("" for none); None when it was not.
     xfail: str | None = None
+    #: The other arms' answers (on-demand, placebo, ref:..., ...), in the run's order.
+    others: tuple[Condition, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,6 +224,7 @@ def _condition(name: str, results: Sequence[CallResult], info: RunInfo) -> Condi
             cached=r.cached,
             tokens=r.usage.total if r.usage is not None else None,
             latency_s=r.latency_s,
+            steps=_steps(r.trajectory),
         )
         for index, r in enumerate(ordered)
     )
@@ -231,7 +237,7 @@ def _condition(name: str, results: Sequence[CallResult], info: RunInfo) -> Condi
     else:
         needed = max(1, math.ceil(info.pass_threshold * len(graded) - 1e-9))
         status = "pass" if passed >= needed else "fail"
-    title = "with the skill" if name == "with_skill" else "baseline (no skill)"
+    title = TITLES.get(name, f"{name} arm")
     measured = flakiness([bool(r.passed) for r in graded]) if graded else None
     pass_k = measured.pass_k if measured is not None and measured.flaky else None
     return Condition(name, title, attempts, passed, len(graded), status, pass_k)
@@ -253,6 +259,22 @@ def _outcome(with_skill: Condition, baseline: Condition | None) -> str:
     }.get((with_skill.status, baseline.status), "both-fail")
 
 
+TITLES = {"with_skill": "with the skill", "baseline": "baseline (no skill)"}
+
+
+def _steps(trajectory: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """The agent loop's steps as lines, from a record's trajectory (untrusted JSON)."""
+    steps = trajectory.get("steps") if isinstance(trajectory, Mapping) else None
+    if not isinstance(steps, list):
+        return ()
+    lines = []
+    for step in steps:
+        if isinstance(step, Mapping):
+            kind, detail = str(step.get("kind", "")), str(step.get("detail") or "")
+            lines.append(f"turn {step.get('turn', '?')}: {kind}{': ' + detail if detail else ''}")
+    return tuple(lines)
+
+
 def _model_result(record: ItemRecord, info: RunInfo) -> ModelResult:
     by_condition: dict[str, list[CallResult]] = defaultdict(list)
     for result in record.results:
@@ -260,6 +282,11 @@ def _model_result(record: ItemRecord, info: RunInfo) -> ModelResult:
     with_skill = _condition("with_skill", by_condition["with_skill"], info)
     baseline = (
         _condition("baseline", by_condition["baseline"], info) if by_condition["baseline"] else None
+    )
+    others = tuple(
+        _condition(name, results, info)
+        for name, results in by_condition.items()
+        if name not in TITLES and results
     )
     return ModelResult(
         model=record.model,
@@ -269,6 +296,7 @@ def _model_result(record: ItemRecord, info: RunInfo) -> ModelResult:
         with_skill=with_skill,
         baseline=baseline,
         xfail=record.xfail,
+        others=others,
     )
 
 
