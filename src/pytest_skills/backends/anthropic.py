@@ -91,45 +91,40 @@ class AnthropicBackend:
 
     def complete(self, request: Request) -> Response:
         anthropic = self._sdk
-        base: dict[str, Any] = {
-            "model": request.model,
-            "messages": anthropic_messages(request),
-        }
-        if request.tools:
-            base["tools"] = anthropic_tools(request)
-        if request.system is not None:
-            # One cacheable block: the skill comes first and is identical across cases,
-            # so every call after the first reads it from the prompt cache.
-            base["system"] = [
-                {
-                    "type": "text",
-                    "text": sendable(request.system),
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ]
-        reasoning = request.sampling.reasoning
         started = time.perf_counter()
         while True:
             learned = self._adaptive
             adaptive = adaptive_thinking(request.model) if learned is None else learned
-            thinking = thinking_params(
-                request.model, reasoning, request.sampling.max_tokens, adaptive=adaptive
-            )
+            params = request_params(request, adaptive=adaptive)
             try:
-                message = self._client.messages.create(**base, **thinking)
+                message = self._client.messages.create(**params)
                 break
             except anthropic.BadRequestError as error:
-                if not self._adapt(error, reasoning, adaptive):
+                if not self._adapt(error, request.sampling.reasoning, adaptive):
                     raise self._backend_error(error) from None
             except anthropic.AnthropicError as error:
                 raise self._backend_error(error) from None
         latency = time.perf_counter() - started
+        extra = {"adapted": _adapted_note(learned)} if learned is not None else {}
+        return self.response(message, request.model, latency=latency, extra=extra)
+
+    def batch_params(self, request: Request) -> dict[str, Any]:
+        """What :meth:`complete` would send now, for a batch: the thinking form learned
+        from a 400 this run, else the one the model id says (a batch cannot adapt)."""
+        learned = self._adaptive
+        adaptive = adaptive_thinking(request.model) if learned is None else learned
+        return request_params(request, adaptive=adaptive)
+
+    def response(
+        self, message: Any, model: str, *, latency: float, extra: dict[str, Any]
+    ) -> Response:
+        """A Messages API answer as a :class:`Response`: live answers and batch results
+        go through here alike, so that both read the same."""
         try:
-            text, thoughts, usage = _read_message(message, anthropic.types.Message)
+            text, thoughts, usage = _read_message(message, self._sdk.types.Message)
         except MalformedBodyError as error:
             raise BackendError(
-                f"{PROVIDER}: the response for {request.model} is not a Messages API answer: "
-                f"{error}"
+                f"{PROVIDER}: the response for {model} is not a Messages API answer: {error}"
             ) from None
         return Response(
             text=text,
@@ -139,7 +134,7 @@ class AnthropicBackend:
             stop_reason=optional_text(message, "stop_reason"),
             reported_model=optional_text(message, "model"),
             recorded_at=recorded_now(),
-            extra={"adapted": _adapted_note(learned)} if learned is not None else {},
+            extra=extra,
             tool_calls=anthropic_tool_calls(message.content),
         )
 
@@ -165,6 +160,31 @@ class AnthropicBackend:
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
         return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
+
+
+def request_params(request: Request, *, adaptive: bool) -> dict[str, Any]:
+    """The Messages API parameters of ``request``, with thinking in the given form."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": anthropic_messages(request),
+    }
+    if request.tools:
+        params["tools"] = anthropic_tools(request)
+    if request.system is not None:
+        # One cacheable block: the skill comes first and is identical across cases,
+        # so every call after the first reads it from the prompt cache.
+        params["system"] = [
+            {
+                "type": "text",
+                "text": sendable(request.system),
+                "cache_control": {"type": "ephemeral"},
+            }
+        ]
+    reasoning = request.sampling.reasoning
+    params.update(
+        thinking_params(request.model, reasoning, request.sampling.max_tokens, adaptive=adaptive)
+    )
+    return params
 
 
 def adaptive_thinking(model: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from pytest_skills.backends.base import (
@@ -108,52 +109,27 @@ class OpenAIBackend:
 
     def _complete(self, request: Request) -> Response:
         openai = self._sdk
-        messages: Any = openai_messages(request)  # the SDK types each role apart
-        tools: dict[str, Any] = {"tools": openai_tools(request)} if request.tools else {}
-        rules = self.rules(request)
         started = time.perf_counter()
         while True:
             adapted = self.adaptations
-            params = rules.params(request, adapted)
+            body = chat_body(self.spec, request, adapted)
             try:
-                completion = self._client.chat.completions.create(
-                    model=request.model, messages=messages, **params, **tools
-                )
+                completion = self._client.chat.completions.create(**body)
                 break
             except openai.BadRequestError as error:
                 # A refused parameter is learned once, then the call is sent again.
-                if not self._adapt(error, params, adapted):
+                if not self._adapt(error, body, adapted):
                     raise self._backend_error(error) from None
             except openai.OpenAIError as error:
                 raise self._backend_error(error) from None
         latency = time.perf_counter() - started
-        try:
-            choice = _first_choice(completion, openai.types.chat.ChatCompletion)
-            text, reasoning = _answer_and_reasoning(choice.message)
-            usage = _usage(getattr(completion, "usage", None))
-        except MalformedBodyError as error:
-            raise BackendError(
-                f"{PROVIDER}: the response for {request.model} is not a chat completion: {error}"
-            ) from None
-        extra: dict[str, Any] = {}
-        refusal = getattr(choice.message, "refusal", None)
-        if isinstance(refusal, str) and refusal.strip():
-            # A refusal comes instead of the answer (content null): it is what the model
-            # said, so checks grade it; the entry keeps it apart as well.
-            extra["refusal"] = refusal
-            text = text or refusal
-        if adapted:
-            extra["adapted"] = "; ".join(a.note for a in adapted)
-        return Response(
-            text=text,
-            usage=usage,
-            latency_s=latency,
-            stop_reason=optional_text(choice, "finish_reason"),
-            reported_model=optional_text(completion, "model"),
-            recorded_at=recorded_now(),
+        extra = {"adapted": "; ".join(a.note for a in adapted)} if adapted else {}
+        return completion_response(
+            completion,
+            request.model,
+            kind=openai.types.chat.ChatCompletion,
+            latency=latency,
             extra=extra,
-            reasoning=reasoning,
-            tool_calls=openai_tool_calls(choice.message),
         )
 
     def _adapt(self, error: Any, sent: dict[str, Any], adapted: tuple[Adaptation, ...]) -> bool:
@@ -176,6 +152,57 @@ class OpenAIBackend:
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
         return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
+
+
+def chat_body(
+    spec: ModelSpec, request: Request, adaptations: Sequence[Adaptation] = ()
+) -> dict[str, Any]:
+    """The Chat Completions body :class:`OpenAIBackend` sends for ``request`` to the
+    server ``spec`` names, after ``adaptations`` learned this run. Needs neither the SDK
+    nor a key: a batch file for vLLM's ``run-batch`` is made of these."""
+    rules = parameter_rules(
+        request.model, request.sampling.reasoning, compatible=bool(spec.base_url)
+    )
+    body: dict[str, Any] = {"model": request.model, "messages": openai_messages(request)}
+    body.update(rules.params(request, adaptations))
+    if request.tools:
+        body["tools"] = openai_tools(request)
+    return body
+
+
+def completion_response(
+    completion: Any, model: str, *, kind: type, latency: float, extra: Mapping[str, Any]
+) -> Response:
+    """A chat completion as a :class:`Response` (``kind``: the SDK's ``ChatCompletion``):
+    live answers and batch results go through here alike, so that both read the same.
+    ``extra`` is added to what the answer itself says (a refusal)."""
+    try:
+        choice = _first_choice(completion, kind)
+        text, reasoning = _answer_and_reasoning(choice.message)
+        usage = _usage(getattr(completion, "usage", None))
+    except MalformedBodyError as error:
+        raise BackendError(
+            f"{PROVIDER}: the response for {model} is not a chat completion: {error}"
+        ) from None
+    noted: dict[str, Any] = {}
+    refusal = getattr(choice.message, "refusal", None)
+    if isinstance(refusal, str) and refusal.strip():
+        # A refusal comes instead of the answer (content null): it is what the model
+        # said, so checks grade it; the entry keeps it apart as well.
+        noted["refusal"] = refusal
+        text = text or refusal
+    noted.update(extra)
+    return Response(
+        text=text,
+        usage=usage,
+        latency_s=latency,
+        stop_reason=optional_text(choice, "finish_reason"),
+        reported_model=optional_text(completion, "model"),
+        recorded_at=recorded_now(),
+        extra=noted,
+        reasoning=reasoning,
+        tool_calls=openai_tool_calls(choice.message),
+    )
 
 
 def _error_body(error: Any) -> dict[str, Any]:
