@@ -28,6 +28,7 @@ import threading
 import time
 from typing import Any
 
+from pytest_skills.backends.anthropic_batches import AnthropicBatches
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
@@ -88,6 +89,8 @@ class AnthropicBackend:
         # The thinking form the server asked for with a 400, once learned: shared by calls.
         self._adaptive: bool | None = None
         self._adapt_lock = threading.Lock()
+        # The Message Batches API; a gateway named with @base_url may not have one.
+        self.batches: AnthropicBatches | None = None if spec.base_url else AnthropicBatches(self)
 
     def complete(self, request: Request) -> Response:
         anthropic = self._sdk

@@ -4,16 +4,28 @@ A backend that has one exposes it as its ``batches`` attribute (a :class:`BatchC
 one that has none (a local model, a generic OpenAI-compatible server) has no such
 attribute, or None, and its calls run live. Requests travel with a ``custom_id``: the
 request's cache key, so results land in the cache under the key they answer.
+
+Results come from the provider and are untrusted: a line of the wrong shape becomes an
+``ERRORED`` item that says what was wrong (see :func:`unreadable`), never an exception.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from pytest_skills.backends.base import body_excerpt, shape
+from pytest_skills.backends.transport import MAX_RESPONSE_BYTES
 from pytest_skills.models import Request, Response
+
+#: The most of one batch's results read: the larger of the providers' limits on a
+#: batch's input (Anthropic 256 MB, OpenAI 200 MB), as results are of the same order.
+MAX_RESULTS_BYTES = 256 * 2**20
+#: The longest result line read: one answer, as large as a live body may be.
+MAX_LINE_CHARS = MAX_RESPONSE_BYTES
 
 
 class ItemState(enum.Enum):
@@ -27,7 +39,11 @@ class ItemState(enum.Enum):
 
 @dataclass(frozen=True)
 class BatchItem:
-    """One request's result: a response when it succeeded, else why not."""
+    """One request's result: a response when it succeeded, else why not (one line).
+
+    An empty ``custom_id`` marks a result line that names no request (malformed): it
+    answers nothing, and ``error`` says which line of which batch and what was wrong.
+    """
 
     custom_id: str
     state: ItemState
@@ -71,3 +87,49 @@ class BatchClient(Protocol):
         ...
 
     def cancel(self, batch_id: str) -> BatchStatus: ...
+
+
+def unreadable(batch_id: str, number: int, problem: str, custom_id: str = "") -> BatchItem:
+    """An ERRORED item for result line ``number`` of ``batch_id``, of the wrong shape."""
+    return BatchItem(
+        custom_id,
+        ItemState.ERRORED,
+        error=f"line {number} of the results of batch {batch_id} {problem}",
+    )
+
+
+def one_line(text: object) -> str:
+    """A provider's error text as one short line (it is untrusted and may be long)."""
+    return body_excerpt(str(text)) or "(no message)"
+
+
+def result_records(
+    lines: Iterable[str], batch_id: str
+) -> Iterator[tuple[int, dict[str, Any] | BatchItem]]:
+    """Each non-blank line's number and JSON object, or the ERRORED item saying why the
+    line is not one."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            mb = MAX_LINE_CHARS // 2**20
+            yield number, unreadable(batch_id, number, f"is longer than {mb} MB: not read")
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            yield number, unreadable(batch_id, number, "is not JSON")
+            continue
+        if not isinstance(record, dict):
+            yield number, unreadable(batch_id, number, f"is {shape(record)}, not an object")
+            continue
+        yield number, record
+
+
+def record_custom_id(record: Mapping[str, Any]) -> str | None:
+    """The line's ``custom_id`` if it is a non-empty string of at most 64 characters
+    (both providers' limit, and a cache key's length), else None."""
+    custom_id = record.get("custom_id")
+    if isinstance(custom_id, str) and 0 < len(custom_id) <= 64 and custom_id.isprintable():
+        return custom_id
+    return None

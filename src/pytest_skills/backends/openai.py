@@ -46,6 +46,8 @@ if TYPE_CHECKING:
     from openai.types import CompletionUsage
     from openai.types.chat import ChatCompletionMessage
 
+    from pytest_skills.backends.openai_batches import OpenAIBatches
+
 
 PROVIDER = "OpenAI"
 #: Local OpenAI-compatible servers ignore the key, but the SDK refuses to start without one.
@@ -85,6 +87,11 @@ class OpenAIBackend:
             max_retries=0,
             http_client=http_client(openai, options.timeout),
         )
+        # The Batch API is the official API's: a server named with @base_url (vLLM,
+        # llama-server, a proxy) may not have one. Imported here: it imports this module.
+        from pytest_skills.backends.openai_batches import OpenAIBatches
+
+        self.batches: OpenAIBatches | None = None if spec.base_url else OpenAIBatches(self)
 
     @property
     def adaptations(self) -> tuple[Adaptation, ...]:
