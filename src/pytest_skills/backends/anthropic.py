@@ -43,6 +43,7 @@ from pytest_skills.backends.base import (
     shape,
     token_count,
 )
+from pytest_skills.backends.batches import SdkSession
 from pytest_skills.backends.tools import anthropic_messages, anthropic_tool_calls, anthropic_tools
 from pytest_skills.backends.transport import http_client
 from pytest_skills.models import ModelSpec, Reasoning, Request, Response, Usage
@@ -90,7 +91,17 @@ class AnthropicBackend:
         self._adaptive: bool | None = None
         self._adapt_lock = threading.Lock()
         # The Message Batches API; a gateway named with @base_url may not have one.
-        self.batches: AnthropicBatches | None = None if spec.base_url else AnthropicBatches(self)
+        self.batches: AnthropicBatches | None = None
+        if not spec.base_url:
+            session = SdkSession(
+                PROVIDER,
+                anthropic,
+                self._client,
+                options.timeout,
+                self._backend_error,
+                anthropic.AnthropicError,
+            )
+            self.batches = AnthropicBatches(session, self.batch_params, self._batch_answer)
 
     def complete(self, request: Request) -> Response:
         anthropic = self._sdk
@@ -117,6 +128,9 @@ class AnthropicBackend:
         learned = self._adaptive
         adaptive = adaptive_thinking(request.model) if learned is None else learned
         return request_params(request, adaptive=adaptive)
+
+    def _batch_answer(self, message: Any, where: str, batch_id: str) -> Response:
+        return self.response(message, where, latency=0.0, extra={"batch": batch_id})
 
     def response(
         self, message: Any, model: str, *, latency: float, extra: dict[str, Any]

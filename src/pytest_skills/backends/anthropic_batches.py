@@ -6,33 +6,32 @@ batch cannot adapt to a 400), and each succeeded result is read by the same code
 live answer, so a batch answer equals a live one. It is marked ``extra["batch"]`` (the
 batch's id: the answer was batch-priced) and has no latency.
 
-Results are read line by line from the stream, through a copy of the backend's SDK
-client whose transport reads up to :data:`~.batches.MAX_RESULTS_BYTES` rather than one
-answer's worth.
+Results are read line by line from the stream (see :meth:`.SdkSession.lines`). The
+backend hands this module what it needs (its SDK session, how it builds parameters and
+reads answers), so this module does not import it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pytest_skills.backends.base import BackendError, MalformedBodyError, shape, token_count
 from pytest_skills.backends.batches import (
-    MAX_RESULTS_BYTES,
     BatchItem,
     BatchStatus,
     ItemState,
+    SdkSession,
     one_line,
     record_custom_id,
     result_records,
     unreadable,
 )
-from pytest_skills.backends.transport import http_client, http_module
-from pytest_skills.models import Request
+from pytest_skills.models import Request, Response
 
-if TYPE_CHECKING:
-    from pytest_skills.backends.anthropic import AnthropicBackend
+#: A message object (as the SDK builds it) read into a Response: (message, where, batch id).
+ReadMessage = Callable[[Any, str, str], Response]
 
 PROVIDER = "Anthropic"
 #: What the API accepts as a custom_id (a cache key, 64 hex digits, always is).
@@ -50,10 +49,16 @@ _STATES = {
 
 
 class AnthropicBatches:
-    """The Message Batches API, through the SDK client of ``backend``."""
+    """The Message Batches API through ``session``; ``params``: what the backend would send
+    live for a request; ``read``: how it reads a live answer."""
 
-    def __init__(self, backend: AnthropicBackend) -> None:
-        self._backend = backend
+    def __init__(
+        self,
+        session: SdkSession,
+        params: Callable[[Request], dict[str, Any]],
+        read: ReadMessage,
+    ) -> None:
+        self._session, self._params, self._read = session, params, read
 
     def submit(self, requests: Sequence[tuple[str, Request]]) -> str:
         if not requests:
@@ -74,8 +79,8 @@ class AnthropicBatches:
             if custom_id in seen:
                 raise BackendError(f"{PROVIDER}: custom_id {custom_id} is in the batch twice")
             seen.add(custom_id)
-            entries.append({"custom_id": custom_id, "params": self._backend.batch_params(request)})
-        batch = self._call(lambda client: client.messages.batches.create(requests=entries))
+            entries.append({"custom_id": custom_id, "params": self._params(request)})
+        batch = self._session.call(lambda client: client.messages.batches.create(requests=entries))
         batch_id = getattr(batch, "id", None)
         if not isinstance(batch_id, str) or not batch_id:
             raise BackendError(
@@ -85,38 +90,20 @@ class AnthropicBatches:
         return batch_id
 
     def status(self, batch_id: str) -> BatchStatus:
-        batch = self._call(lambda client: client.messages.batches.retrieve(batch_id))
+        batch = self._session.call(lambda client: client.messages.batches.retrieve(batch_id))
         return self._status(batch, batch_id)
 
     def cancel(self, batch_id: str) -> BatchStatus:
-        batch = self._call(lambda client: client.messages.batches.cancel(batch_id))
+        batch = self._session.call(lambda client: client.messages.batches.cancel(batch_id))
         return self._status(batch, batch_id)
 
     def results(self, batch_id: str) -> Iterator[BatchItem]:
-        backend = self._backend
-        sdk = backend._sdk
-        hx = http_module(sdk)
-        # A copy of the same client (key, base URL, headers) that may read a whole
-        # results file rather than one answer's worth.
-        client = backend._client.with_options(
-            http_client=http_client(sdk, backend._timeout, MAX_RESULTS_BYTES)
+        lines = self._session.lines(
+            lambda client: client.messages.batches.with_streaming_response.results(batch_id),
+            batch_id,
         )
-        try:
-            with client.messages.batches.with_streaming_response.results(batch_id) as response:
-                for number, record in result_records(response.iter_lines(), batch_id):
-                    if isinstance(record, BatchItem):
-                        yield record
-                    else:
-                        yield self._item(record, batch_id, number)
-        except sdk.AnthropicError as error:
-            raise backend._backend_error(error) from None
-        except hx.HTTPError as error:
-            # Raised while the stream is read, past the SDK: a timeout, a refused body.
-            raise BackendError(
-                f"{PROVIDER}: reading the results of batch {batch_id} failed: {one_line(error)}"
-            ) from None
-        finally:
-            client.close()
+        for number, record in result_records(lines, batch_id):
+            yield record if isinstance(record, BatchItem) else self._item(record, batch_id, number)
 
     def _item(self, record: Mapping[str, Any], batch_id: str, number: int) -> BatchItem:
         """One result line as an item; a line of the wrong shape as an ERRORED one."""
@@ -144,29 +131,21 @@ class AnthropicBatches:
         return BatchItem(custom_id, state, error="canceled: the batch was canceled before it ran")
 
     def _succeeded(self, message: Any, custom_id: str, batch_id: str) -> BatchItem:
-        backend = self._backend
         where = f"request {custom_id} of batch {batch_id}"
         if not isinstance(message, dict):
             error = f"{PROVIDER}: the response for {where} is {shape(message)}, not a message"
             return BatchItem(custom_id, ItemState.ERRORED, error=error)
         try:
             # As the SDK builds a live answer from its JSON: without validation, so the
-            # reading below finds what is of the wrong shape, as it does for live ones.
-            built = backend._sdk.types.Message.construct(**message)
-            response = backend.response(built, where, latency=0.0, extra={"batch": batch_id})
+            # reading finds what is of the wrong shape, as it does for live answers.
+            built = self._session.sdk.types.Message.construct(**message)
+            response = self._read(built, where, batch_id)
         except BackendError as error:
             return BatchItem(custom_id, ItemState.ERRORED, error=error.message)
         except (TypeError, ValueError, AttributeError) as error:
             text = f"{PROVIDER}: the response for {where} cannot be read: {one_line(error)}"
             return BatchItem(custom_id, ItemState.ERRORED, error=text)
         return BatchItem(custom_id, ItemState.SUCCEEDED, response=response)
-
-    def _call(self, action: Any) -> Any:
-        backend = self._backend
-        try:
-            return action(backend._client)
-        except backend._sdk.AnthropicError as error:
-            raise backend._backend_error(error) from None
 
     @staticmethod
     def _status(batch: Any, batch_id: str) -> BatchStatus:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
-from pytest_skills.backends.base import body_excerpt, shape
-from pytest_skills.backends.transport import MAX_RESPONSE_BYTES
+from pytest_skills.backends.base import BackendError, body_excerpt, shape
+from pytest_skills.backends.transport import MAX_RESPONSE_BYTES, http_client, http_module
 from pytest_skills.models import Request, Response
 
 #: The most of one batch's results read: the larger of the providers' limits on a
@@ -133,3 +133,50 @@ def record_custom_id(record: Mapping[str, Any]) -> str | None:
     if isinstance(custom_id, str) and 0 < len(custom_id) <= 64 and custom_id.isprintable():
         return custom_id
     return None
+
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class SdkSession:
+    """What a batch client needs of its backend: the SDK module, its client, the timeout,
+    and the backend's translation of SDK exceptions into one-line BackendErrors."""
+
+    provider: str
+    sdk: Any
+    client: Any
+    timeout: float
+    error: Callable[[Exception], BackendError]
+    #: The SDK's base exception (``anthropic.AnthropicError``, ``openai.OpenAIError``).
+    base_error: type[Exception]
+
+    def call(self, action: Callable[[Any], _T]) -> _T:
+        """``action(client)``, its SDK exceptions as BackendErrors."""
+        try:
+            return action(self.client)
+        except self.base_error as error:
+            raise self.error(error) from None
+
+    def lines(self, open_stream: Callable[[Any], Any], batch_id: str) -> Iterator[str]:
+        """The lines of a results file that ``open_stream(client)`` (a
+        ``with_streaming_response`` call) streams, read through a copy of the client (same
+        key, base URL and headers) that reads up to :data:`MAX_RESULTS_BYTES` rather than
+        one answer's worth."""
+        hx = http_module(self.sdk)
+        client = self.client.with_options(
+            http_client=http_client(self.sdk, self.timeout, MAX_RESULTS_BYTES)
+        )
+        try:
+            with open_stream(client) as response:
+                yield from response.iter_lines()
+        except self.base_error as error:
+            raise self.error(error) from None
+        except hx.HTTPError as error:
+            # Raised while the stream is read, past the SDK: a timeout, a refused body.
+            raise BackendError(
+                f"{self.provider}: reading the results of batch {batch_id} failed: "
+                f"{one_line(error)}"
+            ) from None
+        finally:
+            client.close()

@@ -16,26 +16,22 @@ need no key and no server: vLLM's ``run-batch`` reads and writes exactly this fo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pytest_skills.backends.base import BackendError, MalformedBodyError, shape, token_count
 from pytest_skills.backends.batches import (
-    MAX_RESULTS_BYTES,
     BatchItem,
     BatchStatus,
     ItemState,
+    SdkSession,
     one_line,
     record_custom_id,
     result_records,
     unreadable,
 )
-from pytest_skills.backends.openai import PROVIDER, chat_body, completion_response
-from pytest_skills.backends.transport import http_client, http_module
+from pytest_skills.backends.openai_wire import PROVIDER, chat_body, completion_response
 from pytest_skills.models import Request
-
-if TYPE_CHECKING:
-    from pytest_skills.backends.openai import OpenAIBackend
 
 __all__ = ["ENDPOINT", "OpenAIBatches", "batch_lines", "chat_body", "read_batch_output"]
 
@@ -65,19 +61,22 @@ def batch_lines(items: Iterable[tuple[str, Mapping[str, Any]]]) -> str:
 def read_batch_output(text: str, batch_id: str) -> Iterator[BatchItem]:
     """The items of a batch's output or error file (OpenAI's, or vLLM ``run-batch``'s).
     A line of the wrong shape is an ERRORED item saying what is wrong."""
-    kind = _completion_type()
-    for number, record in result_records(text.splitlines(), batch_id):
+    return _items(text.splitlines(), batch_id, _completion_type())
+
+
+def _items(lines: Iterable[str], batch_id: str, kind: type) -> Iterator[BatchItem]:
+    for number, record in result_records(lines, batch_id):
         yield record if isinstance(record, BatchItem) else _item(record, batch_id, number, kind)
 
 
 class OpenAIBatches:
-    """The Batch API of the official OpenAI API, through the SDK client of ``backend``."""
+    """The Batch API of the official OpenAI API through ``session``; ``body``: what the
+    backend would send live for a request (with what it learned this run)."""
 
-    def __init__(self, backend: OpenAIBackend) -> None:
-        self._backend = backend
+    def __init__(self, session: SdkSession, body: Callable[[Request], dict[str, Any]]) -> None:
+        self._session, self._body = session, body
 
     def submit(self, requests: Sequence[tuple[str, Request]]) -> str:
-        backend = self._backend
         if not requests:
             raise BackendError(f"{PROVIDER}: a batch needs at least one request")
         if len(requests) > MAX_REQUESTS:
@@ -89,9 +88,7 @@ class OpenAIBatches:
         if len(set(ids)) != len(ids):
             twice = next(i for i in ids if ids.count(i) > 1)
             raise BackendError(f"{PROVIDER}: custom_id {twice[:80]} is in the batch twice")
-        adapted = backend.adaptations
-        bodies = [(custom_id, chat_body(backend.spec, req, adapted)) for custom_id, req in requests]
-        text = batch_lines(bodies)
+        text = batch_lines((custom_id, self._body(request)) for custom_id, request in requests)
         data = text.encode("utf-8")
         if len(data) > MAX_INPUT_BYTES:
             raise BackendError(
@@ -120,7 +117,7 @@ class OpenAIBatches:
         return _status(batch, batch_id)
 
     def results(self, batch_id: str) -> Iterator[BatchItem]:
-        backend = self._backend
+        session = self._session
         batch = self._call(lambda client: client.batches.retrieve(batch_id))
         status = getattr(batch, "status", None)
         if status not in ENDED:
@@ -133,31 +130,15 @@ class OpenAIBatches:
             # Refused as a whole (its file did not validate): every request failed alike.
             yield from self._refused(batch, batch_id)
             return
-        sdk = backend._sdk
-        hx = http_module(sdk)
-        kind = sdk.types.chat.ChatCompletion
-        # A copy of the same client that may read a whole results file.
-        client = backend._client.with_options(
-            http_client=http_client(sdk, backend._timeout, MAX_RESULTS_BYTES)
+        kind = session.sdk.types.chat.ChatCompletion
+        for file_id in files:
+            if isinstance(file_id, str) and file_id:
+                yield from _items(self._file_lines(file_id, batch_id), batch_id, kind)
+
+    def _file_lines(self, file_id: str, batch_id: str) -> Iterator[str]:
+        return self._session.lines(
+            lambda client: client.files.with_streaming_response.content(file_id), batch_id
         )
-        try:
-            for file_id in files:
-                if not isinstance(file_id, str) or not file_id:
-                    continue
-                with client.files.with_streaming_response.content(file_id) as response:
-                    for number, record in result_records(response.iter_lines(), batch_id):
-                        if isinstance(record, BatchItem):
-                            yield record
-                        else:
-                            yield _item(record, batch_id, number, kind)
-        except sdk.OpenAIError as error:
-            raise backend._backend_error(error) from None
-        except hx.HTTPError as error:
-            raise BackendError(
-                f"{PROVIDER}: reading the results of batch {batch_id} failed: {one_line(error)}"
-            ) from None
-        finally:
-            client.close()
 
     def _refused(self, batch: Any, batch_id: str) -> Iterator[BatchItem]:
         """An ERRORED item for every request of a batch refused as a whole, from its
@@ -172,20 +153,15 @@ class OpenAIBatches:
         if not isinstance(input_id, str) or not input_id:
             yield BatchItem("", ItemState.ERRORED, error=f"batch {batch_id}: {reason}")
             return
-        content = self._call(lambda client: client.files.content(input_id))
-        for _number, record in result_records(content.text.splitlines(), batch_id):
+        for _number, record in result_records(self._file_lines(input_id, batch_id), batch_id):
             if isinstance(record, BatchItem):
                 continue  # our own file: a line without a custom_id answers no request
             custom_id = record_custom_id(record)
             if custom_id is not None:
                 yield BatchItem(custom_id, ItemState.ERRORED, error=reason)
 
-    def _call(self, action: Any) -> Any:
-        backend = self._backend
-        try:
-            return action(backend._client)
-        except backend._sdk.OpenAIError as error:
-            raise backend._backend_error(error) from None
+    def _call(self, action: Callable[[Any], Any]) -> Any:
+        return self._session.call(action)
 
 
 def _completion_type() -> type:
