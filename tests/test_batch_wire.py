@@ -14,8 +14,9 @@ import pytest
 
 from pytest_skills.backends import BackendError, BackendOptions
 from pytest_skills.backends.anthropic import AnthropicBackend
-from pytest_skills.backends.batches import BatchClient, BatchItem, ItemState
+from pytest_skills.backends.batches import MAX_LINE_CHARS, BatchClient, BatchItem, ItemState
 from pytest_skills.backends.openai import OpenAIBackend
+from pytest_skills.backends.openai_batches import batch_lines, chat_body, read_batch_output
 from pytest_skills.models import ModelSpec, Reasoning, Request, Sampling, Tool
 from tests.loopback import Call, LoopbackServer, echo
 from tests.loopback_tools import ToolUse
@@ -410,3 +411,117 @@ def test_anthropic_batch_uses_the_thinking_form_learned_live(server: LoopbackSer
     server.end_batches()
     [item] = list(live.batches.results(batch_id))
     assert item.state is ItemState.SUCCEEDED, item.error
+
+
+# -- the pure functions: vLLM's run-batch reads and writes this format ----------------
+
+
+def test_batch_file_for_a_compatible_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _SDK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    spec = ModelSpec("vllm", "openai", "qwen3", base_url="http://127.0.0.1:1/v1")
+    request = Request(provider="openai", model="qwen3", prompt="Fill in the name", system=SKILL)
+    text = batch_lines([("k" * 64, chat_body(spec, request))])
+    [line] = text.splitlines()
+    assert text.endswith("\n")
+    assert json.loads(line) == {
+        "custom_id": "k" * 64,
+        "method": "POST",
+        "url": "/v1/chat/completions",
+        "body": {
+            "model": "qwen3",
+            "messages": [
+                {"role": "system", "content": SKILL},
+                {"role": "user", "content": "Fill in the name"},
+            ],
+            # A compatible server gets max_tokens; the official API max_completion_tokens.
+            "max_tokens": 1024,
+            "temperature": 0.0,
+        },
+    }
+    official = chat_body(ModelSpec("mini", "openai", "gpt-4.1-mini"), request)
+    assert "max_completion_tokens" in official and "max_tokens" not in official
+
+
+def test_read_batch_output_reads_what_the_client_reads(server: LoopbackServer) -> None:
+    """The output file, read by the pure function, gives the items the client gives."""
+    client = batches("openai")
+    batch_id = client.submit(requests("openai"))
+    server.end_batches(lambda custom_id, index: "errored" if index == 2 else "succeeded")
+    by_client = sorted(client.results(batch_id), key=lambda item: item.custom_id)
+    openai_backend = backend("openai")
+    assert isinstance(openai_backend, OpenAIBackend)
+    batch = openai_backend._client.batches.retrieve(batch_id)
+    texts = [
+        openai_backend._client.files.content(file_id).text
+        for file_id in (batch.output_file_id, batch.error_file_id)
+        if file_id
+    ]
+    by_text = sorted(
+        (item for text in texts for item in read_batch_output(text, batch_id)),
+        key=lambda item: item.custom_id,
+    )
+    assert len(by_text) == 4
+
+    def timeless(item: BatchItem) -> BatchItem:
+        if item.response is None:
+            return item
+        return dataclasses.replace(
+            item, response=dataclasses.replace(item.response, recorded_at=None)
+        )
+
+    assert [timeless(item) for item in by_text] == [timeless(item) for item in by_client]
+
+
+def test_read_batch_output_survives_any_line() -> None:
+    text = "\n".join(
+        [
+            "",
+            "{",
+            '"a string"',
+            json.dumps({"custom_id": "x" * 65, "response": {}}),
+            json.dumps({"custom_id": "ok", "error": {"code": "batch_cancelled", "message": "c"}}),
+            json.dumps({"custom_id": "ok2", "response": {"status_code": 200, "body": []}}),
+            json.dumps({"custom_id": "ok3", "response": {"status_code": "200", "body": {}}}),
+            json.dumps({"custom_id": "ok4", "response": {"status_code": 502, "body": "<html>"}}),
+            "z" * (MAX_LINE_CHARS + 1),
+        ]
+    )
+    items = list(read_batch_output(text, "batch_local"))
+    assert [(item.custom_id, item.state) for item in items] == [
+        ("", ItemState.ERRORED),
+        ("", ItemState.ERRORED),
+        ("", ItemState.ERRORED),
+        ("ok", ItemState.CANCELED),
+        ("ok2", ItemState.ERRORED),
+        ("ok3", ItemState.ERRORED),
+        ("ok4", ItemState.ERRORED),
+        ("", ItemState.ERRORED),
+    ]
+    errors = [item.error or "" for item in items]
+    assert errors[0] == "line 2 of the results of batch batch_local is not JSON"
+    assert errors[1].endswith("is the string 'a string', not an object")
+    assert "has no custom_id ('custom_id' is the string 'xxxx" in errors[2]
+    assert errors[3] == "batch_cancelled: c"
+    assert "is a list, not a chat completion" in errors[4]
+    assert errors[5].endswith("is not a result: 'response.status_code' is the string '200'")
+    assert errors[6] == "OpenAI 502, unexplained"
+    assert errors[7] == "line 9 of the results of batch batch_local is longer than 16 MB: not read"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_results_larger_than_one_answer_are_read(server: LoopbackServer, provider: str) -> None:
+    """A results file may exceed the cap on one live answer's body (16 MB): it is read."""
+    client = batches(provider)
+    batch_id = client.submit(requests(provider)[:1])
+    server.end_batches()
+    pad = "p" * 2**20
+    if provider == "anthropic":
+        line: dict[str, object] = {"result": {"type": "expired"}, "pad": pad}
+    else:
+        line = {"error": {"code": "batch_expired", "message": "late"}, "pad": pad}
+    lines = [json.dumps({"custom_id": f"big{n}", **line}) for n in range(17)]
+    server.batch_api.add_result_lines(batch_id, lines)
+    items = list(client.results(batch_id))
+    assert len(items) == 18
+    assert [item.state for item in items[1:]] == [ItemState.EXPIRED] * 17

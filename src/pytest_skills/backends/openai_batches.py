@@ -191,12 +191,14 @@ def _item(record: Mapping[str, Any], batch_id: str, number: int, kind: type) -> 
         problem = f"is not a result: 'response' is {shape(response)}"
         return unreadable(batch_id, number, problem, custom_id)
     status, body = response.get("status_code"), response.get("body")
+    if not isinstance(status, int) or isinstance(status, bool):
+        problem = f"is not a result: 'response.status_code' is {shape(status)}"
+        return unreadable(batch_id, number, problem, custom_id)
     if status != 200:
         inner = body.get("error") if isinstance(body, dict) else None
         message = inner.get("message") if isinstance(inner, dict) else None
-        code = status if isinstance(status, int) and not isinstance(status, bool) else "?"
-        text = one_line(f"{PROVIDER} {code}: {message or shape(body)}")
-        return BatchItem(custom_id, ItemState.ERRORED, error=text)
+        text = f"{PROVIDER} {status}: {message}" if message else f"{PROVIDER} {status}, unexplained"
+        return BatchItem(custom_id, ItemState.ERRORED, error=one_line(text))
     where = f"request {custom_id} of batch {batch_id}"
     if not isinstance(body, dict):
         text = f"{PROVIDER}: the response for {where} is {shape(body)}, not a chat completion"
