@@ -16,18 +16,27 @@ only) but in ``server.batches``.
 from __future__ import annotations
 
 import itertools
-import json
-import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from email.parser import BytesParser
-from email.policy import HTTP
 from typing import TYPE_CHECKING, Any
 
 from tests.loopback import _error, _parse_call, _Reply
+from tests.loopback_batch_formats import (
+    CUSTOM_ID,
+    ENDPOINT,
+    ERRORED_MESSAGE,
+    OUTCOMES,
+    Batch,
+    SubmittedBatch,
+    anthropic_object,
+    input_lines,
+    jsonl,
+    multipart,
+    openai_object,
+    parse_json,
+    result_line,
+)
 
 if TYPE_CHECKING:
     from tests.loopback import LoopbackServer
@@ -36,61 +45,6 @@ __all__ = ["OUTCOMES", "BatchEndpoints", "Outcome", "SubmittedBatch"]
 
 #: What a test makes of a request: ``outcome(custom_id, index)`` is one of OUTCOMES.
 Outcome = Callable[[str, int], str]
-OUTCOMES = ("succeeded", "errored", "expired", "canceled")
-
-_CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-_ENDPOINT = "/v1/chat/completions"
-_ANTHROPIC_OPEN = ("in_progress", "canceling")
-_OPENAI_OPEN = ("validating", "in_progress", "finalizing", "cancelling")
-_ERRORED_MESSAGE = "The request was refused while the batch was processed."
-_EXPIRED = "This request could not be executed before the completion window expired."
-_CANCELLED = "This request was not executed because the batch was cancelled."
-
-
-@dataclass(frozen=True)
-class SubmittedBatch:
-    """A batch as the server received it: its requests (custom_id, params or body)."""
-
-    id: str
-    api: str  # "anthropic" | "openai"
-    requests: tuple[tuple[str, dict[str, Any]], ...]
-    status: str  # in the provider's own words
-
-    @property
-    def custom_ids(self) -> tuple[str, ...]:
-        return tuple(custom_id for custom_id, _ in self.requests)
-
-    @property
-    def models(self) -> frozenset[str]:
-        return frozenset(str(body.get("model")) for _, body in self.requests)
-
-
-@dataclass
-class _Batch:
-    id: str
-    api: str
-    requests: list[tuple[str, dict[str, Any]]]
-    headers: dict[str, str]
-    status: str
-    created: float = field(default_factory=time.time)
-    polls: int = 0
-    #: Anthropic: the result lines; OpenAI: in its output and error files.
-    lines: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    input_file_id: str | None = None
-    output_file_id: str | None = None
-    error_file_id: str | None = None
-    errors: list[dict[str, Any]] = field(default_factory=list)
-    ended_at: float | None = None
-    cancel_at: float | None = None
-
-    @property
-    def open(self) -> bool:
-        return self.status in (_ANTHROPIC_OPEN if self.api == "anthropic" else _OPENAI_OPEN)
-
-    @property
-    def canceling(self) -> bool:
-        return self.status in ("canceling", "cancelling")
 
 
 class BatchEndpoints:
@@ -99,7 +53,7 @@ class BatchEndpoints:
     def __init__(self, server: LoopbackServer) -> None:
         self._server = server
         self._lock = threading.RLock()
-        self._batches: dict[str, _Batch] = {}
+        self._batches: dict[str, Batch] = {}
         self._files: dict[str, tuple[dict[str, Any], bytes]] = {}
         self._ids = itertools.count(1)
         self._auto: tuple[int, Outcome | None] | None = None
@@ -171,7 +125,7 @@ class BatchEndpoints:
             return _error("anthropic", 404, f"message batch {rest[:1]} not found") if rest else None
         if method == "GET" and len(rest) == 1:
             self._poll(batch)
-            return _Reply(200, self._anthropic_object(batch), {})
+            return _Reply(200, anthropic_object(batch, self._server.url), {})
         if method == "GET" and rest[1:] == ["results"]:
             if batch.open:
                 return _error("anthropic", 400, f"message batch {batch.id} has not ended")
@@ -180,11 +134,11 @@ class BatchEndpoints:
         if method == "POST" and rest[1:] == ["cancel"]:
             if batch.status == "in_progress":
                 batch.status, batch.cancel_at = "canceling", time.time()
-            return _Reply(200, self._anthropic_object(batch), {})
+            return _Reply(200, anthropic_object(batch, self._server.url), {})
         return None
 
     def _anthropic_create(self, raw: bytes, headers: dict[str, str]) -> _Reply:
-        body = _json(raw)
+        body = parse_json(raw)
         requests = body.get("requests") if isinstance(body, dict) else None
         if not isinstance(requests, list) or not requests:
             return _error("anthropic", 400, "requests: a non-empty list is required")
@@ -192,40 +146,18 @@ class BatchEndpoints:
         for index, entry in enumerate(requests):
             custom_id = entry.get("custom_id") if isinstance(entry, dict) else None
             params = entry.get("params") if isinstance(entry, dict) else None
-            if not isinstance(custom_id, str) or not _CUSTOM_ID.match(custom_id):
+            if not isinstance(custom_id, str) or not CUSTOM_ID.match(custom_id):
                 return _error("anthropic", 400, f"requests.{index}.custom_id: invalid")
             if not isinstance(params, dict):
                 return _error("anthropic", 400, f"requests.{index}.params: an object is required")
             if any(custom_id == seen for seen, _ in entries):
                 return _error("anthropic", 400, f"requests.{index}.custom_id: not unique")
             entries.append((custom_id, params))
-        batch = _Batch(
+        batch = Batch(
             f"msgbatch_loopback{next(self._ids):06d}", "anthropic", entries, headers, "in_progress"
         )
         self._batches[batch.id] = batch
-        return _Reply(200, self._anthropic_object(batch), {})
-
-    def _anthropic_object(self, batch: _Batch) -> dict[str, Any]:
-        counts = dict.fromkeys(("processing", "succeeded", "errored", "canceled", "expired"), 0)
-        if batch.open:
-            counts["processing"] = len(batch.requests)
-        else:
-            counts.update(batch.counts)
-        ended = not batch.open
-        return {
-            "id": batch.id,
-            "type": "message_batch",
-            "processing_status": batch.status,
-            "request_counts": counts,
-            "created_at": _iso(batch.created),
-            "expires_at": _iso(batch.created + 86400),
-            "ended_at": _iso(batch.ended_at) if batch.ended_at else None,
-            "cancel_initiated_at": _iso(batch.cancel_at) if batch.cancel_at else None,
-            "archived_at": None,
-            "results_url": f"{self._server.url}/v1/messages/batches/{batch.id}/results"
-            if ended
-            else None,
-        }
+        return _Reply(200, anthropic_object(batch, self._server.url), {})
 
     def _openai(
         self, method: str, rest: list[str], raw: bytes, headers: dict[str, str]
@@ -252,15 +184,15 @@ class BatchEndpoints:
             )
         if method == "GET" and len(rest) == 2:
             self._poll(batch)
-            return _Reply(200, self._openai_object(batch), {})
+            return _Reply(200, openai_object(batch), {})
         if method == "POST" and rest[2:] == ["cancel"]:
             if batch.status == "in_progress":
                 batch.status, batch.cancel_at = "cancelling", time.time()
-            return _Reply(200, self._openai_object(batch), {})
+            return _Reply(200, openai_object(batch), {})
         return None
 
     def _upload(self, raw: bytes, headers: dict[str, str]) -> _Reply:
-        fields = _multipart(raw, headers.get("content-type", ""))
+        fields = multipart(raw, headers.get("content-type", ""))
         if fields.get("purpose", (None, b""))[1] != b"batch" or "file" not in fields:
             return _error(
                 "openai", 400, "a file, and purpose 'batch', are required", param="purpose"
@@ -284,16 +216,16 @@ class BatchEndpoints:
         return file_id
 
     def _openai_create(self, raw: bytes, headers: dict[str, str]) -> _Reply:
-        body = _json(raw)
+        body = parse_json(raw)
         if not isinstance(body, dict):
             return _error("openai", 400, "The request body must be a JSON object.")
-        if body.get("endpoint") != _ENDPOINT or body.get("completion_window") != "24h":
+        if body.get("endpoint") != ENDPOINT or body.get("completion_window") != "24h":
             return _error("openai", 400, "endpoint and completion_window are invalid")
         stored = self._files.get(str(body.get("input_file_id")))
         if stored is None:
             return _error("openai", 404, f"No such File object: {body.get('input_file_id')}")
-        entries, errors = _input_lines(stored[1])
-        batch = _Batch(
+        entries, errors = input_lines(stored[1])
+        batch = Batch(
             f"batch_loopback{next(self._ids):06d}",
             "openai",
             entries,
@@ -302,39 +234,16 @@ class BatchEndpoints:
         )
         batch.input_file_id, batch.errors = str(body["input_file_id"]), errors
         self._batches[batch.id] = batch
-        return _Reply(200, self._openai_object(batch), {})
-
-    def _openai_object(self, batch: _Batch) -> dict[str, Any]:
-        failed = batch.status == "failed"
-        return {
-            "id": batch.id,
-            "object": "batch",
-            "endpoint": _ENDPOINT,
-            "errors": {"object": "list", "data": batch.errors} if batch.errors else None,
-            "input_file_id": batch.input_file_id,
-            "completion_window": "24h",
-            "status": batch.status,
-            "output_file_id": batch.output_file_id,
-            "error_file_id": batch.error_file_id,
-            "created_at": int(batch.created),
-            "expires_at": int(batch.created) + 86400,
-            "cancelling_at": int(batch.cancel_at) if batch.cancel_at else None,
-            "request_counts": {
-                "total": 0 if failed else len(batch.requests),
-                "completed": batch.counts.get("succeeded", 0),
-                "failed": batch.counts.get("errored", 0),
-            },
-            "metadata": None,
-        }
+        return _Reply(200, openai_object(batch), {})
 
     # -- ending ------------------------------------------------------------------------
 
-    def _poll(self, batch: _Batch) -> None:
+    def _poll(self, batch: Batch) -> None:
         batch.polls += 1
         if self._auto is not None and batch.open and batch.polls >= self._auto[0]:
             self._end(batch, self._auto[1])
 
-    def _end(self, batch: _Batch, outcome: Outcome | None) -> None:
+    def _end(self, batch: Batch, outcome: Outcome | None) -> None:
         """Decide every request's fate, answer the succeeded ones as live calls are."""
         output: list[str] = []
         errors: list[str] = []
@@ -350,18 +259,18 @@ class BatchEndpoints:
                 if reply.status != 200:
                     fate = "errored"  # refused as the live API would refuse it
             elif fate == "errored":
-                reply = _error(batch.api, 400, _ERRORED_MESSAGE)
+                reply = _error(batch.api, 400, ERRORED_MESSAGE)
             counts[fate] += 1
-            line = _result_line(batch.api, custom_id, fate, reply, index)
+            line = result_line(batch.api, custom_id, fate, reply, index)
             (output if fate == "succeeded" or batch.api == "anthropic" else errors).append(line)
         batch.counts, batch.ended_at = counts, time.time()
         if batch.api == "anthropic":
             batch.status, batch.lines = "ended", output
             return
         if output:
-            batch.output_file_id = self._store("batch_output", "output.jsonl", _jsonl(output))
+            batch.output_file_id = self._store("batch_output", "output.jsonl", jsonl(output))
         if errors:
-            batch.error_file_id = self._store("batch_output", "errors.jsonl", _jsonl(errors))
+            batch.error_file_id = self._store("batch_output", "errors.jsonl", jsonl(errors))
         batch.status = (
             "cancelled"
             if batch.canceling or counts["canceled"]
@@ -369,92 +278,3 @@ class BatchEndpoints:
             if counts["expired"]
             else "completed"
         )
-
-
-def _result_line(api: str, custom_id: str, fate: str, reply: _Reply | None, index: int) -> str:
-    if api == "anthropic":
-        result: dict[str, Any] = {"type": fate}
-        if reply is not None:
-            result["message" if fate == "succeeded" else "error"] = reply.payload
-        return json.dumps({"custom_id": custom_id, "result": result})
-    line: dict[str, Any] = {"id": f"batch_req_{index:06d}", "custom_id": custom_id}
-    if reply is not None:
-        request_id = reply.headers.get("x-request-id", f"req_batch_{index:06d}")
-        line["response"] = {
-            "status_code": reply.status,
-            "request_id": request_id,
-            "body": reply.payload,
-        }
-        line["error"] = None
-    else:
-        code, message = (
-            ("batch_expired", _EXPIRED) if fate == "expired" else ("batch_cancelled", _CANCELLED)
-        )
-        line["response"], line["error"] = None, {"code": code, "message": message}
-    return json.dumps(line)
-
-
-def _input_lines(data: bytes) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]]]:
-    """The requests of an OpenAI batch file, or the errors that fail the batch."""
-    entries: list[tuple[str, dict[str, Any]]] = []
-    errors: list[dict[str, Any]] = []
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), 1):
-        if not line.strip():
-            continue
-        record = _json(line.encode())
-        body = record.get("body") if isinstance(record, dict) else None
-        custom_id = record.get("custom_id") if isinstance(record, dict) else None
-        problem = None
-        if not isinstance(record, dict) or not isinstance(body, dict):
-            problem = "invalid_json_line", "This line is not a JSON object with a body."
-        elif record.get("method") != "POST" or record.get("url") != _ENDPOINT:
-            problem = "invalid_url", f"The url must be {_ENDPOINT}, with method POST."
-        elif not isinstance(custom_id, str) or any(custom_id == c for c, _ in entries):
-            problem = "duplicate_custom_id", "The custom_id is missing or not unique."
-        if problem is not None:
-            errors.append(
-                {"code": problem[0], "message": problem[1], "line": number, "param": None}
-            )
-        else:
-            entries.append((str(custom_id), dict(body or {})))
-    if not entries and not errors:
-        errors.append(
-            {
-                "code": "empty_file",
-                "message": "The file has no requests.",
-                "line": None,
-                "param": None,
-            }
-        )
-    return entries, errors
-
-
-def _multipart(raw: bytes, content_type: str) -> dict[str, tuple[str | None, bytes]]:
-    """The fields of a multipart/form-data body: name -> (filename, content)."""
-    message = BytesParser(policy=HTTP).parsebytes(
-        f"Content-Type: {content_type}\r\n\r\n".encode() + raw
-    )
-    fields: dict[str, tuple[str | None, bytes]] = {}
-    if not message.is_multipart():
-        return fields
-    for part in message.iter_parts():  # type: ignore[attr-defined]
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(payload, bytes):
-            fields[name] = (part.get_filename(), payload)
-    return fields
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw or b"null")
-    except ValueError:
-        return None
-
-
-def _jsonl(lines: list[str]) -> bytes:
-    return "".join(line + "\n" for line in lines).encode()
-
-
-def _iso(when: float) -> str:
-    return datetime.fromtimestamp(when, timezone.utc).isoformat().replace("+00:00", "Z")
