@@ -18,6 +18,10 @@ blocks are kept apart from the answer, as :attr:`Response.reasoning`. The form i
 chosen from the model id; when the server refuses it with a 400 that names thinking (a
 gateway's model name says nothing of the model behind it), the other form is sent
 instead for the rest of the run, and every answer says so (``extra["adapted"]``).
+
+Batches: ``backend.batches`` is the Message Batches API (:mod:`.anthropic_batches`),
+sending what :func:`request_params` builds and reading answers with :meth:`response`,
+as live calls do; None for a gateway named with ``@base_url``.
 """
 
 from __future__ import annotations

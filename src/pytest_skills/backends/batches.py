@@ -26,6 +26,9 @@ from pytest_skills.models import Request, Response
 MAX_RESULTS_BYTES = 256 * 2**20
 #: The longest result line read: one answer, as large as a live body may be.
 MAX_LINE_CHARS = MAX_RESPONSE_BYTES
+#: The least time given to reading a results file: it may hold thousands of answers, and
+#: the call timeout is sized for one.
+MIN_RESULTS_TIMEOUT = 600.0
 
 
 class ItemState(enum.Enum):
@@ -162,10 +165,11 @@ class SdkSession:
         """The lines of a results file that ``open_stream(client)`` (a
         ``with_streaming_response`` call) streams, read through a copy of the client (same
         key, base URL and headers) that reads up to :data:`MAX_RESULTS_BYTES` rather than
-        one answer's worth."""
+        one answer's worth, within :data:`MIN_RESULTS_TIMEOUT` at least."""
         hx = http_module(self.sdk)
+        timeout = max(self.timeout, MIN_RESULTS_TIMEOUT)
         client = self.client.with_options(
-            http_client=http_client(self.sdk, self.timeout, MAX_RESULTS_BYTES)
+            http_client=http_client(self.sdk, timeout, MAX_RESULTS_BYTES), timeout=timeout
         )
         try:
             with open_stream(client) as response:

@@ -9,6 +9,10 @@ up front decide what the first request sends, and when a server still answers 40
 ``unsupported_parameter``/``unsupported_value`` for one of them, the backend adapts
 once for the rest of the run and marks every answer it then gets (``extra["adapted"]``).
 The request, and so the cache key, keeps what the user asked for.
+
+What is sent and how an answer is read live in :mod:`.openai_wire`, shared with
+``backend.batches``, the Batch API (:mod:`.openai_batches`): None for a server named with
+``@base_url``, which may have none.
 """
 
 from __future__ import annotations
