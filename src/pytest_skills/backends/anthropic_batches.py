@@ -113,7 +113,7 @@ class AnthropicBatches:
             return unreadable(batch_id, number, f"has no custom_id ('custom_id' is {shown})")
         result = record.get("result")
         kind = result.get("type") if isinstance(result, dict) else None
-        if not isinstance(result, dict) or kind not in _STATES:
+        if not isinstance(result, dict) or not isinstance(kind, str) or kind not in _STATES:
             what = f"'result.type' is {shape(kind)}" if isinstance(result, dict) else None
             return unreadable(
                 batch_id,
@@ -142,7 +142,7 @@ class AnthropicBatches:
             response = self._read(built, where, batch_id)
         except BackendError as error:
             return BatchItem(custom_id, ItemState.ERRORED, error=error.message)
-        except (TypeError, ValueError, AttributeError) as error:
+        except Exception as error:  # the SDK's builder, given untrusted JSON of any shape
             text = f"{PROVIDER}: the response for {where} cannot be read: {one_line(error)}"
             return BatchItem(custom_id, ItemState.ERRORED, error=text)
         return BatchItem(custom_id, ItemState.SUCCEEDED, response=response)
