@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.loopback_models import (
     DEFAULT_THOUGHT,
@@ -39,6 +39,9 @@ from tests.loopback_models import (
     thinking_problem,
 )
 from tests.loopback_tools import Step, ToolUse, history, tool_problem
+
+if TYPE_CHECKING:
+    from tests.loopback_batches import Outcome, SubmittedBatch
 
 __all__ = ["Call", "LoopbackServer", "Responder", "echo"]
 
@@ -111,6 +114,9 @@ class _Reply:
     status: int
     payload: dict[str, Any]
     headers: Mapping[str, str]
+    #: A body sent as is instead of the payload's JSON (a file's content, JSONL results).
+    raw: bytes | None = None
+    content_type: str = "application/json"
 
 
 def _default_message(status: int) -> str:
@@ -124,7 +130,8 @@ def _default_message(status: int) -> str:
 
 def _api_for_error(path: str) -> str:
     """Which provider's error format to use for a path that is not a known route."""
-    return "openai" if path.startswith("/v1/chat") else "anthropic"
+    openai = ("/v1/chat", "/v1/files", "/v1/batches")
+    return "openai" if path.startswith(openai) else "anthropic"
 
 
 def _tokens(text: str) -> int:
@@ -281,6 +288,11 @@ class LoopbackServer:
         self._failures: deque[_Failure] = deque()
         self._cached_prefixes: set[tuple[str, str, str]] = set()
         self._ids = itertools.count(1)
+        # Imported here: the batch endpoints build on this module's replies.
+        from tests.loopback_batches import BatchEndpoints
+
+        #: The batch endpoints' state; tests end batches through the methods below.
+        self.batch_api = BatchEndpoints(self)
         self._connections: set[socket.socket] = set()
         self._stopped = False
         self._httpd = _HTTPServer(self)
@@ -313,6 +325,26 @@ class LoopbackServer:
         """Every request received so far, failed ones included, in arrival order (a copy)."""
         with self._lock:
             return list(self._calls)
+
+    @property
+    def batches(self) -> list[SubmittedBatch]:
+        """Every batch submitted so far (either API), in order, with its requests."""
+        return self.batch_api.submitted()
+
+    @property
+    def batch_submissions(self) -> int:
+        return len(self.batch_api.submitted())
+
+    def end_batches(self, outcome: Outcome | None = None, batch_id: str | None = None) -> None:
+        """End the unended batches (or ``batch_id``): each request's fate is
+        ``outcome(custom_id, index)`` ("succeeded", "errored", "expired", "canceled"),
+        by default succeeded (canceled in a batch being canceled). Succeeded requests are
+        answered as live ones are."""
+        self.batch_api.end(outcome, batch_id)
+
+    def end_batches_after(self, polls: int | None, outcome: Outcome | None = None) -> None:
+        """End each batch by itself on its ``polls``-th status request (None: never)."""
+        self.batch_api.end_after(polls, outcome)
 
     def fail_next(
         self,
@@ -362,9 +394,15 @@ class LoopbackServer:
             else:
                 self._connections.discard(connection)
 
-    def _handle(self, path: str, raw: bytes, headers: dict[str, str]) -> _Reply:
-        api = _ROUTES.get(path.split("?", 1)[0])
+    def _handle(
+        self, path: str, raw: bytes, headers: dict[str, str], method: str = "POST"
+    ) -> _Reply:
+        route = path.split("?", 1)[0]
+        api = _ROUTES.get(route) if method == "POST" else None
         if api is None:
+            batch_reply = self.batch_api.handle(method, route, raw, headers)
+            if batch_reply is not None:
+                return batch_reply
             return _error(_api_for_error(path), 404, f"Not found: {path}")
         try:
             body = json.loads(raw or b"null")
@@ -376,15 +414,26 @@ class LoopbackServer:
         call = _parse_call(api, body, headers)
         with self._lock:
             self._calls.append(call)
+        failed = self._failure_reply(api)
+        return failed if failed is not None else self._answer(call)
+
+    def _failure_reply(self, api: str) -> _Reply | None:
+        """The next queued failure (see :meth:`fail_next`) as a reply, after the latency."""
+        with self._lock:
             failure = self._failures.popleft() if self._failures else None
         if self.latency:
             time.sleep(self.latency)
-        if failure is not None:
-            extra = {}
-            if failure.retry_after is not None:
-                extra["retry-after"] = f"{failure.retry_after:g}"
-            return _error(api, failure.status, failure.message, extra)
+        if failure is None:
+            return None
+        extra = {}
+        if failure.retry_after is not None:
+            extra["retry-after"] = f"{failure.retry_after:g}"
+        return _error(api, failure.status, failure.message, extra)
 
+    def _answer(self, call: Call) -> _Reply:
+        """The reply to a request, live or in a batch: what the API would refuse, else the
+        responder's answer in the provider's format."""
+        api = call.api
         if api == "anthropic":
             problem = _anthropic_problem(call, self.budget_thinking_models)
             if problem is not None:
@@ -611,12 +660,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(self.server.owner._handle(self.path, raw, headers))
 
     def do_GET(self) -> None:
-        self._send(_error(_api_for_error(self.path), 404, f"Not found: {self.path}"))
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        self._send(self.server.owner._handle(self.path, b"", headers, method="GET"))
 
     def _send(self, reply: _Reply) -> None:
-        data = json.dumps(reply.payload).encode("utf-8")
+        data = reply.raw if reply.raw is not None else json.dumps(reply.payload).encode("utf-8")
         self.send_response(reply.status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", reply.content_type)
         self.send_header("content-length", str(len(data)))
         for name, value in reply.headers.items():
             self.send_header(name, value)

@@ -18,6 +18,10 @@ blocks are kept apart from the answer, as :attr:`Response.reasoning`. The form i
 chosen from the model id; when the server refuses it with a 400 that names thinking (a
 gateway's model name says nothing of the model behind it), the other form is sent
 instead for the rest of the run, and every answer says so (``extra["adapted"]``).
+
+Batches: ``backend.batches`` is the Message Batches API (:mod:`.anthropic_batches`),
+sending what :func:`request_params` builds and reading answers with :meth:`response`,
+as live calls do; None for a gateway named with ``@base_url``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import threading
 import time
 from typing import Any
 
+from pytest_skills.backends.anthropic_batches import AnthropicBatches
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
@@ -42,6 +47,7 @@ from pytest_skills.backends.base import (
     shape,
     token_count,
 )
+from pytest_skills.backends.batches import SdkSession
 from pytest_skills.backends.tools import anthropic_messages, anthropic_tool_calls, anthropic_tools
 from pytest_skills.backends.transport import http_client
 from pytest_skills.models import ModelSpec, Reasoning, Request, Response, Usage
@@ -88,48 +94,58 @@ class AnthropicBackend:
         # The thinking form the server asked for with a 400, once learned: shared by calls.
         self._adaptive: bool | None = None
         self._adapt_lock = threading.Lock()
+        # The Message Batches API; a gateway named with @base_url may not have one.
+        self.batches: AnthropicBatches | None = None
+        if not spec.base_url:
+            session = SdkSession(
+                PROVIDER,
+                anthropic,
+                self._client,
+                options.timeout,
+                self._backend_error,
+                anthropic.AnthropicError,
+            )
+            self.batches = AnthropicBatches(session, self.batch_params, self._batch_answer)
 
     def complete(self, request: Request) -> Response:
         anthropic = self._sdk
-        base: dict[str, Any] = {
-            "model": request.model,
-            "messages": anthropic_messages(request),
-        }
-        if request.tools:
-            base["tools"] = anthropic_tools(request)
-        if request.system is not None:
-            # One cacheable block: the skill comes first and is identical across cases,
-            # so every call after the first reads it from the prompt cache.
-            base["system"] = [
-                {
-                    "type": "text",
-                    "text": sendable(request.system),
-                    "cache_control": {"type": "ephemeral"},
-                }
-            ]
-        reasoning = request.sampling.reasoning
         started = time.perf_counter()
         while True:
             learned = self._adaptive
             adaptive = adaptive_thinking(request.model) if learned is None else learned
-            thinking = thinking_params(
-                request.model, reasoning, request.sampling.max_tokens, adaptive=adaptive
-            )
+            params = request_params(request, adaptive=adaptive)
             try:
-                message = self._client.messages.create(**base, **thinking)
+                message = self._client.messages.create(**params)
                 break
             except anthropic.BadRequestError as error:
-                if not self._adapt(error, reasoning, adaptive):
+                if not self._adapt(error, request.sampling.reasoning, adaptive):
                     raise self._backend_error(error) from None
             except anthropic.AnthropicError as error:
                 raise self._backend_error(error) from None
         latency = time.perf_counter() - started
+        extra = {"adapted": _adapted_note(learned)} if learned is not None else {}
+        return self.response(message, request.model, latency=latency, extra=extra)
+
+    def batch_params(self, request: Request) -> dict[str, Any]:
+        """What :meth:`complete` would send now, for a batch: the thinking form learned
+        from a 400 this run, else the one the model id says (a batch cannot adapt)."""
+        learned = self._adaptive
+        adaptive = adaptive_thinking(request.model) if learned is None else learned
+        return request_params(request, adaptive=adaptive)
+
+    def _batch_answer(self, message: Any, where: str, batch_id: str) -> Response:
+        return self.response(message, where, latency=0.0, extra={"batch": batch_id})
+
+    def response(
+        self, message: Any, model: str, *, latency: float, extra: dict[str, Any]
+    ) -> Response:
+        """A Messages API answer as a :class:`Response`: live answers and batch results
+        go through here alike, so that both read the same."""
         try:
-            text, thoughts, usage = _read_message(message, anthropic.types.Message)
+            text, thoughts, usage = _read_message(message, self._sdk.types.Message)
         except MalformedBodyError as error:
             raise BackendError(
-                f"{PROVIDER}: the response for {request.model} is not a Messages API answer: "
-                f"{error}"
+                f"{PROVIDER}: the response for {model} is not a Messages API answer: {error}"
             ) from None
         return Response(
             text=text,
@@ -139,7 +155,7 @@ class AnthropicBackend:
             stop_reason=optional_text(message, "stop_reason"),
             reported_model=optional_text(message, "model"),
             recorded_at=recorded_now(),
-            extra={"adapted": _adapted_note(learned)} if learned is not None else {},
+            extra=extra,
             tool_calls=anthropic_tool_calls(message.content),
         )
 
@@ -165,6 +181,31 @@ class AnthropicBackend:
     def _backend_error(self, error: Exception) -> BackendError:
         """Translate an SDK exception into one line the runner can show and act on."""
         return sdk_error(PROVIDER, self._sdk, error, self._timeout, _status_detail)
+
+
+def request_params(request: Request, *, adaptive: bool) -> dict[str, Any]:
+    """The Messages API parameters of ``request``, with thinking in the given form."""
+    params: dict[str, Any] = {
+        "model": request.model,
+        "messages": anthropic_messages(request),
+    }
+    if request.tools:
+        params["tools"] = anthropic_tools(request)
+    if request.system is not None:
+        # One cacheable block: the skill comes first and is identical across cases,
+        # so every call after the first reads it from the prompt cache.
+        params["system"] = [
+            {
+                "type": "text",
+                "text": sendable(request.system),
+                "cache_control": {"type": "ephemeral"},
+            }
+        ]
+    reasoning = request.sampling.reasoning
+    params.update(
+        thinking_params(request.model, reasoning, request.sampling.max_tokens, adaptive=adaptive)
+    )
+    return params
 
 
 def adaptive_thinking(model: str) -> bool:

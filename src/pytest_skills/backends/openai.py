@@ -9,6 +9,10 @@ up front decide what the first request sends, and when a server still answers 40
 ``unsupported_parameter``/``unsupported_value`` for one of them, the backend adapts
 once for the rest of the run and marks every answer it then gets (``extra["adapted"]``).
 The request, and so the cache key, keeps what the user asked for.
+
+What is sent and how an answer is read live in :mod:`.openai_wire`, shared with
+``backend.batches``, the Batch API (:mod:`.openai_batches`): None for a server named with
+``@base_url``, which may have none.
 """
 
 from __future__ import annotations
@@ -16,37 +20,27 @@ from __future__ import annotations
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pytest_skills.backends.base import (
     BackendError,
     BackendOptions,
-    MalformedBodyError,
     MissingCredentialsError,
     body_excerpt,
-    optional_text,
-    recorded_now,
     sdk_error,
-    shape,
-    split_reasoning,
-    token_count,
 )
+from pytest_skills.backends.batches import SdkSession
+from pytest_skills.backends.openai_batches import OpenAIBatches
 from pytest_skills.backends.openai_rules import (
     Adaptation,
     ParameterRules,
     adaptation_for,
     parameter_rules,
 )
-from pytest_skills.backends.tools import openai_messages, openai_tool_calls, openai_tools
+from pytest_skills.backends.openai_wire import PROVIDER, chat_body, completion_response
 from pytest_skills.backends.transport import http_client
-from pytest_skills.models import ModelSpec, Request, Response, Usage
+from pytest_skills.models import ModelSpec, Request, Response
 
-if TYPE_CHECKING:
-    from openai.types import CompletionUsage
-    from openai.types.chat import ChatCompletionMessage
-
-
-PROVIDER = "OpenAI"
 #: Local OpenAI-compatible servers ignore the key, but the SDK refuses to start without one.
 PLACEHOLDER_KEY = "not-needed"
 
@@ -84,6 +78,19 @@ class OpenAIBackend:
             max_retries=0,
             http_client=http_client(openai, options.timeout),
         )
+        # The Batch API is the official API's: a server named with @base_url (vLLM,
+        # llama-server, a proxy) may not have one.
+        self.batches: OpenAIBatches | None = None
+        if not spec.base_url:
+            session = SdkSession(
+                PROVIDER,
+                openai,
+                self._client,
+                options.timeout,
+                self._backend_error,
+                openai.OpenAIError,
+            )
+            self.batches = OpenAIBatches(session, self.batch_body)
 
     @property
     def adaptations(self) -> tuple[Adaptation, ...]:
@@ -95,6 +102,11 @@ class OpenAIBackend:
         """The parameters known up front for this model and server."""
         compatible = bool(self.spec.base_url)
         return parameter_rules(request.model, request.sampling.reasoning, compatible=compatible)
+
+    def batch_body(self, request: Request) -> dict[str, Any]:
+        """What :meth:`complete` would send now, for a batch: with the adaptations learned
+        this run (a batch cannot adapt to a 400)."""
+        return chat_body(self.spec, request, self.adaptations)
 
     def complete(self, request: Request) -> Response:
         if self._confirmed:
@@ -108,52 +120,27 @@ class OpenAIBackend:
 
     def _complete(self, request: Request) -> Response:
         openai = self._sdk
-        messages: Any = openai_messages(request)  # the SDK types each role apart
-        tools: dict[str, Any] = {"tools": openai_tools(request)} if request.tools else {}
-        rules = self.rules(request)
         started = time.perf_counter()
         while True:
             adapted = self.adaptations
-            params = rules.params(request, adapted)
+            body = chat_body(self.spec, request, adapted)
             try:
-                completion = self._client.chat.completions.create(
-                    model=request.model, messages=messages, **params, **tools
-                )
+                completion = self._client.chat.completions.create(**body)
                 break
             except openai.BadRequestError as error:
                 # A refused parameter is learned once, then the call is sent again.
-                if not self._adapt(error, params, adapted):
+                if not self._adapt(error, body, adapted):
                     raise self._backend_error(error) from None
             except openai.OpenAIError as error:
                 raise self._backend_error(error) from None
         latency = time.perf_counter() - started
-        try:
-            choice = _first_choice(completion, openai.types.chat.ChatCompletion)
-            text, reasoning = _answer_and_reasoning(choice.message)
-            usage = _usage(getattr(completion, "usage", None))
-        except MalformedBodyError as error:
-            raise BackendError(
-                f"{PROVIDER}: the response for {request.model} is not a chat completion: {error}"
-            ) from None
-        extra: dict[str, Any] = {}
-        refusal = getattr(choice.message, "refusal", None)
-        if isinstance(refusal, str) and refusal.strip():
-            # A refusal comes instead of the answer (content null): it is what the model
-            # said, so checks grade it; the entry keeps it apart as well.
-            extra["refusal"] = refusal
-            text = text or refusal
-        if adapted:
-            extra["adapted"] = "; ".join(a.note for a in adapted)
-        return Response(
-            text=text,
-            usage=usage,
-            latency_s=latency,
-            stop_reason=optional_text(choice, "finish_reason"),
-            reported_model=optional_text(completion, "model"),
-            recorded_at=recorded_now(),
+        extra = {"adapted": "; ".join(a.note for a in adapted)} if adapted else {}
+        return completion_response(
+            completion,
+            request.model,
+            kind=openai.types.chat.ChatCompletion,
+            latency=latency,
             extra=extra,
-            reasoning=reasoning,
-            tool_calls=openai_tool_calls(choice.message),
         )
 
     def _adapt(self, error: Any, sent: dict[str, Any], adapted: tuple[Adaptation, ...]) -> bool:
@@ -183,44 +170,6 @@ def _error_body(error: Any) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-def _first_choice(completion: Any, kind: type) -> Any:
-    """The first choice of a completion; MalformedBodyError names what is of the wrong shape
-    (the SDK builds its objects without checking)."""
-    if not isinstance(completion, kind):
-        raise MalformedBodyError(f"the body is {shape(completion)}, not a completion object")
-    choices = getattr(completion, "choices", None)
-    if not isinstance(choices, list):
-        raise MalformedBodyError(f"'choices' is {shape(choices)}, not a list")
-    if not choices:
-        raise MalformedBodyError("'choices' is empty")
-    message = getattr(choices[0], "message", None)
-    if message is None or isinstance(message, (str, int, float, list, dict)):
-        raise MalformedBodyError(f"'choices[0].message' is {shape(message)}, not an object")
-    content = getattr(message, "content", None)
-    if content is not None and not isinstance(content, str):
-        raise MalformedBodyError(f"'choices[0].message.content' is {shape(content)}, not a string")
-    return choices[0]
-
-
-def _answer_and_reasoning(message: ChatCompletionMessage) -> tuple[str, str | None]:
-    """The final answer, and the reasoning a compatible server returned beside it or inline.
-
-    llama-server and vLLM put it in ``reasoning_content`` (some servers in ``reasoning``),
-    fields the SDK keeps as extras; with their reasoning parser off it stays inline,
-    in ``<think>`` tags.
-    """
-    shown: list[str] = []
-    for name in ("reasoning_content", "reasoning"):
-        value = getattr(message, name, None)
-        if isinstance(value, str) and value.strip():
-            shown.append(value.strip())
-            break
-    text, inline = split_reasoning(message.content or "")
-    if inline:
-        shown.append(inline)
-    return text, "\n\n".join(shown) or None
-
-
 def _status_detail(error: Any) -> str:
     # The SDK has already unwrapped {"error": {...}} into error.body.
     body = error.body
@@ -228,29 +177,3 @@ def _status_detail(error: Any) -> str:
     if not isinstance(message, str) or not message:
         message = body_excerpt(body) or error.response.reason_phrase
     return message
-
-
-def _usage(usage: CompletionUsage | None) -> Usage:
-    """Map Chat Completions usage; absent on some compatible servers, hence zeros."""
-    if usage is None:
-        return Usage()
-    if isinstance(usage, (str, int, float, list, dict)):
-        raise MalformedBodyError(f"'usage' is {shape(usage)}, not an object")
-    details = getattr(usage, "prompt_tokens_details", None)
-    output_details = getattr(usage, "completion_tokens_details", None)
-    where, out_where = "usage.prompt_tokens_details", "usage.completion_tokens_details"
-    reasoning = (
-        token_count(output_details, "reasoning_tokens", out_where, 0) if output_details else 0
-    )
-    cached = token_count(details, "cached_tokens", where, 0) if details is not None else 0
-    # cache_write_tokens is recent (openai 3.x); older SDKs do not have the field.
-    written = token_count(details, "cache_write_tokens", where, 0) if details is not None else 0
-    # prompt_tokens counts every prompt token, cached or not; subtract so that
-    # input_tokens means uncached input, as it does for Anthropic.
-    return Usage(
-        input_tokens=max(token_count(usage, "prompt_tokens", "usage", 0) - cached - written, 0),
-        output_tokens=token_count(usage, "completion_tokens", "usage", 0),
-        cache_read_tokens=cached,
-        cache_write_tokens=written,
-        reasoning_tokens=reasoning,
-    )
