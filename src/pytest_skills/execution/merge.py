@@ -10,12 +10,13 @@ that holds the value of a secret variable, is refused and counted, never copied.
 
 An entry is copied as it was stored, byte for byte: when it was recorded and how long
 it took stay the shard's. A key this cache already holds is kept once when the answer
-is the same (text, usage, stop reason, reasoning, tool calls and extra facts; not when
-or how fast it was recorded), and when the answer differs this cache's answer is kept
-and the entry listed. Sources merge in the order given, so among sources that disagree
-the first one wins. Each source's entries are written in one transaction through the
-cache's own writer (:meth:`ResponseCache.put_texts`); closing it folds the write-ahead
-log into ``cache.db``, the file that gets committed. No pytest import here.
+is the same (text, token counts, stop reason, reasoning, tool calls and extra facts;
+not when or how fast it was recorded, nor what the provider's prompt cache held then),
+and when the answer differs this cache's answer is kept and the entry listed. Sources
+merge in the order given, so among sources that disagree the first one wins. Each
+source's entries are written in one transaction through the cache's own writer
+(:meth:`ResponseCache.put_texts`); closing it folds the write-ahead log into
+``cache.db``, the file that gets committed. No pytest import here.
 """
 
 from __future__ import annotations
@@ -203,6 +204,9 @@ def _merge_one(
     except (CacheError, SecretInEntryError) as error:
         raise MergeError(f"nothing was merged from {source}: {error}") from None
     held.update(added)
+    # Listed in a stable order, as the dump lists entries: not the order of the rows.
+    conflicts.sort(key=lambda c: (c.label, c.model, c.arm, c.key))
+    refused.sort(key=lambda r: r.key)
     return Merged(source, len(new), identical, tuple(conflicts), tuple(refused))
 
 
@@ -211,10 +215,15 @@ def _model(entry: Entry) -> str:
 
 
 def _answer(response: Response) -> tuple[Any, ...]:
-    """What makes two recordings the same answer: not when or how fast they were made."""
+    """What makes two recordings the same answer: not when or how fast they were made,
+    nor how the provider's prompt cache split the input between read, written and new
+    tokens (its state at the time, not the answer's); the input's total counts."""
+    usage = response.usage
     return (
         response.text,
-        response.usage,
+        usage.input_tokens + usage.cache_read_tokens + usage.cache_write_tokens,
+        usage.output_tokens,
+        usage.reasoning_tokens,
         response.stop_reason,
         response.reported_model,
         response.reasoning,
