@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -87,10 +88,9 @@ def test_the_dump_is_sorted_stable_and_shows_answers_as_text(tmp_path: Path) -> 
     assert forward == dump(tmp_path / "forward", secrets={}), "two dumps of one cache differ"
     assert forward == dump(tmp_path / "backward", secrets={}), "the dump follows insertion order"
 
-    headings = [(line, next_line) for line, next_line in zip(forward, forward[1:], strict=False)]
     order = [
         (line.removeprefix("=== "), following.split(" · ")[1:])
-        for line, following in headings
+        for line, following in itertools.pairwise(forward)
         if line.startswith("=== ")
     ]
     assert order == [
