@@ -106,9 +106,17 @@ def dump(path: Path, secrets: Mapping[str, str] | None = None) -> list[str]:
     for entry in readable:
         lines += ["", *_entry_lines(entry)]
     for item in detached:
-        lines += ["", f"=== entry {item.key[:12]}: not in this copy", one_line(item.reason)]
+        lines += [
+            "",
+            f"=== entry {one_line(item.key[:12])}: not in this copy",
+            one_line(item.reason),
+        ]
     for item in unreadable:
-        lines += ["", f"=== unreadable entry {item.key[:12]}", f"refused: {one_line(item.reason)}"]
+        lines += [
+            "",
+            f"=== unreadable entry {one_line(item.key[:12])}",
+            f"refused: {one_line(item.reason)}",
+        ]
     return [redact(line, secrets) for line in lines] if secrets else lines
 
 
@@ -178,7 +186,7 @@ def _entry_lines(entry: Entry) -> list[str]:
         one_line(heading),
         f"model: {one_line(model)} · arm: {one_line(entry.arm or '(not recorded)')} · trial: "
         f"{_value(entry.fields.get('trial'))}",
-        f"key: {entry.key[:12]} · {_fields(entry.fields)}",
+        f"key: {one_line(entry.key[:12])} · {_fields(entry.fields)}",
         "usage: "
         + " · ".join(
             f"{name.removesuffix('_tokens').replace('_', ' ')} {count}"

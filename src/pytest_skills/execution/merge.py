@@ -77,12 +77,15 @@ class Merged:
             f"conflicting (kept this cache's), {len(self.refused)} refused from {self.source}"
         ]
         for conflict in self.conflicts:
+            arm = conflict.arm or "(not recorded)"
             lines.append(
                 f"  conflicting: {one_line(conflict.label)} · {one_line(conflict.model)} · arm "
-                f"{one_line(conflict.arm or '(not recorded)')} (entry {conflict.key[:12]})"
+                f"{one_line(arm)} (entry {one_line(conflict.key[:12])})"
             )
         for refused in self.refused:
-            lines.append(f"  refused: entry {refused.key[:12]}: {one_line(refused.reason)}")
+            lines.append(
+                f"  refused: entry {one_line(refused.key[:12])}: {one_line(refused.reason)}"
+            )
         return lines
 
 
