@@ -20,6 +20,7 @@ from pytest_skills.execution.cache import ResponseCache
 from pytest_skills.execution.dump import dump
 from pytest_skills.execution.entries import decode, encode
 from pytest_skills.models import Request, Response, Usage
+from pytest_skills.models.requests import ToolCall
 from tests.conftest import HAIKU, output, write_skill
 from tests.loopback import Call, LoopbackServer, echo
 
@@ -246,3 +247,30 @@ def test_git_diff_with_the_textconv_setup_shows_the_changed_answer(
     # Without the textconv setup git calls it a binary change: this is what the setup adds.
     plain = git(repo, "-c", "diff.skill-cache.textconv=", "diff", "--no-textconv")
     assert "Binary files" in plain
+
+
+def test_reasoning_tool_calls_and_extra_facts_are_shown(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path, secrets={})
+    response = Response(
+        "done",
+        Usage(5, 9, reasoning_tokens=4),
+        reasoning="first I think\nthen I answer",
+        tool_calls=(ToolCall("call_1", "read_skill", '{"name": "demo"}'),),
+        extra={"gguf_sha256": "ab" * 32},
+    )
+    cache.put(
+        Request(provider="gguf", model="m.gguf", prompt="p"), response, "f::c", arm="on-demand"
+    )
+    cache.close()
+    lines = dump(tmp_path, secrets={})
+    at = lines.index("reasoning:")
+    assert lines[at : at + 5] == [
+        "reasoning:",
+        "  | first I think",
+        "  | then I answer",
+        "tool calls:",
+        '  | read_skill {"name": "demo"}  (id call_1)',
+    ]
+    assert f"extra: gguf_sha256={'ab' * 32}" in lines
+    assert "model: gguf:m.gguf · arm: on-demand · trial: 0" in lines
+    assert "usage: input 5 · output 9 · cache read 0 · cache write 0 · reasoning 4" in lines
