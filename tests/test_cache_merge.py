@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -30,6 +31,11 @@ def merge(pytester: pytest.Pytester, into: Path, *sources: Path) -> pytest.RunRe
     return pytester.runpytest(
         f"--skill-cache-dir={into}", "--skill-cache-merge", *map(str, sources)
     )
+
+
+def merge_here(pytester: pytest.Pytester, *sources: str) -> pytest.RunResult:
+    """A merge into the project's default cache directory."""
+    return pytester.runpytest("-p", "no:cacheprovider", "--skill-cache-merge", *sources)
 
 
 def failed_merge(pytester: pytest.Pytester, into: Path, *sources: Path) -> pytest.RunResult:
@@ -229,3 +235,30 @@ def test_a_destination_that_cannot_be_a_cache_is_a_clear_error(
     merging_itself = failed_merge(pytester, source, source)
     assert merging_itself.ret == 2
     merging_itself.stderr.fnmatch_lines(["*is this run's own cache directory*"])
+
+
+def test_sources_that_move_pytests_rootdir_never_merge_into_the_wrong_cache(
+    pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    pytester.makepyprojecttoml("[tool.pytest.ini_options]\n")
+    theirs = tmp_path / "theirs"
+    _record(theirs, {"a": "one"}, secrets={})
+    # Outside the project: pytest finds its rootdir from the source's path, not here.
+    outside = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--skill-cache-merge", theirs)
+    assert outside.ret == 2
+    project_cache = pytester.path.resolve() / ".skill-cache"
+    outside.stderr.fnmatch_lines(
+        [
+            f"pytest-skills: pytest took the directories to merge for test paths*"
+            f"--skill-cache-dir={project_cache} (or add --rootdir={pytester.path.resolve()})"
+        ]
+    )
+    # Where it would have gone: the rootdir pytest chose, above both directories.
+    assert not (tmp_path.parent / ".skill-cache").exists()
+    assert not (theirs / ".skill-cache").exists()
+
+    # Inside the project, pytest finds the project's configuration: the default cache.
+    shutil.copytree(theirs, pytester.path / "shards" / "one")
+    inside = merge_here(pytester, "shards/one")
+    assert inside.ret == 0, output(inside)
+    assert len(ResponseCache(project_cache).keys()) == 1
