@@ -31,6 +31,8 @@ def _flag(option: Option) -> str:
     value = option.metavar or "VALUE"
     if option.bare_value is not None:
         return f"`{option.flag}[={value}]`"
+    if option.nargs == "+":
+        return f"`{option.flag} {value} [{value} ...]`"
     return f"`{option.flag}={value}`"
 
 
@@ -59,7 +61,7 @@ def test_every_option_is_in_the_table_once() -> None:
     for option in OPTIONS:
         named = option.flag or option.ini
         assert named is not None
-        assert len(re.findall(f"`{re.escape(named)}[`=\\[]", text)) == 1, named
+        assert len(re.findall(f"`{re.escape(named)}[`=\\[ ]", text)) == 1, named
 
 
 def rewrite() -> None:

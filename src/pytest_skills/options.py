@@ -59,6 +59,8 @@ class Option:
     project_path: bool = False
     #: The value of a flag given without one (its value is then optional: ``[DIR]``).
     bare_value: str | None = None
+    #: How many values the flag takes, as argparse says it (``"+"``: one or more).
+    nargs: str | None = None
 
     @property
     def dest(self) -> str:
@@ -480,6 +482,27 @@ OPTIONS: tuple[Option, ...] = (
         metavar="DIR",
         bare_value=".",
         no_ini="an action that writes a file and exits, not a setting of runs",
+    ),
+    Option(
+        "skill_cache_dump",
+        "print every entry of the response cache at DIR (default: the run's --skill-cache-dir; "
+        "a cache.db file works too) as stable text, sorted by skill, case, model, arm and "
+        "trial, answers as text, then exit (git textconv: python -m "
+        "pytest_skills.execution.dump)",
+        flag="--skill-cache-dump",
+        metavar="DIR",
+        bare_value="",
+        no_ini="an action that prints a cache and exits, not a setting of runs",
+    ),
+    Option(
+        "skill_cache_merge",
+        "merge the entries of other cache directories into this run's --skill-cache-dir, "
+        "checking each like a committed cache; identical entries are kept once, conflicting "
+        "answers keep this cache's and are listed; then exit without running tests",
+        flag="--skill-cache-merge",
+        metavar="DIR",
+        nargs="+",
+        no_ini="an action that merges caches and exits, not a setting of runs",
     ),
 )
 

@@ -99,6 +99,14 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         from pytest_skills.init_file import init_command
 
         return init_command(config)
+    if config.option.skill_cache_dump is not None:
+        from pytest_skills.cache_commands import dump_command
+
+        return dump_command(config)
+    if config.option.skill_cache_merge:
+        from pytest_skills.cache_commands import merge_command
+
+        return merge_command(config)
     if config.option.skill_models_list:
         from pytest_skills.settings import models_list
 

@@ -168,6 +168,8 @@ def add_options(parser: pytest.Parser) -> None:
                 kwargs.update(default=None, metavar=option.metavar)
                 if option.bare_value is not None:
                     kwargs.update(nargs="?", const=option.bare_value)
+                if option.nargs is not None:
+                    kwargs["nargs"] = option.nargs
                 if option.choices:
                     kwargs["choices"] = option.choices
             group.addoption(option.flag, **kwargs)

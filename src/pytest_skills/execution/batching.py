@@ -173,7 +173,9 @@ class BatchPhase:
                 item.response, extra={**item.response.extra, "batch": record.batch_id}
             )
             try:
-                self.cache.put_entry(item.custom_id, pending.fields, response, pending.label)
+                self.cache.put_entry(
+                    item.custom_id, pending.fields, response, pending.label, pending.arm
+                )
             except CacheError as error:
                 if call is not None:
                     result.held.append((call, Outcome(error=str(error), batch=record.batch_id)))

@@ -250,22 +250,23 @@ class ResponseCache:
         except (UnreadableValueError, ValueError) as error:
             raise UnreadableEntryError(self.directory, key, str(error)) from None
 
-    def put(self, request: Request, response: Response, label: str) -> None:
-        """Record ``response`` as a replay will read it (see :func:`~.entries.encode`).
+    def put(self, request: Request, response: Response, label: str, arm: str = "") -> None:
+        """Record ``response`` as a replay will read it (see :func:`~.entries.encode`);
+        ``arm`` names the arm that asked, for readers of the cache (never the key).
 
         SecretInEntryError or CacheError say why it was not recorded. When recording stops
         (a read-only directory, a full disk), the first answer's CacheError says so
         and later answers are only counted: one warning, not one per answer.
         """
-        self.put_entry(request.key, fingerprint(request), response, label)
+        self.put_entry(request.key, fingerprint(request), response, label, arm)
 
     def put_entry(
-        self, key: str, fields: Mapping[str, Any], response: Response, label: str
+        self, key: str, fields: Mapping[str, Any], response: Response, label: str, arm: str = ""
     ) -> None:
         """:meth:`put` for a request known by its key and fields: the answers of a
         provider batch, collected by a run that may not have planned them."""
         try:
-            payload = encode(label, fields, normalised(response))
+            payload = encode(label, fields, normalised(response), arm)
         except EntryRefusedError as refused:
             raise CacheError(str(refused)) from None
         leaked = find_secret(payload, self.secrets)
@@ -289,6 +290,29 @@ class ResponseCache:
                 raise CacheError(
                     f"not cached: {stop}; the skills summary counts the answers not recorded"
                 ) from None
+
+    def put_texts(self, items: Iterable[tuple[str, str]]) -> int:
+        """Write entries already in their stored form (``--skill-cache-merge``), all in
+        one transaction: a merge stopped half-way leaves none of them. Each must be one
+        :func:`decode` reads and hold no secret; CacheError says why not. How many."""
+        checked = []
+        for key, text in items:
+            try:
+                decode(key, text)
+            except ValueError as error:
+                raise CacheError(f"not cached: entry {key[:12]} is unreadable: {error}") from None
+            leaked = find_secret(text, self.secrets)
+            if leaked:
+                raise SecretInEntryError(leaked)
+            checked.append((key, text))
+        if not checked:
+            return 0
+        with self._guard("write"), self._write_lock:
+            store = self._writing()
+            with store.transact():
+                for key, text in checked:
+                    store.set(key, text)
+        return len(checked)
 
     def entries(self, skip: Container[str] = ()) -> Iterator[Entry]:
         """Every readable entry, except those whose key is in ``skip`` (never decoded)."""

@@ -59,6 +59,9 @@ class Entry:
     label: str
     fields: Mapping[str, Any]
     response: Response
+    #: The arm that recorded it (``skill``, ``baseline``, ...); "" in entries recorded
+    #: before arms were kept, and never part of the key: any arm may replay the answer.
+    arm: str = ""
 
 
 # --- writing -------------------------------------------------------------------------
@@ -90,14 +93,16 @@ def normalised(response: Response) -> Response:
     return fixed
 
 
-def encode(label: str, fields: Mapping[str, Any], response: Response) -> str:
-    """The entry's text; EntryRefusedError when the reader would refuse it."""
+def encode(label: str, fields: Mapping[str, Any], response: Response, arm: str = "") -> str:
+    """The entry's text; EntryRefusedError when the reader would refuse it.
+
+    ``arm`` is written only when given: entries without one stay byte for byte as
+    they were recorded before it existed."""
+    data: dict[str, Any] = {"label": label, "fields": dict(fields), "response": response.to_json()}
+    if arm:
+        data["arm"] = arm
     try:
-        payload = json.dumps(
-            {"label": label, "fields": dict(fields), "response": response.to_json()},
-            sort_keys=True,
-            allow_nan=False,
-        )
+        payload = json.dumps(data, sort_keys=True, allow_nan=False)
     except (TypeError, ValueError) as error:
         raise EntryRefusedError(f"not cached: the entry is not plain JSON ({error})") from None
     if len(payload) > MAX_ENTRY_BYTES:
@@ -199,7 +204,10 @@ def decode(key: str, text: str) -> Entry:
     for name, value in fields.items():
         if not isinstance(value, _SCALARS):
             raise ValueError(f"its fields.{name} is a {type(value).__name__}, not a value")
-    return Entry(key, label, fields, _response(response))
+    arm = data.get("arm", "")
+    if not isinstance(arm, str):
+        raise ValueError("its 'arm' is not a string")
+    return Entry(key, label, fields, _response(response), clean_text(arm))
 
 
 def _response(data: Any) -> Response:

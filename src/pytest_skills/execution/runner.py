@@ -372,7 +372,7 @@ class Runner:
         warnings: tuple[str, ...] = ()
         if self.cache is not None:
             try:
-                self.cache.put(call.request, response, call.label)
+                self.cache.put(call.request, response, call.label, arm=call.arm)
             except (SecretInEntryError, CacheError) as error:
                 warnings = (str(error),)
             except BaseException as error:  # e.g. a backend's extra that is not JSON
