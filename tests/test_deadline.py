@@ -159,6 +159,16 @@ OPENAI_BODIES = [
         json.dumps({"choices": [{"message": {"content": "a"}}], "usage": {"prompt_tokens": "1"}}),
         "'usage.prompt_tokens' is the string '1', not a token count",
     ),
+    (
+        json.dumps({"choices": [{"message": {"content": "a", "tool_calls": "x"}}]}),
+        "'tool_calls' is the string 'x', not a list",
+    ),
+    (
+        json.dumps(
+            {"choices": [{"message": {"content": "a", "tool_calls": [{"id": "c", "function": 3}]}}]}
+        ),
+        "'tool_calls[0].function' is a number",
+    ),
 ]
 
 

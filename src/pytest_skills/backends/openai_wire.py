@@ -54,6 +54,7 @@ def completion_response(
         choice = _first_choice(completion, kind)
         text, reasoning = _answer_and_reasoning(choice.message)
         usage = _usage(getattr(completion, "usage", None))
+        tool_calls = openai_tool_calls(choice.message)
     except MalformedBodyError as error:
         raise BackendError(
             f"{PROVIDER}: the response for {model} is not a chat completion: {error}"
@@ -75,7 +76,7 @@ def completion_response(
         recorded_at=recorded_now(),
         extra=noted,
         reasoning=reasoning,
-        tool_calls=openai_tool_calls(choice.message),
+        tool_calls=tool_calls,
     )
 
 

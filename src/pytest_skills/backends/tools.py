@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from pytest_skills.backends.base import sendable
+from pytest_skills.backends.base import MalformedBodyError, sendable, shape
 from pytest_skills.models import Request, ToolCall, TurnRole
 
 
@@ -114,12 +114,25 @@ def openai_tools(request: Request) -> list[dict[str, Any]]:
 
 
 def openai_tool_calls(message: Any) -> tuple[ToolCall, ...]:
+    """The function calls of a message; MalformedBodyError names a part of the wrong shape
+    (the SDK builds its objects from the body without checking them)."""
+    listed = getattr(message, "tool_calls", None) or ()
+    if not isinstance(listed, (list, tuple)):
+        raise MalformedBodyError(f"'tool_calls' is {shape(listed)}, not a list")
     calls = []
-    for call in getattr(message, "tool_calls", None) or ():
+    for index, call in enumerate(listed):
         function = getattr(call, "function", None)
         if function is None:  # a custom (non-function) tool call: none are offered
             continue
+        if isinstance(function, (str, int, float, list, dict)):
+            raise MalformedBodyError(
+                f"'tool_calls[{index}].function' is {shape(function)}, not an object"
+            )
         calls.append(
-            ToolCall(str(call.id), str(function.name or ""), str(function.arguments or ""))
+            ToolCall(
+                str(getattr(call, "id", "") or ""),
+                str(getattr(function, "name", "") or ""),
+                str(getattr(function, "arguments", "") or ""),
+            )
         )
     return tuple(calls)
