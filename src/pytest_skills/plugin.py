@@ -268,8 +268,10 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
         run.sequential_sent = is_xdist_worker(item.config)
         if run.sequential_sent:
             report.user_properties.append((SEQUENTIAL_PROPERTY, run.sequential))
-    notes = item.stash.get(BATCH_NOTES_KEY, ()) if report.when == "call" else ()
+    # A batch's skip is decided before setup: its notes go on the first report made.
+    notes = item.stash.get(BATCH_NOTES_KEY, ())
     if notes:
+        del item.stash[BATCH_NOTES_KEY]
         from pytest_skills.report.batches import BATCH_PROPERTY
 
         report.user_properties.append((BATCH_PROPERTY, [note.to_json() for note in notes]))

@@ -17,7 +17,7 @@ Each step's work is done by the module that owns it; this class only keeps the o
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -179,14 +179,15 @@ class SkillSession:
         if self.settings.trials_max is not None:
             self._take_trials(items)
         if self.settings.batch:
-            self._batch([call for item in items for call in plan(item)])
+            self._batch(items, plan)
         if not is_xdist_worker(self.config):
             self._window = self.calls.window(items, plan, followups)
 
-    def _batch(self, calls: Sequence[Call]) -> None:
-        """``--skill-batch``: collect ended batches, send what is left as new ones. Every
-        xdist worker plans every item and does this under the ledger's lock, so the
-        first sends and the others find the batch it sent."""
+    def _batch(self, items: Sequence[Hashable], plan: Callable[[Hashable], Sequence[Call]]) -> None:
+        """``--skill-batch``: collect ended batches, send what is left as new ones, and
+        skip the items whose answers are still out. Every xdist worker plans every item
+        and does this under the ledger's lock, so the first sends and the others find
+        the batch it sent."""
         from pytest_skills.execution.batch_ledger import Ledger
         from pytest_skills.execution.batching import BatchPhase
 
@@ -205,7 +206,27 @@ class SkillSession:
             wait=self.settings.batch_wait,
             poll=self.settings.batch_poll,
         )
-        runner.hold(phase.run(still_missing(calls)).held)
+        held = phase.run(still_missing([call for item in items for call in plan(item)])).held
+        runner.hold(held)
+        waiting = {call.request.key: o for call, o in held if o.kind and o.kind.batched}
+        for item in items:
+            self._skip_if_waiting(item, plan(item), waiting)
+
+    @staticmethod
+    def _skip_if_waiting(item: Any, calls: Sequence[Call], waiting: Mapping[str, Any]) -> None:
+        """Skip ``item``, at its own location, when a batch holds (or lost) an answer of
+        it, with a note per such call for the summary."""
+        from pytest_skills.report.batches import BatchNote
+        from pytest_skills.stash import BATCH_NOTES_KEY
+
+        outcomes = [waiting[call.request.key] for call in calls if call.request.key in waiting]
+        if not outcomes or not isinstance(item, pytest.Item):
+            return
+        model = calls[0].spec.name
+        item.stash[BATCH_NOTES_KEY] = tuple(
+            BatchNote(o.batch or "", model, o.kind, o.error or "") for o in outcomes
+        )
+        item.add_marker(pytest.mark.skip(reason=outcomes[0].error or "waiting for a batch"))
 
     def _batch_client(self, spec: ModelSpec) -> BatchClient | None:
         from pytest_skills.backends.batches import BatchClient
@@ -404,21 +425,19 @@ class WorkerRecords:
         self.run = run
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if (
-            report.when == "call"
-            and report.user_properties
-            and is_xdist_controller(self.run.config)
-        ):
-            from pytest_skills.report.batches import BATCH_PROPERTY, notes_from_property
-            from pytest_skills.report.records import from_properties
+        if not report.user_properties or not is_xdist_controller(self.run.config):
+            return
+        from pytest_skills.report.batches import BATCH_PROPERTY, notes_from_property
+        from pytest_skills.report.records import from_properties
 
+        if report.when == "call":
             record = from_properties(report.user_properties)
             if record is not None:
                 self.run.keep(record)
-            for name, value in report.user_properties:
-                if name == BATCH_PROPERTY:
-                    self.run.batch_notes.extend(notes_from_property(value))
-                elif name == SEQUENTIAL_PROPERTY and isinstance(value, list):
-                    # Every worker took the same rounds: the first to say so is heard.
-                    texts = [str(text) for text in value]
-                    self.run.sequential = self.run.sequential or texts
+        for name, value in report.user_properties:
+            if name == BATCH_PROPERTY:  # on the setup report of an item a batch skips
+                self.run.batch_notes.extend(notes_from_property(value))
+            elif name == SEQUENTIAL_PROPERTY and isinstance(value, list):
+                # Every worker took the same rounds: the first to say so is heard.
+                texts = [str(text) for text in value]
+                self.run.sequential = self.run.sequential or texts

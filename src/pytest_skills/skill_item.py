@@ -28,7 +28,7 @@ from pytest_skills.formats import (
 from pytest_skills.models import ErrorKind, ModelSpec, Sampling, Tool, request_for
 from pytest_skills.report.records import GRADED_BY_CHECK, ItemRecord, call_result
 from pytest_skills.settings import Settings
-from pytest_skills.stash import BATCH_NOTES_KEY, RECORD_KEY
+from pytest_skills.stash import RECORD_KEY
 
 
 def planned_calls(
@@ -267,9 +267,6 @@ class SkillItem(pytest.Item):
             else:
                 outcomes.append(asked.ask(call))
         self.trajectories = agents
-        held = [o for o in outcomes if o.kind is not None and o.kind.batched and o.batch]
-        if held:
-            self._skip_for_batch(held)
         # The judge grades every answer of the item at once, not one after the other.
         asked.submit(self._gradings(outcomes))
         graded = [
@@ -290,19 +287,6 @@ class SkillItem(pytest.Item):
             # The failure repr shows the answer; a report section would print it twice.
             baseline = [g for g in graded if g.condition == "baseline"]
             raise SkillCheckFailedError(with_skill, needed, baseline)
-
-    def _skip_for_batch(self, held: list[Outcome]) -> None:
-        """Answers a provider batch has yet to give (or did not): nothing to grade yet."""
-        from pytest_skills.report.batches import BatchNote
-
-        assert self.spec is not None
-        self.stash[BATCH_NOTES_KEY] = tuple(
-            BatchNote(
-                o.batch or "", self.spec.name, o.kind or ErrorKind.BATCH_PENDING, o.error or ""
-            )
-            for o in held
-        )
-        pytest.skip(held[0].error or "waiting for a provider batch")
 
     def _grade(self, condition: str, call: Call, outcome: Outcome) -> _Graded:
         for warning in outcome.warnings:

@@ -185,6 +185,7 @@ class BatchPhase:
         if call is not None:
             word = item.state.value
             reason = item.error or f"{word} by the provider"
+            reason = reason.removeprefix(f"{word}: ")  # "expired in batch ...: expired: ..."
             result.held.append(
                 (
                     call,
