@@ -231,3 +231,86 @@ def test_a_ledger_file_that_is_not_ours_is_named_and_left_alone(
     result.assert_outcomes(skipped=4)
     result.stdout.fnmatch_lines([f"*{planted}: not a batch pytest-skills sent (*); it is left*"])
     assert planted.exists() and provider_env.batch_submissions == 1
+
+
+def run_batch_like_vllm(server: LoopbackServer, source: Path, target: Path) -> None:
+    """What ``vllm.entrypoints.openai.run_batch`` does with a batch file: each line's body
+    sent to the server's Chat Completions endpoint, each answer written as an output line."""
+    import urllib.request
+
+    out = []
+    for number, line in enumerate(source.read_text().splitlines()):
+        request = json.loads(line)
+        assert request["method"] == "POST" and request["url"] == "/v1/chat/completions"
+        sent = urllib.request.Request(
+            f"{server.openai_url}/chat/completions",
+            data=json.dumps(request["body"]).encode(),
+            headers={"content-type": "application/json", "authorization": "Bearer none"},
+        )
+        with urllib.request.urlopen(sent) as reply:
+            body = json.loads(reply.read())
+        out.append(
+            {
+                "id": f"vllm-{number}",
+                "custom_id": request["custom_id"],
+                "response": {"status_code": 200, "request_id": f"r{number}", "body": body},
+                "error": None,
+            }
+        )
+    target.write_text("".join(json.dumps(line) + "\n" for line in out))
+
+
+def test_a_batch_file_for_vllm_round_trips_into_the_cache(
+    pytester: pytest.Pytester,
+    provider_env: LoopbackServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    write_skill(pytester.path, cases_yaml=CASES)
+    cache, files = tmp_path / "cache", tmp_path / "files"
+    compatible = f"openai:qwen3@{provider_env.openai_url}"
+    exported = run(pytester, cache, f"--skill-batch-export={files}", models=(compatible,))
+    assert exported.ret == 0 and provider_env.calls == []
+    (batch_file,) = files.glob("*.jsonl")
+    assert len(batch_file.read_text().splitlines()) == 8
+    exported.stdout.fnmatch_lines([f"skills: wrote 8 calls of {compatible} to {batch_file}*"])
+
+    output = tmp_path / "qwen3.out.jsonl"
+    run_batch_like_vllm(provider_env, batch_file, output)
+    with output.open("a") as lines:  # a result for no exported request, and a broken line
+        lines.write('{"custom_id": "' + "0" * 64 + '", "response": {"status_code": 200}}\n')
+        lines.write("not json\n")
+    imported = run(pytester, cache, f"--skill-batch-import={output}", models=(compatible,))
+    assert imported.ret == 0
+    imported.stdout.fnmatch_lines(
+        [
+            f"skills: recorded 8 answers of {compatible} from {output}",
+            "skills: 1 result line(s) could not be read (first: line 10 of * is not JSON)",
+            "skills: 1 result(s) answer no exported request: left out",
+        ]
+    )
+    assert ledger_files(cache) == []
+
+    # The suite now replays in CI from what the file answered.
+    monkeypatch.setenv("CI", "true")
+    calls = len(provider_env.calls)
+    replay = run(pytester, cache, models=(compatible,))
+    replay.assert_outcomes(passed=4)
+    assert len(provider_env.calls) == calls
+
+
+def test_importing_without_an_export_says_what_to_do(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    output = tmp_path / "out.jsonl"
+    output.write_text("")
+    # In a process of its own: pytester's in-process runs cannot report an exit status
+    # given before the session is configured.
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--skill-cache-dir={tmp_path / 'cache'}",
+        f"--skill-batch-import={output}",
+    )  # fmt: skip
+    assert result.ret == 2
+    result.stderr.fnmatch_lines(
+        ["pytest-skills: no exported batch is listed in *--skill-batch-export DIR first*"]
+    )

@@ -95,3 +95,37 @@ def merge_command(config: pytest.Config) -> int:
             print(f"skills: {redact(line, secrets)}")
     print(f"skills: merged into the response cache at {destination}")
     return 0
+
+
+def batch_import_command(config: pytest.Config) -> int:
+    """Record the answers of batch output files (vLLM's run-batch) in the run's cache."""
+    from pytest_skills.execution.batch_files import BatchFileError, import_output
+    from pytest_skills.execution.batch_ledger import Ledger
+    from pytest_skills.execution.cache import CacheError, ResponseCache
+    from pytest_skills.execution.secrets import redact, secret_values
+
+    moved = moved_rootdir(config)
+    if moved is not None:
+        print(f"pytest-skills: {moved}", file=sys.stderr)
+        return FAILED
+    directory = _cache_dir(config)
+    secrets = secret_values()
+    cache = ResponseCache(directory, secrets=secrets)
+    status = 0
+    try:
+        for given in config.option.skill_batch_import:
+            try:
+                lines = import_output(_given(config, given), Ledger(directory), cache)
+            except BatchFileError as error:
+                print(f"pytest-skills: {redact(str(error), secrets)}", file=sys.stderr)
+                status = FAILED
+                continue
+            for line in lines:
+                print(f"skills: {redact(line, secrets)}")
+    finally:
+        try:
+            cache.close()
+        except CacheError as error:
+            print(f"pytest-skills: {error}", file=sys.stderr)
+            status = FAILED
+    return status

@@ -99,6 +99,10 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
         from pytest_skills.init_file import init_command
 
         return init_command(config)
+    if config.option.skill_batch_import:
+        from pytest_skills.cache_commands import batch_import_command
+
+        return batch_import_command(config)
     if config.option.skill_cache_dump is not None:
         from pytest_skills.cache_commands import dump_command
 
@@ -229,6 +233,8 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     skill_items = [item for item in session.items if getattr(item, "planned", None) is not None]
     if not skill_items and not settings.plan:
         return None  # nothing to plan: fixture tests ask as they run
+    if session.config.option.skill_batch_export is not None:
+        return run.export_batches(skill_items)
     if settings.plan:
         reporter = session.config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None:

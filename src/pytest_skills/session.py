@@ -268,6 +268,25 @@ class SkillSession:
         self._plans = plan_models(cases, self.settings.trials, self.calls.finished)
         return [line for plan in self._plans for line in plan.lines()]
 
+    def export_batches(self, items: Sequence[Any]) -> bool:
+        """``--skill-batch-export DIR``: the calls the cache cannot answer, written as
+        batch files for vLLM's run-batch; nothing runs."""
+        from pytest_skills.execution.batch_files import BatchFileError, export
+        from pytest_skills.execution.batch_ledger import Ledger
+
+        calls = [call for item in items for call in item.planned]
+        runner = self.calls.runner
+        runner.replay(calls)
+        missing = [call for call in calls if runner.finished(call) is None]
+        directory = self.config.invocation_params.dir / self.config.option.skill_batch_export
+        try:
+            lines = export(missing, directory, Ledger(self.settings.cache_dir))
+        except BatchFileError as error:
+            raise pytest.UsageError(f"pytest-skills: {error}") from None
+        for line in lines:
+            self.announce(line)
+        return True
+
     def refuse_over_budget(self, items: Sequence[Any]) -> str | None:
         """Why the live run must not start (``--skill-max-cost``), or None."""
         from pytest_skills.planning import over_budget

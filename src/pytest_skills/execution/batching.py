@@ -85,6 +85,8 @@ class BatchPhase:
                 self.announce(problem)
             waiting: list[tuple[BatchRecord, BatchClient]] = []
             for record in records:
+                if record.via != "api":
+                    continue  # a file for vLLM's run-batch: --skill-batch-import reads it
                 client = clients.get(record.model)
                 if client is None:
                     continue  # another model's batch: the run that uses it collects it
