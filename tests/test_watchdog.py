@@ -65,10 +65,10 @@ class FaultyCache(ResponseCache):
             raise self.fault
         return super().get(request)
 
-    def put(self, request: Request, response: Response, label: str) -> None:
+    def put(self, request: Request, response: Response, label: str, arm: str = "") -> None:
         if self.where == "put":
             raise self.fault
-        super().put(request, response, label)
+        super().put(request, response, label, arm)
 
     def explain_miss(self, request: Request, label: str) -> str:
         if self.where == "explain_miss":
