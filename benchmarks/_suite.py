@@ -80,3 +80,14 @@ def measured_pytest(
         if result.returncode != 0:
             raise SystemExit(f"pytest {' '.join(args)} failed (exit status {result.returncode})")
         return elapsed, int(Path(peak.name).read_text()) / 1024
+
+
+def bytecode_note() -> str | None:
+    """A line to print when Python writes no bytecode: every run then compiles every
+    module again, and pytest rewrites the plugin's, which start-up figures include."""
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        return (
+            "  note: PYTHONDONTWRITEBYTECODE is set: modules are compiled on every run "
+            "(unset it for the figures users see)"
+        )
+    return None

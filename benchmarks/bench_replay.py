@@ -13,7 +13,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _suite import timed_pytest, write_suite
+from _suite import bytecode_note, timed_pytest, write_suite
 
 from tests.loopback import LoopbackServer
 
@@ -56,6 +56,9 @@ def main() -> None:
     print(f"  plain parametrised tests:  {plain_s:6.2f} s")
     print(f"  replayed skill items:      {replay_s:6.2f} s  ({ITEMS * 2} cached answers)")
     print(f"  ratio:                     {replay_s / plain_s:6.2f}x  (goal <= 1.5x)")
+    note = bytecode_note()
+    if note:
+        print(note)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from _suite import timed_pytest
+from _suite import bytecode_note, timed_pytest
 
 REPEATS = 9
 TRIVIAL = "def test_nothing():\n    assert True\n"
@@ -33,6 +33,9 @@ def main() -> None:
     print(f"  with pytest-skills     {plugin:.3f} s")
     print(f"  with -p no:skills      {bare:.3f} s")
     print(f"  added by the plugin    {plugin - bare:+.3f} s ({plugin / bare:.2f}x)")
+    note = bytecode_note()
+    if note:
+        print(note)
 
 
 if __name__ == "__main__":
