@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -81,6 +82,8 @@ class Grading:
 
 
 SEE_SUMMARY = "(the skills summary says how to fix it)"
+#: The trajectories of an item that ran no agent loop: one shared, read-only mapping.
+NO_AGENTS: Mapping[int, AgentAnswer] = MappingProxyType({})
 
 
 def short_error(message: str, kind: ErrorKind) -> str:
@@ -151,6 +154,9 @@ class SkillItem(pytest.Item):
         self.tools: tuple[Tool, ...] = (
             self.context.arm_prompts.catalog(suite).tools if on_demand else ()
         )
+        #: The on-demand arm's agent loops by call index, once run. Set here, not first
+        #: in runtest: an attribute added later gives every item a dict of its own.
+        self.trajectories: Mapping[int, AgentAnswer] = NO_AGENTS
         # A skipped item asks nothing: its calls would be paid for and never graded.
         self.calls: tuple[tuple[str, Call], ...] = (
             planned_calls(
@@ -266,7 +272,8 @@ class SkillItem(pytest.Item):
                 outcomes.append(agents[index].outcome)
             else:
                 outcomes.append(asked.ask(call))
-        self.trajectories = agents
+        if agents:
+            self.trajectories = agents
         # The judge grades every answer of the item at once, not one after the other.
         asked.submit(self._gradings(outcomes))
         graded = [
@@ -336,7 +343,7 @@ class SkillItem(pytest.Item):
         )
 
     def _agent_fields(self, index: int) -> dict[str, Any]:
-        agent = getattr(self, "trajectories", {}).get(index)
+        agent = self.trajectories.get(index)
         if agent is None:
             return {}
         return {
@@ -347,7 +354,7 @@ class SkillItem(pytest.Item):
     def _steps(self) -> list[str]:
         """The on-demand arm's trajectories, for the failure text."""
         lines = []
-        for index, agent in sorted(getattr(self, "trajectories", {}).items()):
+        for index, agent in sorted(self.trajectories.items()):
             trial = self.planned[index].request.trial
             lines.append(f"{'-' * 20} on-demand steps (trial {trial}) {'-' * 20}")
             lines += [f"  {line}" for line in agent.trajectory.lines()]
@@ -355,7 +362,7 @@ class SkillItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> Any:
         error = excinfo.value
-        if isinstance(error, SkillCallFailedError) and getattr(self, "trajectories", None):
+        if isinstance(error, SkillCallFailedError) and self.trajectories:
             text = f"{self.spec.name if self.spec else ''}: {error.message}"
             return self.context.redact("\n".join([text, *self._steps()]))
         if isinstance(error, SkillCallFailedError):
