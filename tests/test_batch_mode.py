@@ -314,3 +314,23 @@ def test_importing_without_an_export_says_what_to_do(
     result.stderr.fnmatch_lines(
         ["pytest-skills: no exported batch is listed in *--skill-batch-export DIR first*"]
     )
+
+
+def test_a_prune_while_items_wait_for_a_batch_removes_none_of_their_answers(
+    pytester: pytest.Pytester, provider_env: LoopbackServer, tmp_path: Path
+) -> None:
+    from pytest_skills.execution.cache import ResponseCache
+
+    cache = tmp_path / "cache"
+    write_skill(pytester.path, cases_yaml=CASES)
+    run(pytester, cache).assert_outcomes(passed=4)  # 8 answers recorded live
+    five = CASES + "      - {id: five, input: fifth question, expect: {contains: echo}}\n"
+    write_skill(pytester.path, cases_yaml=five)
+    run(pytester, cache, "--skill-arms=skill", "-k", "five").assert_outcomes(passed=1)
+    # Case five's baseline answer goes to a batch; its skill answer is recorded.
+    waiting = run(pytester, cache, "--skill-batch", "--skill-cache-prune")
+    waiting.assert_outcomes(passed=4, skipped=1)
+    waiting.stdout.fnmatch_lines(["*removed nothing*items waiting for a batch*"])
+    store = ResponseCache(cache, read_only=True)
+    assert len(store.keys()) == 9, "case five's recorded answer is kept"
+    store.close()

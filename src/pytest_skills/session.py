@@ -347,6 +347,8 @@ class SkillSession:
                 getattr(option, "maxfail", 0),
                 session.shouldstop,
                 session.shouldfail,
+                # Items a batch holds ran nothing: their recorded answers are not unused.
+                self.batch_notes,
             )
         )
         return bool(self.records) and not narrowed and self.settings.cache_mode != "off"
@@ -411,7 +413,8 @@ class SkillSession:
         if self.settings.cache_prune and narrowed:
             lines.append(
                 "skills: --skill-cache-prune removed nothing: it needs a run of the whole "
-                "suite (this one was narrowed by -k, -m, --lf, deselection, -x or a stop)"
+                "suite (this one was narrowed by -k, -m, --lf, deselection, -x, a stop or "
+                "items waiting for a batch)"
             )
         if self.unused_keys:
             verb = "removed" if self.settings.cache_prune else "unused by this run"
