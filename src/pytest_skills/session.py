@@ -206,7 +206,7 @@ class SkillSession:
             wait=self.settings.batch_wait,
             poll=self.settings.batch_poll,
         )
-        held = phase.run(still_missing([call for item in items for call in plan(item)])).held
+        held = phase.run(still_missing([call for item in items for call in plan(item)]))
         runner.hold(held)
         waiting = {call.request.key: o for call, o in held if o.kind and o.kind.batched}
         for item in items:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 from pytest_skills.backends.base import BackendError
 from pytest_skills.backends.batches import BatchClient, BatchItem, BatchStatus, ItemState
@@ -35,12 +34,8 @@ from pytest_skills.models import ErrorKind, ModelSpec
 ClientFor = Callable[[ModelSpec], "BatchClient | None"]
 
 
-@dataclass
-class BatchPhaseResult:
-    #: Calls whose answers are not here yet, with the outcome that says why.
-    held: list[tuple[Call, Outcome]] = field(default_factory=list)
-    #: Answers recorded from ended batches.
-    collected: int = 0
+#: Calls whose answers are not here yet, each with the outcome that says why.
+Held = list[tuple[Call, Outcome]]
 
 
 class BatchPhase:
@@ -67,8 +62,8 @@ class BatchPhase:
         #: Batches collected by this run (they have left the ledger).
         self._ended: set[str] = set()
 
-    def run(self, calls: Sequence[Call]) -> BatchPhaseResult:
-        result = BatchPhaseResult()
+    def run(self, calls: Sequence[Call]) -> Held:
+        held: Held = []
         batchable = [call for call in _unique(calls) if not call.request.tools]
         clients = {}
         for call in batchable:
@@ -76,7 +71,7 @@ class BatchPhase:
                 clients[call.spec.resolved] = self.client_for(call.spec)
         batchable = [call for call in batchable if clients[call.spec.resolved] is not None]
         if not batchable:
-            return result
+            return held
         with self.ledger.locked():
             # Under the lock, again: another worker may have collected them meanwhile.
             missing = {call.request.key: call for call in self.still_missing(batchable)}
@@ -90,22 +85,22 @@ class BatchPhase:
                 client = clients.get(record.model)
                 if client is None:
                     continue  # another model's batch: the run that uses it collects it
-                if not self._look(record, client, missing, result):
+                if not self._look(record, client, missing, held):
                     waiting.append((record, client))
             in_flight = {key for record, _ in waiting for key in record.requests}
             unsent = [call for key, call in missing.items() if key not in in_flight]
             for spec, group in _by_model(unsent):
                 client = clients[spec.resolved]
                 assert client is not None
-                sent = self._send(spec, group, client, result)
+                sent = self._send(spec, group, client, held)
                 if sent is not None:
                     waiting.append((sent, client))
             if self.wait:
-                self._wait(waiting, missing, result)
+                self._wait(waiting, missing, held)
             for record, _ in waiting:
                 if record.batch_id not in self._ended:
-                    self._hold_pending(record, missing, result)
-        return result
+                    self._hold_pending(record, missing, held)
+        return held
 
     # --- one batch ----------------------------------------------------------------------
 
@@ -123,7 +118,7 @@ class BatchPhase:
         record: BatchRecord,
         client: BatchClient,
         missing: dict[str, Call],
-        result: BatchPhaseResult,
+        held: Held,
         status: BatchStatus | None = None,
     ) -> bool:
         """Collect ``record`` when it has ended; True when it has (it leaves the ledger)."""
@@ -138,7 +133,7 @@ class BatchPhase:
                 f"could not be read: {error}; the next run tries again"
             )
             return False
-        self._collect(record, items, missing, result)
+        self._collect(record, items, missing, held)
         self.ledger.remove(record)
         self._ended.add(record.batch_id)
         return True
@@ -148,7 +143,7 @@ class BatchPhase:
         record: BatchRecord,
         items: Iterable[BatchItem],
         missing: dict[str, Call],
-        result: BatchPhaseResult,
+        held: Held,
     ) -> None:
         answered: set[str] = set()
         for item in items:
@@ -156,10 +151,10 @@ class BatchPhase:
             if pending is None or item.custom_id in answered:
                 continue  # not a request of ours (or said twice): nothing to record
             answered.add(item.custom_id)
-            self._settle(record, item, pending, missing, result)
+            self._settle(record, item, pending, missing, held)
         for key in record.requests.keys() - answered:
-            lost = BatchItem(key, ItemState.ERRORED, error="the batch gave no result for it")
-            self._settle(record, lost, record.requests[key], missing, result)
+            lost = BatchItem(key, ItemState.ERRORED, error="the batch gave no held for it")
+            self._settle(record, lost, record.requests[key], missing, held)
 
     def _settle(
         self,
@@ -167,7 +162,7 @@ class BatchPhase:
         item: BatchItem,
         pending: Pending,
         missing: dict[str, Call],
-        result: BatchPhaseResult,
+        held: Held,
     ) -> None:
         call = missing.pop(item.custom_id, None)
         if item.state is ItemState.SUCCEEDED and item.response is not None:
@@ -180,15 +175,13 @@ class BatchPhase:
                 )
             except CacheError as error:
                 if call is not None:
-                    result.held.append((call, Outcome(error=str(error), batch=record.batch_id)))
-                return
-            result.collected += 1
+                    held.append((call, Outcome(error=str(error), batch=record.batch_id)))
             return
         if call is not None:
             word = item.state.value
             reason = item.error or f"{word} by the provider"
             reason = reason.removeprefix(f"{word}: ")  # "expired in batch ...: expired: ..."
-            result.held.append(
+            held.append(
                 (
                     call,
                     Outcome(
@@ -201,15 +194,13 @@ class BatchPhase:
             )
 
     def _send(
-        self, spec: ModelSpec, calls: list[Call], client: BatchClient, result: BatchPhaseResult
+        self, spec: ModelSpec, calls: list[Call], client: BatchClient, held: Held
     ) -> BatchRecord | None:
         try:
             batch_id = client.submit([(call.request.key, call.request) for call in calls])
         except BackendError as error:
             message = f"the batch for {spec.name} could not be sent: {error}"
-            result.held += [
-                (call, Outcome(error=message, kind=ErrorKind.CALL_FAILED)) for call in calls
-            ]
+            held += [(call, Outcome(error=message, kind=ErrorKind.CALL_FAILED)) for call in calls]
             return None
         record = BatchRecord(
             batch_id=batch_id,
@@ -225,9 +216,7 @@ class BatchPhase:
         self.announce(f"sent {len(calls)} calls to {spec.name} as batch {batch_id}")
         return record
 
-    def _hold_pending(
-        self, record: BatchRecord, missing: dict[str, Call], result: BatchPhaseResult
-    ) -> None:
+    def _hold_pending(self, record: BatchRecord, missing: dict[str, Call], held: Held) -> None:
         reason = (
             f"pending in batch {record.batch_id}, {len(record.requests)} calls; run again "
             "to collect"
@@ -235,7 +224,7 @@ class BatchPhase:
         for key in record.requests:
             call = missing.pop(key, None)
             if call is not None:
-                result.held.append(
+                held.append(
                     (
                         call,
                         Outcome(error=reason, kind=ErrorKind.BATCH_PENDING, batch=record.batch_id),
@@ -246,7 +235,7 @@ class BatchPhase:
         self,
         waiting: list[tuple[BatchRecord, BatchClient]],
         missing: dict[str, Call],
-        result: BatchPhaseResult,
+        held: Held,
     ) -> None:
         said: dict[str, str] = {}
         out = [pair for pair in waiting if pair[0].batch_id not in self._ended]
@@ -260,7 +249,7 @@ class BatchPhase:
                     if said.get(record.batch_id) != line:
                         said[record.batch_id] = line
                         self.announce(line)
-                if status is None or not self._look(record, client, missing, result, status):
+                if status is None or not self._look(record, client, missing, held, status):
                     still.append((record, client))
             out = still
 
