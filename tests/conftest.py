@@ -46,6 +46,26 @@ for _module in (
     importlib.import_module(_module)
 
 HAIKU = "anthropic:claude-haiku-4-5"
+#: Variables that would point the SDKs elsewhere or change what they send.
+SDK_VARIABLES = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_CUSTOM_HEADERS",
+    "ANTHROPIC_PROFILE",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_CUSTOM_HEADERS",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+)
+
+
+def clear_sdk_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in SDK_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+
+
 SKILL_MD = """\
 ---
 name: {name}

@@ -13,6 +13,7 @@ from pytest_skills.backends import Backend, BackendError, BackendOptions, Missin
 from pytest_skills.backends.anthropic import AnthropicBackend
 from pytest_skills.backends.openai import OpenAIBackend
 from pytest_skills.models import ModelSpec, Request, Response, Sampling, parse_model_spec
+from tests.conftest import clear_sdk_variables
 from tests.loopback import Call as WireCall
 from tests.loopback import LoopbackServer, echo
 
@@ -20,25 +21,10 @@ SKILL = '# kernel-builder\n\nTarget H100 with capabilities = ["9.0"].'
 SKILL_TOKENS = len(SKILL.split())  # the loopback counts words as tokens
 SETTINGS = BackendOptions(timeout=5.0)
 
-#: Variables that would point the SDKs elsewhere or change what they send.
-_SDK_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_PROFILE",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_CUSTOM_HEADERS",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-)
-
 
 @pytest.fixture(autouse=True)
 def keys(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _SDK_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    clear_sdk_variables(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
 

@@ -18,24 +18,13 @@ from pytest_skills.backends.batches import MAX_LINE_CHARS, BatchClient, BatchIte
 from pytest_skills.backends.openai import OpenAIBackend
 from pytest_skills.backends.openai_batches import batch_lines, chat_body, read_batch_output
 from pytest_skills.models import ModelSpec, Reasoning, Request, Sampling, Tool
+from tests.conftest import clear_sdk_variables
 from tests.loopback import Call, LoopbackServer, echo
 from tests.loopback_tools import ToolUse
 
 SETTINGS = BackendOptions(timeout=10.0)
 SKILL = "# pdf-filler\n\nFill the form fields in order."
 TOOL = Tool("read_file", "Read a file", json.dumps({"type": "object", "properties": {}}))
-_SDK_VARIABLES = (
-    "ANTHROPIC_API_KEY",
-    "ANTHROPIC_AUTH_TOKEN",
-    "ANTHROPIC_BASE_URL",
-    "ANTHROPIC_CUSTOM_HEADERS",
-    "ANTHROPIC_PROFILE",
-    "OPENAI_API_KEY",
-    "OPENAI_BASE_URL",
-    "OPENAI_CUSTOM_HEADERS",
-    "OPENAI_ORG_ID",
-    "OPENAI_PROJECT_ID",
-)
 MODELS = {"anthropic": "claude-haiku-4-5", "openai": "gpt-4.1-mini"}
 
 
@@ -49,8 +38,7 @@ def responder(call: Call) -> str | ToolUse:
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
     """The batch server, reached as the official APIs are: through the SDKs' variables."""
-    for name in _SDK_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    clear_sdk_variables(monkeypatch)
     monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
     with LoopbackServer(responder) as running:
@@ -417,8 +405,7 @@ def test_anthropic_batch_uses_the_thinking_form_learned_live(server: LoopbackSer
 
 
 def test_batch_file_for_a_compatible_server_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in _SDK_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+    clear_sdk_variables(monkeypatch)
     spec = ModelSpec("vllm", "openai", "qwen3", base_url="http://127.0.0.1:1/v1")
     request = Request(provider="openai", model="qwen3", prompt="Fill in the name", system=SKILL)
     text = batch_lines([("k" * 64, chat_body(spec, request))])
