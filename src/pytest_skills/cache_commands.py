@@ -72,14 +72,20 @@ def moved_rootdir(config: pytest.Config) -> str | None:
     )
 
 
+def _said_moved(config: pytest.Config) -> bool:
+    """True, having said why, when the run's cache directory may not be the project's."""
+    moved = moved_rootdir(config)
+    if moved is not None:
+        print(f"pytest-skills: {moved}", file=sys.stderr)
+    return moved is not None
+
+
 def merge_command(config: pytest.Config) -> int:
     """Merge the named caches into the run's cache directory; one line per source."""
     from pytest_skills.execution.merge import MergeError, merge
     from pytest_skills.execution.secrets import redact, secret_values
 
-    moved = moved_rootdir(config)
-    if moved is not None:
-        print(f"pytest-skills: {moved}", file=sys.stderr)
+    if _said_moved(config):
         return FAILED
     destination = _cache_dir(config)
     sources = [_given(config, source) for source in config.option.skill_cache_merge]
@@ -104,9 +110,7 @@ def batch_import_command(config: pytest.Config) -> int:
     from pytest_skills.execution.cache import CacheError, ResponseCache
     from pytest_skills.execution.secrets import redact, secret_values
 
-    moved = moved_rootdir(config)
-    if moved is not None:
-        print(f"pytest-skills: {moved}", file=sys.stderr)
+    if _said_moved(config):
         return FAILED
     directory = _cache_dir(config)
     secrets = secret_values()
