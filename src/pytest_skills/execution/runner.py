@@ -291,6 +291,8 @@ class Runner:
     # --- execution ------------------------------------------------------------------
 
     def _ensure_pool(self) -> None:
+        if len(self._pool_threads) >= self.concurrency:
+            return  # asked before every call: the threads are made once
         share_loggers_safely()
         while len(self._pool_threads) < self.concurrency:
             thread = threading.Thread(
